@@ -1,0 +1,316 @@
+"""`OrchestrationContext`: what orchestration code calls, and `durable_async`."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import logging
+import random as _random
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from datetime import UTC, datetime, timedelta
+from typing import Any, NoReturn, TypeVar
+
+from ._codec import from_json, to_json
+from ._core import _history as h
+from ._core._driver import ContinueAsNewSignal, Driver
+from ._core._futures import DurableFuture, JoinFuture, SelectFuture
+from ._registry import Registry, name_of
+from ._retry import RetryPolicy, seconds
+
+__all__ = ["OrchestrationContext", "durable_async"]
+
+T = TypeVar("T")
+
+_log = logging.getLogger("perdure.orchestration")
+
+
+class _ReplaySafeLogger(logging.LoggerAdapter[logging.Logger]):
+    """A logger that stays silent while history is being replayed."""
+
+    def __init__(self, logger: logging.Logger, ctx: OrchestrationContext) -> None:
+        super().__init__(logger, {})
+        self._ctx = ctx
+
+    def isEnabledFor(self, level: int) -> bool:  # noqa: N802 - logging API name
+        return not self._ctx.is_replaying and self.logger.isEnabledFor(level)
+
+    def process(
+        self, msg: Any, kwargs: MutableMapping[str, Any]
+    ) -> tuple[Any, MutableMapping[str, Any]]:
+        return f"[{self._ctx.instance_id}] {msg}", kwargs
+
+
+class OrchestrationContext:
+    """The orchestration's handle on the engine; every call is deterministic.
+
+    Scheduling calls return a `DurableFuture` at once and start the work at
+    call time: awaiting is not needed for the work to run. Inside a task
+    that was cancelled, every scheduling call raises `perdure.Cancelled`.
+    """
+
+    def __init__(
+        self,
+        driver: Driver,
+        registry: Registry,
+        *,
+        name: str,
+        version: str,
+    ) -> None:
+        self._driver = driver
+        self._registry = registry
+        self._name = name
+        self._version = version
+        self._logger: _ReplaySafeLogger | None = None
+
+    # ----------------------------------------------------------------- info
+    @property
+    def instance_id(self) -> str:
+        """This instance's id."""
+        return self._driver.instance_id
+
+    @property
+    def execution_id(self) -> int:
+        """This execution's number (grows with every continue-as-new)."""
+        return self._driver.execution_id
+
+    @property
+    def name(self) -> str:
+        """The orchestration's registered name."""
+        return self._name
+
+    @property
+    def version(self) -> str:
+        """The orchestration's version."""
+        return self._version
+
+    @property
+    def is_replaying(self) -> bool:
+        """True while stored history is being re-applied."""
+        return self._driver.is_replaying
+
+    @property
+    def logger(self) -> logging.LoggerAdapter[logging.Logger]:
+        """A logger that is silent while replaying."""
+        if self._logger is None:
+            self._logger = _ReplaySafeLogger(_log, self)
+        return self._logger
+
+    def trace_info(self, message: str) -> None:
+        """Log at INFO level, unless replaying."""
+        self.logger.info(message)
+
+    def trace_warn(self, message: str) -> None:
+        """Log at WARNING level, unless replaying."""
+        self.logger.warning(message)
+
+    def trace_error(self, message: str) -> None:
+        """Log at ERROR level, unless replaying."""
+        self.logger.error(message)
+
+    # ---------------------------------------------------- deterministic values
+    def utc_now(self) -> datetime:
+        """Deterministic current time: the timestamp of the event being processed."""
+        return datetime.fromtimestamp(self._driver.now, UTC)
+
+    def new_guid(self) -> str:
+        """A deterministic UUID string (same value on every replay)."""
+        return self._driver.new_guid()
+
+    def random(self) -> _random.Random:
+        """A deterministically seeded `random.Random` (same on every replay)."""
+        return self._driver.new_random()
+
+    # ------------------------------------------------------------- scheduling
+    def schedule_activity(
+        self,
+        name: str | Callable[..., Any],
+        input: Any = None,
+        *,
+        retry: RetryPolicy | None = None,
+        timeout: float | timedelta | None = None,
+    ) -> DurableFuture[Any]:
+        """Schedule an activity; awaiting gives its result.
+
+        Args:
+            name: Registered name, or the decorated activity function.
+            input: JSON-serialisable input (dataclasses and pydantic allowed).
+            retry: Retry policy; by default an activity runs once.
+            timeout: Per-attempt timeout in seconds (or `timedelta`).
+
+        Raises:
+            PayloadError: *input* cannot be serialised (nothing is scheduled).
+            Cancelled: Called inside a cancelled task.
+        """
+        activity_name = name_of(name)
+        payload = to_json(input, f"input of activity {activity_name!r}")
+        hint = (
+            getattr(getattr(name, "__perdure_activity__", None), "return_hint", None)
+            if not isinstance(name, str)
+            else self._registry.activity_return_hint(name)
+        )
+        options: dict[str, Any] | None = None
+        if retry is not None or timeout is not None:
+            options = {
+                "retry": retry.to_json() if retry is not None else None,
+                "timeout": seconds(timeout, "timeout") if timeout is not None else None,
+            }
+        return self._driver.schedule(
+            "activity",
+            h.ActivityScheduled,
+            {"name": activity_name, "input": payload},
+            activity_name,
+            decode=_decoder(hint),
+            options=options,
+        )
+
+    def schedule_timer(self, delay: float | timedelta) -> DurableFuture[None]:
+        """Schedule a durable timer that fires after *delay* (seconds or timedelta)."""
+        fire_at = self._driver.now + max(seconds(delay, "delay"), 0.0)
+        return self._driver.schedule("timer", h.TimerCreated, {"fire_at": fire_at}, "timer")
+
+    def schedule_wait(self, name: str) -> DurableFuture[Any]:
+        """Wait for the next external event *name* (events are buffered, FIFO)."""
+        if not isinstance(name, str):
+            raise TypeError("event name must be a str")
+        return self._driver.schedule("wait", h.EventWaitStarted, {"name": name}, name)
+
+    wait_for_event = schedule_wait
+
+    def schedule_sub_orchestration(
+        self,
+        name: str | Callable[..., Any],
+        input: Any = None,
+        *,
+        instance_id: str | None = None,
+        version: str | None = None,
+    ) -> DurableFuture[Any]:
+        """Start a child orchestration; awaiting gives its output.
+
+        The child id defaults to ``f"{parent}::sub::{event_id}"``. Cancelling
+        the future (or its scope) cancels the child instance.
+        """
+        orch_name = name_of(name)
+        payload = to_json(input, f"input of sub-orchestration {orch_name!r}")
+        fields: dict[str, Any] = {
+            "name": orch_name,
+            "instance_id": instance_id or "",
+            "input": payload,
+            "version": version,
+        }
+        return self._driver.schedule(
+            "sub", h.SubOrchestrationScheduled, fields, orch_name
+        )
+
+    def start_orchestration(
+        self,
+        name: str | Callable[..., Any],
+        instance_id: str,
+        input: Any = None,
+        *,
+        version: str | None = None,
+    ) -> None:
+        """Start a detached orchestration (fire-and-forget, never cancelled by us)."""
+        orch_name = name_of(name)
+        payload = to_json(input, f"input of orchestration {orch_name!r}")
+        self._driver.emit(
+            h.OrchestrationChained,
+            {
+                "name": orch_name,
+                "instance_id": instance_id,
+                "input": payload,
+                "version": version,
+            },
+        )
+
+    def set_custom_status(self, value: Any) -> None:
+        """Publish a JSON value readable through `Client.get_status`."""
+        self._driver.emit(
+            h.CustomStatusUpdated, {"value": to_json(value, "custom status")}
+        )
+
+    def continue_as_new(self, input: Any = None, *, version: str | None = None) -> NoReturn:
+        """End this execution now and start a fresh one with *input*.
+
+        Unconsumed external events are carried over to the new execution.
+        """
+        raise ContinueAsNewSignal(input, version)
+
+    # ---------------------------------------------------------- task scopes
+    def durable_async(self, coro: Awaitable[T]) -> DurableFuture[T]:
+        """Run *coro* as a durable task scope; see `perdure.durable_async`."""
+        return durable_async(self, coro)
+
+    def select2(
+        self, first: DurableFuture[Any], second: DurableFuture[Any]
+    ) -> DurableFuture[tuple[int, Any]]:
+        """Race two futures; ``await`` gives ``(index, value)``; the loser is cancelled."""
+        return SelectFuture(self._driver, [first, second])
+
+    def select(self, *futures: DurableFuture[Any]) -> DurableFuture[tuple[int, Any]]:
+        """Race futures: the first to complete in history order wins.
+
+        Lowest index wins when several are already complete. Every other
+        future is cancelled at that moment. Raises the winner's failure.
+        """
+        return SelectFuture(self._driver, _flatten(futures))
+
+    def join(
+        self, *futures: Any, return_exceptions: bool = False
+    ) -> DurableFuture[list[Any]]:
+        """Wait for all futures; ``await`` gives their values in argument order.
+
+        On the first failure (history order) the unfinished rest is cancelled
+        and the failure raised, unless *return_exceptions* is true, in which
+        case nothing is cancelled and failures appear in the list.
+        """
+        return JoinFuture(self._driver, _flatten(futures), return_exceptions)
+
+
+def durable_async(ctx: OrchestrationContext, coro: Awaitable[T]) -> DurableFuture[T]:
+    """Turn an inline async block into a durable task scope.
+
+    The task starts at once and runs up to its first blocking await, so the
+    work it schedules first gets event ids before work scheduled after this
+    call. Its future can be awaited, raced (`OrchestrationContext.select`)
+    or joined with any other durable future. Cancelling it (losing a select,
+    a failing join, `DurableFuture.cancel`, its parent being cancelled)
+    cancels every unfinished activity, timer, wait, sub-orchestration and
+    nested task it started, then throws `perdure.Cancelled` into the block so
+    ``finally`` clauses run.
+
+    Args:
+        ctx: The orchestration context.
+        coro: A coroutine (e.g. ``validate(ctx, order)``) or other awaitable.
+
+    Returns:
+        The task's `DurableFuture`; its value is the block's return value.
+    """
+    if not isinstance(ctx, OrchestrationContext):
+        raise TypeError("durable_async(ctx, coro): ctx must be an OrchestrationContext")
+    if not inspect.iscoroutine(coro):
+        coro = _await(coro)
+    return ctx._driver.create_task(coro)
+
+
+async def _await(awaitable: Awaitable[T]) -> T:
+    return await awaitable
+
+
+def _flatten(futures: Iterable[Any]) -> list[DurableFuture[Any]]:
+    items = list(futures)
+    if len(items) == 1 and isinstance(items[0], list | tuple):
+        items = list(items[0])
+    for item in items:
+        if not isinstance(item, DurableFuture):
+            raise TypeError(
+                f"select/join take durable futures, got {type(item).__name__}; "
+                "wrap coroutines with durable_async(ctx, coro)"
+            )
+    return items
+
+
+def _decoder(hint: Any) -> Callable[[Any], Any] | None:
+    if hint is None or hint in (str, int, float, bool, dict, list, Any):
+        return None
+    return functools.partial(from_json, hint=hint)
+

@@ -1,0 +1,28 @@
+"""The only awaitables that yield back to the driver.
+
+Orchestration code suspends in exactly one way: awaiting a `DurableFuture`,
+whose ``__await__`` yields the future itself to the driver. The driver parks
+the task on that future and resumes it (``send(None)``) once the future is
+settled; ``__await__`` then returns the result or raises. Anything else that
+reaches the driver (an asyncio future from ``asyncio.sleep``, a bare
+``yield``) is rejected with `foreign_await_error`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["foreign_await_error"]
+
+
+def foreign_await_error(obj: Any) -> TypeError:
+    """Build the error thrown into code that awaited a non-durable awaitable."""
+    what = "a bare yield (e.g. asyncio.sleep(0))" if obj is None else repr(obj)
+    return TypeError(
+        f"orchestration code awaited {what}, which is not a perdure durable "
+        "future. Orchestrations may only await what the OrchestrationContext "
+        "returns (schedule_activity, schedule_timer, schedule_wait, "
+        "schedule_sub_orchestration, select/join, durable_async); use "
+        "ctx.schedule_timer(...) instead of asyncio.sleep(...) and do I/O in "
+        "activities."
+    )

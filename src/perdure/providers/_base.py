@@ -1,0 +1,345 @@
+"""The storage provider contract: record types and the `Provider` protocol.
+
+Providers speak domain verbs, never orchestration semantics. Payloads
+(message bodies, history events, activity inputs, outputs) are JSON text the
+runtime produces and reads; a provider stores them opaquely.
+
+Every queue uses peek-lock with expiring leases: a fetched item is locked
+with a fresh ``lock_token`` until ``now + lock_timeout``; if its holder
+crashes, the lease expires and another fetch takes it again (its
+``attempt`` counter grows by one on every fetch, which is how poison
+messages are detected).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal, Protocol, runtime_checkable
+
+__all__ = [
+    "ActivityItem",
+    "ActivityResult",
+    "ActivityWork",
+    "Channel",
+    "InstanceRecord",
+    "InstanceStatus",
+    "Message",
+    "NewInstance",
+    "OrchestrationItem",
+    "Outbound",
+    "Provider",
+    "QueuedMessage",
+    "TurnCommit",
+    "WorkRef",
+]
+
+InstanceStatus = Literal["Running", "Completed", "Failed", "Cancelled"]
+Channel = Literal["orchestrations", "activities", "instances"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Message:
+    """A message for an instance's orchestrator queue.
+
+    Attributes:
+        kind: What the runtime should make of it (``start``,
+            ``activity_completed``, ``timer_fired``, ``event_raised``,
+            ``cancel``, ...). Opaque to providers.
+        body: JSON text, opaque to providers.
+        visible_at: Unix time before which the message must not be fetched
+            (timers); ``None`` means now.
+        key: Optional handle (unique per instance) by which a later turn can
+            drop the message before it is delivered (`TurnCommit.drop_messages`;
+            used to delete the fire message of a cancelled timer).
+    """
+
+    kind: str
+    body: str
+    visible_at: float | None = None
+    key: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class QueuedMessage:
+    """A stored orchestrator message, as fetched (``id`` orders arrival)."""
+
+    id: int
+    kind: str
+    body: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InstanceRecord:
+    """One instance row. ``output``/``error``/``custom_status`` are JSON text."""
+
+    instance_id: str
+    name: str
+    version: str
+    execution_id: int
+    status: InstanceStatus
+    output: str | None = None
+    error: str | None = None
+    custom_status: str | None = None
+    parent_instance_id: str | None = None
+    created_at: float = 0.0
+    updated_at: float = 0.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NewInstance:
+    """An instance to create together with its first message.
+
+    Attributes:
+        instance_id: The new id.
+        name: Orchestration name.
+        version: Orchestration version.
+        start: The first message, enqueued atomically with the row.
+        parent_instance_id: Set for sub-orchestrations.
+        on_conflict: Used only inside `TurnCommit`: if the id already
+            exists, nothing is created and this message (if any) is enqueued
+            to ``on_conflict_target`` instead (a sub-orchestration whose
+            explicit id is taken fails its parent instead of hanging).
+        on_conflict_target: Instance that receives ``on_conflict``.
+    """
+
+    instance_id: str
+    name: str
+    version: str
+    start: Message
+    parent_instance_id: str | None = None
+    on_conflict: Message | None = None
+    on_conflict_target: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OrchestrationItem:
+    """A locked instance with its visible messages (fetch result).
+
+    Attributes:
+        instance: The instance row as it is now.
+        messages: Every visible message of the instance, in arrival order.
+        history_len: Number of history events of ``instance.execution_id``.
+        lock_token: Proves ownership in `commit_turns`/`abandon`.
+        attempt: How many times this instance has been fetched since its
+            last successful commit (1 on a first fetch).
+    """
+
+    instance: InstanceRecord
+    messages: list[QueuedMessage]
+    history_len: int
+    lock_token: str
+    attempt: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ActivityWork:
+    """An activity to enqueue. ``body`` holds input and options as JSON text."""
+
+    instance_id: str
+    execution_id: int
+    event_id: int
+    name: str
+    body: str
+    visible_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ActivityItem:
+    """A locked activity work item (fetch result)."""
+
+    id: int
+    instance_id: str
+    execution_id: int
+    event_id: int
+    name: str
+    body: str
+    lock_token: str
+    attempt: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ActivityResult:
+    """Completion of a locked activity: delete the item, enqueue ``message``.
+
+    If the item no longer exists or ``lock_token`` no longer holds it (it was
+    cancelled, or its lease expired and another worker took it), nothing is
+    written: this is how duplicate completions are dropped.
+    """
+
+    id: int
+    lock_token: str
+    instance_id: str
+    message: Message
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WorkRef:
+    """Identifies an activity work item by the event that scheduled it."""
+
+    instance_id: str
+    execution_id: int
+    event_id: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Outbound:
+    """A message to enqueue for an existing instance (dropped if it is gone)."""
+
+    instance_id: str
+    message: Message
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TurnCommit:
+    """Everything one orchestration turn writes, committed atomically.
+
+    Attributes:
+        instance_id: The locked instance.
+        lock_token: The token from `OrchestrationItem`; if it no longer holds
+            the lock, the whole turn is rejected.
+        execution_id: Execution the events belong to. When it is greater
+            than the stored one (continue-as-new), the instance row moves to
+            it and ``history_start`` must be 0.
+        history_start: History length the turn was computed against; new
+            events carry ids ``history_start + 1 ...``. Another length in
+            storage means a concurrent writer: the turn is rejected.
+        events: ``(event_id, json_text)`` to append.
+        consumed: Ids of the messages the turn processed (deleted).
+        activities: Activity work to enqueue.
+        cancel_activities: Activity work to delete (queued or running).
+        outbound: Messages to other instances (or to itself, e.g. timers).
+        drop_messages: ``(instance_id, key)`` of queued messages to delete
+            (see `Message.key`); missing ones are ignored.
+        new_instances: Sub-orchestrations and detached orchestrations.
+        name: Orchestration name to store (set on the first turn).
+        version: Orchestration version to store.
+        status: Instance status after the turn.
+        output: JSON text of the output when Completed.
+        error: JSON text of the error when Failed/Cancelled.
+        custom_status: JSON text; ``None`` leaves the stored value alone.
+    """
+
+    instance_id: str
+    lock_token: str
+    execution_id: int
+    history_start: int
+    events: list[tuple[int, str]]
+    consumed: list[int]
+    activities: list[ActivityWork] = field(default_factory=list)
+    cancel_activities: list[WorkRef] = field(default_factory=list)
+    outbound: list[Outbound] = field(default_factory=list)
+    drop_messages: list[tuple[str, str]] = field(default_factory=list)
+    new_instances: list[NewInstance] = field(default_factory=list)
+    name: str | None = None
+    version: str | None = None
+    status: InstanceStatus = "Running"
+    output: str | None = None
+    error: str | None = None
+    custom_status: str | None = None
+
+
+@runtime_checkable
+class Provider(Protocol):
+    """What the runtime and the client need from storage.
+
+    All methods are coroutines; a provider may run blocking work in a
+    thread. A provider object may be shared by a runtime and clients in the
+    same process; it must then wake local waiters (see `wait`) on writes.
+    """
+
+    async def open(self) -> None:
+        """Connect and apply pending migrations (idempotent)."""
+
+    async def close(self) -> None:
+        """Release connections and threads."""
+
+    # --- client verbs -------------------------------------------------
+    async def create_instance(self, new: NewInstance) -> None:
+        """Create an instance row (status Running) and enqueue its start message.
+
+        Raises:
+            InstanceExists: The id is taken; nothing is written.
+        """
+
+    async def enqueue(self, instance_id: str, message: Message) -> None:
+        """Append a message to an instance's queue.
+
+        Raises:
+            InstanceNotFound: No such instance; nothing is written.
+        """
+
+    async def get_instance(self, instance_id: str) -> InstanceRecord | None:
+        """Return the instance row, or ``None``."""
+
+    async def list_instances(
+        self, *, status: InstanceStatus | None = None, limit: int = 100
+    ) -> list[InstanceRecord]:
+        """Return instances, newest first, optionally filtered by status."""
+
+    async def read_history(
+        self, instance_id: str, execution_id: int | None = None
+    ) -> list[str]:
+        """Return the JSON text of each event, in event-id order.
+
+        ``execution_id=None`` reads the instance's current execution.
+        """
+
+    async def delete_instance(self, instance_id: str) -> bool:
+        """Delete an instance with its history, messages and activity work.
+
+        Returns:
+            ``False`` if there was no such instance.
+        """
+
+    # --- orchestration dispatcher --------------------------------------
+    async def fetch_orchestrations(
+        self, max_items: int, lock_timeout: float
+    ) -> list[OrchestrationItem]:
+        """Lock up to *max_items* instances that have visible messages."""
+
+    async def commit_turns(self, turns: Sequence[TurnCommit]) -> list[bool]:
+        """Commit turns; each one atomically. Returns per-turn success.
+
+        A turn whose lock is no longer held, or whose ``history_start`` does
+        not match, writes nothing and reports ``False``. A successful turn
+        releases the instance lock and resets its attempt counter.
+        """
+
+    async def abandon_orchestration(
+        self, instance_id: str, lock_token: str, delay: float = 0.0
+    ) -> None:
+        """Release the lock without committing; messages become visible after *delay*."""
+
+    async def renew_orchestration_lock(
+        self, instance_id: str, lock_token: str, lock_timeout: float
+    ) -> bool:
+        """Extend a held instance lock. ``False`` if it is no longer held."""
+
+    # --- activity worker -------------------------------------------------
+    async def fetch_activities(
+        self, max_items: int, lock_timeout: float
+    ) -> list[ActivityItem]:
+        """Lock up to *max_items* visible activity work items."""
+
+    async def complete_activities(self, results: Sequence[ActivityResult]) -> None:
+        """Delete each held item and enqueue its completion, atomically per item."""
+
+    async def abandon_activity(
+        self, id: int, lock_token: str, delay: float = 0.0
+    ) -> None:
+        """Release an item; it becomes visible again after *delay* (retries)."""
+
+    async def renew_activity_locks(
+        self, leases: Sequence[tuple[int, str]], lock_timeout: float
+    ) -> list[int]:
+        """Extend held leases; return ids no longer held (deleted or taken)."""
+
+    # --- wake-ups ----------------------------------------------------------
+    async def wait(self, channel: Channel, timeout: float) -> None:
+        """Return when *channel* may have new work, or after *timeout* seconds.
+
+        ``orchestrations``: a message was enqueued; ``activities``: work was
+        enqueued; ``instances``: an instance's status changed. Spurious
+        returns are allowed; the caller re-checks.
+        """
