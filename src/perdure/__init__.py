@@ -1,0 +1,74 @@
+"""perdure: durable execution for Python.
+
+Orchestrations are plain ``async def`` functions that the engine replays
+from a persisted history, so they survive crashes, restarts and
+deployments; activities are ordinary functions that do the side effects.
+``durable_async(ctx, coro)`` turns an inline async block into a durable task
+scope that can be raced or joined with any other durable operation; the
+losers' in-flight work is cancelled deterministically.
+
+Layout: ``perdure._core`` is the pure replay kernel (no I/O); the other
+private modules build the user-facing API on it; ``perdure.providers`` is
+the storage contract with its SQLite and PostgreSQL backends.
+"""
+
+from ._activity import ActivityContext
+from ._client import Client
+from ._context import OrchestrationContext, durable_async
+from ._core._futures import DurableFuture
+from ._core._history import Event
+from ._errors import (
+    ActivityFailed,
+    Cancelled,
+    ErrorInfo,
+    HandlerNotFound,
+    InstanceExists,
+    InstanceNotFound,
+    NondeterminismError,
+    OrchestrationFailed,
+    PayloadError,
+    PerdureError,
+    StorageError,
+    SubOrchestrationFailed,
+)
+from ._registry import activity, orchestration
+from ._retry import RetryPolicy
+from ._runtime import Runtime
+from ._state import OrchestrationState
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ActivityContext",
+    "ActivityFailed",
+    "Cancelled",
+    "Client",
+    "DurableFuture",
+    "ErrorInfo",
+    "Event",
+    "HandlerNotFound",
+    "InstanceExists",
+    "InstanceNotFound",
+    "NondeterminismError",
+    "OrchestrationContext",
+    "OrchestrationFailed",
+    "OrchestrationState",
+    "PayloadError",
+    "PerdureError",
+    "RetryPolicy",
+    "Runtime",
+    "StorageError",
+    "SubOrchestrationFailed",
+    "activity",
+    "durable_async",
+    "orchestration",
+]
+
+for _name in __all__:
+    _obj = globals()[_name]
+    if getattr(_obj, "__module__", "").startswith("perdure."):
+        try:
+            _obj.__module__ = "perdure"
+        except (AttributeError, TypeError):  # pragma: no cover - builtins
+            pass
+del _name, _obj

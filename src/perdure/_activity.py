@@ -1,0 +1,303 @@
+"""`ActivityContext` and the activity worker.
+
+The worker fetches activity work items, runs them (``async def`` on the
+event loop, ``def`` in a thread pool), retries failures per the item's
+`RetryPolicy` by putting the item back with a delay, and acknowledges
+results in batches. Cancellation reaches a running activity at once when
+the cancelling turn was committed in this process, and within one lease
+renewal otherwise.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from . import _messages as m
+from ._codec import from_json, loads, to_json
+from ._errors import ErrorInfo, HandlerNotFound
+from ._registry import Registry
+from ._retry import RetryPolicy
+from .providers._base import ActivityItem, ActivityResult, Provider
+
+__all__ = ["ActivityContext", "ActivityWorker", "WorkerOptions"]
+
+_log = logging.getLogger("perdure.worker")
+
+
+class ActivityContext:
+    """What a running activity knows about itself.
+
+    Attributes:
+        instance_id: The orchestration instance that scheduled it.
+        execution_id: That instance's execution.
+        activity_name: The registered activity name.
+        attempt: 1 for the first attempt, 2 for the first retry, ...
+    """
+
+    def __init__(
+        self, instance_id: str, execution_id: int, activity_name: str, attempt: int
+    ) -> None:
+        self.instance_id = instance_id
+        self.execution_id = execution_id
+        self.activity_name = activity_name
+        self.attempt = attempt
+        self._cancelled = asyncio.Event()
+        self.logger = logging.LoggerAdapter(
+            logging.getLogger("perdure.activity"),
+            {"instance_id": instance_id, "activity": activity_name},
+        )
+
+    def is_cancelled(self) -> bool:
+        """True once the orchestration has cancelled this activity."""
+        return self._cancelled.is_set()
+
+    @property
+    def cancelled(self) -> asyncio.Future[Any]:
+        """An awaitable that resolves when the activity is cancelled."""
+        return asyncio.ensure_future(self._cancelled.wait())
+
+    def _cancel(self) -> None:
+        self._cancelled.set()
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerOptions:
+    """Tuning of the activity worker (set through `Runtime` options)."""
+
+    concurrency: int
+    lock_timeout: float
+    max_attempts: int
+    grace_period: float
+    poll_interval: float
+
+
+class ActivityWorker:
+    """Runs activity work items from one provider."""
+
+    def __init__(
+        self, provider: Provider, registry: Registry, options: WorkerOptions
+    ) -> None:
+        self._provider = provider
+        self._registry = registry
+        self._options = options
+        self._running: dict[tuple[str, int, int], tuple[ActivityItem, ActivityContext]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._acks: list[ActivityResult] = []
+        self._ack_ready = asyncio.Event()
+        self._slot_free = asyncio.Event()
+        self._stopping = False
+        self._threads = ThreadPoolExecutor(
+            max_workers=max(4, min(options.concurrency, 32)),
+            thread_name_prefix="perdure-activity",
+        )
+
+    def cancel_local(self, instance_id: str, execution_id: int, event_id: int) -> None:
+        """Signal a running activity whose cancellation this process committed."""
+        entry = self._running.get((instance_id, execution_id, event_id))
+        if entry is not None:
+            self._cancel(entry[1])
+
+    async def run(self) -> None:
+        """Fetch and run work until `stop` is called."""
+        loops = [
+            asyncio.create_task(self._ack_loop()),
+            asyncio.create_task(self._renew_loop()),
+        ]
+        try:
+            await self._fetch_loop()
+        finally:
+            for loop in loops:
+                loop.cancel()
+            for loop in loops:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await loop
+
+    async def stop(self, timeout: float) -> None:
+        """Stop fetching, let running activities finish for *timeout*, flush acks."""
+        self._stopping = True
+        self._slot_free.set()
+        if self._tasks:
+            _, pending = await asyncio.wait(list(self._tasks), timeout=timeout)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending, timeout=1.0)
+        await self._flush_acks()
+        self._threads.shutdown(wait=False, cancel_futures=True)
+
+    async def _fetch_loop(self) -> None:
+        options = self._options
+        while not self._stopping:
+            free = options.concurrency - len(self._tasks)
+            if free <= 0:
+                self._slot_free.clear()
+                await self._slot_free.wait()
+                continue
+            try:
+                items = await self._provider.fetch_activities(free, options.lock_timeout)
+            except Exception:
+                _log.exception("fetching activities failed; retrying")
+                await asyncio.sleep(1.0)
+                continue
+            if not items:
+                await self._provider.wait("activities", options.poll_interval)
+                continue
+            for item in items:
+                task = asyncio.create_task(self._execute(item))
+                self._tasks.add(task)
+                task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        self._slot_free.set()
+
+    async def _execute(self, item: ActivityItem) -> None:
+        body = loads(item.body)
+        options = body.get("options") or {}
+        retry = RetryPolicy.from_json(options["retry"]) if options.get("retry") else None
+        key = (item.instance_id, item.execution_id, item.event_id)
+        ctx = ActivityContext(item.instance_id, item.execution_id, item.name, item.attempt)
+        if item.attempt > max(self._options.max_attempts, retry.max_attempts if retry else 0):
+            self._finish(item, error=ErrorInfo(
+                "PoisonMessage",
+                f"activity {item.name!r} was delivered {item.attempt} times without "
+                "completing (the worker kept crashing or losing its lease)",
+                "poison",
+            ))
+            return
+        self._running[key] = (item, ctx)
+        try:
+            value = await self._invoke(item, body, ctx, options.get("timeout"))
+        except _Discard:
+            return
+        except BaseException as exc:  # noqa: BLE001 - any failure of user code
+            if isinstance(exc, asyncio.CancelledError) and self._stopping:
+                return  # shutting down: the lease expires and another run retries
+            info = ErrorInfo.from_exception(
+                exc, "configuration" if isinstance(exc, HandlerNotFound) else None
+            )
+            if retry is not None and self._may_retry(retry, item, body):
+                delay = retry.delay(item.attempt)
+                _log.info(
+                    "activity %s attempt %d failed (%s); retrying in %.3fs",
+                    item.name, item.attempt, info, delay,
+                )
+                await self._provider.abandon_activity(item.id, item.lock_token, delay)
+                return
+            self._finish(item, error=info)
+            return
+        finally:
+            self._running.pop(key, None)
+        self._finish(item, result=value)
+
+    def _may_retry(self, retry: RetryPolicy, item: ActivityItem, body: dict[str, Any]) -> bool:
+        if item.attempt >= retry.max_attempts:
+            return False
+        if retry.timeout is None:
+            return True
+        elapsed = time.time() - float(body.get("scheduled_at") or time.time())
+        return elapsed + retry.delay(item.attempt) < retry.timeout
+
+    async def _invoke(
+        self, item: ActivityItem, body: dict[str, Any], ctx: ActivityContext, timeout: Any
+    ) -> Any:
+        adef = self._registry.activity(item.name)
+        value = from_json(body.get("input"), adef.input_hint)
+        args = (ctx, value) if adef.has_input else (ctx,)
+        if adef.is_async:
+            work: asyncio.Future[Any] = asyncio.ensure_future(adef.fn(*args))
+        else:
+            loop = asyncio.get_running_loop()
+            work = loop.run_in_executor(self._threads, lambda: adef.fn(*args))
+        cancelled = asyncio.ensure_future(ctx._cancelled.wait())
+        try:
+            done, _ = await asyncio.wait(
+                {work, cancelled}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+            )
+            if work in done:
+                return to_json(work.result(), f"result of activity {item.name!r}")
+            if cancelled in done:
+                await self._drain_cancelled(work)
+                raise _Discard
+            work.cancel()
+            raise TimeoutError(f"activity {item.name!r} timed out after {timeout} s")
+        finally:
+            cancelled.cancel()
+
+    async def _drain_cancelled(self, work: asyncio.Future[Any]) -> None:
+        # Cooperative first: the activity saw ctx.is_cancelled(); after the
+        # grace period its asyncio task is cancelled. Its result is discarded.
+        with contextlib.suppress(BaseException):
+            await asyncio.wait_for(asyncio.shield(work), self._options.grace_period)
+        if not work.done():
+            work.cancel()
+
+    def _finish(
+        self, item: ActivityItem, *, result: Any = None, error: ErrorInfo | None = None
+    ) -> None:
+        body: dict[str, Any] = {"execution_id": item.execution_id, "event_id": item.event_id}
+        if error is None:
+            kind = m.ACTIVITY_COMPLETED
+            body["result"] = result
+        else:
+            kind = m.ACTIVITY_FAILED
+            body["error"] = error.to_json()
+        self._acks.append(
+            ActivityResult(
+                id=item.id,
+                lock_token=item.lock_token,
+                instance_id=item.instance_id,
+                message=m.message(kind, body),
+            )
+        )
+        self._ack_ready.set()
+
+    async def _ack_loop(self) -> None:
+        while True:
+            await self._ack_ready.wait()
+            self._ack_ready.clear()
+            await self._flush_acks()
+
+    async def _flush_acks(self) -> None:
+        while self._acks:
+            batch, self._acks = self._acks, []
+            try:
+                await self._provider.complete_activities(batch)
+            except Exception:
+                _log.exception("acknowledging %d activities failed; retrying", len(batch))
+                self._acks[:0] = batch
+                await asyncio.sleep(0.5)
+
+    async def _renew_loop(self) -> None:
+        interval = max(self._options.lock_timeout / 3, 0.05)
+        while True:
+            await asyncio.sleep(interval)
+            leases = [(item.id, item.lock_token) for item, _ in self._running.values()]
+            if not leases:
+                continue
+            try:
+                lost = set(
+                    await self._provider.renew_activity_locks(
+                        leases, self._options.lock_timeout
+                    )
+                )
+            except Exception:
+                _log.exception("renewing activity leases failed")
+                continue
+            for item, ctx in list(self._running.values()):
+                if item.id in lost:
+                    self._cancel(ctx)
+
+    def _cancel(self, ctx: ActivityContext) -> None:
+        ctx._cancel()
+
+
+class _Discard(Exception):  # noqa: N818 - internal control flow
+    """The activity was cancelled; its outcome is not reported."""
+

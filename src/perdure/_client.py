@@ -1,0 +1,201 @@
+"""`Client`: start, signal, cancel, query and wait for orchestration instances."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+from . import _messages as m
+from ._codec import to_json
+from ._core._history import Event, event_from_json
+from ._errors import InstanceNotFound, PerdureError
+from ._registry import name_of
+from ._retry import seconds
+from ._state import OrchestrationState
+from .providers import open_provider
+from .providers._base import InstanceStatus, NewInstance, Provider
+
+__all__ = ["Client"]
+
+
+class Client:
+    """Talks to orchestration instances through storage.
+
+    Args:
+        storage: A storage URL (``sqlite:///perdure.db``,
+            ``postgresql://...``) or a provider object.
+
+    A `Runtime` exposes one on the same storage as ``rt.client``. A
+    stand-alone client opens its storage on first use; close it with
+    ``await client.close()`` or ``async with Client(...)``.
+    """
+
+    def __init__(self, storage: str | Provider) -> None:
+        self._storage = storage
+        self._provider: Provider | None = None
+        self._owns_provider = isinstance(storage, str)
+        self._lock = asyncio.Lock()
+
+    @classmethod
+    def _shared(cls, provider: Provider) -> Client:
+        client = cls(provider)
+        client._provider = provider
+        client._owns_provider = False
+        return client
+
+    async def _store(self) -> Provider:
+        if self._provider is None:
+            async with self._lock:
+                if self._provider is None:
+                    provider = open_provider(self._storage)
+                    await provider.open()
+                    self._provider = provider
+        return self._provider
+
+    async def close(self) -> None:
+        """Close the storage this client opened (a shared one is left open)."""
+        if self._provider is not None and self._owns_provider:
+            await self._provider.close()
+        self._provider = None
+
+    async def __aenter__(self) -> Client:
+        await self._store()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    # ------------------------------------------------------------- commands
+    async def start_orchestration(
+        self,
+        instance_id: str,
+        name: str | Callable[..., Any],
+        input: Any = None,
+        *,
+        version: str | None = None,
+    ) -> None:
+        """Create instance *instance_id* running orchestration *name*.
+
+        Raises:
+            InstanceExists: The id is already used (nothing is changed).
+            PayloadError: *input* is not serialisable (nothing is stored).
+        """
+        if not isinstance(instance_id, str) or not instance_id:
+            raise ValueError("instance_id must be a non-empty str")
+        orch = name_of(name)
+        payload = to_json(input, f"input of orchestration {orch!r}")
+        start = m.message(
+            m.START,
+            {"name": orch, "version": version, "input": payload, "execution_id": 1},
+        )
+        store = await self._store()
+        await store.create_instance(
+            NewInstance(instance_id=instance_id, name=orch, version=version or "", start=start)
+        )
+
+    async def raise_event(self, instance_id: str, name: str, data: Any = None) -> None:
+        """Deliver external event *name* to an instance (buffered until waited for).
+
+        Raises:
+            InstanceNotFound: Unknown instance.
+            PayloadError: *data* is not serialisable.
+        """
+        payload = to_json(data, f"data of event {name!r}")
+        store = await self._store()
+        await store.enqueue(
+            instance_id, m.message(m.EVENT_RAISED, {"name": name, "data": payload})
+        )
+
+    async def cancel_instance(self, instance_id: str, reason: str = "") -> None:
+        """Cancel a running instance and everything it has in flight.
+
+        A no-op on a finished instance.
+
+        Raises:
+            InstanceNotFound: Unknown instance.
+        """
+        store = await self._store()
+        record = await store.get_instance(instance_id)
+        if record is None:
+            raise InstanceNotFound(instance_id)
+        if record.status != "Running":
+            return
+        await store.enqueue(instance_id, m.message(m.CANCEL, {"reason": reason}))
+
+    async def delete_instance(self, instance_id: str, *, force: bool = False) -> None:
+        """Delete an instance with its history.
+
+        Raises:
+            InstanceNotFound: Unknown instance.
+            PerdureError: The instance is running and *force* is false.
+        """
+        store = await self._store()
+        record = await store.get_instance(instance_id)
+        if record is None:
+            raise InstanceNotFound(instance_id)
+        if record.status == "Running" and not force:
+            raise PerdureError(
+                f"instance {instance_id!r} is still running; cancel it first "
+                "or pass force=True"
+            )
+        await store.delete_instance(instance_id)
+
+    # -------------------------------------------------------------- queries
+    async def get_status(self, instance_id: str) -> OrchestrationState | None:
+        """Return the instance's state, or ``None`` if it does not exist."""
+        store = await self._store()
+        record = await store.get_instance(instance_id)
+        return OrchestrationState.from_record(record) if record is not None else None
+
+    async def wait_for_orchestration(
+        self, instance_id: str, timeout: float | timedelta = 60.0
+    ) -> OrchestrationState:
+        """Wait until the instance is Completed, Failed or Cancelled.
+
+        Raises:
+            TimeoutError: Still running after *timeout* seconds.
+            InstanceNotFound: Unknown instance.
+        """
+        store = await self._store()
+        deadline = time.monotonic() + seconds(timeout, "timeout")
+        pause = 0.002
+        while True:
+            record = await store.get_instance(instance_id)
+            if record is None:
+                raise InstanceNotFound(instance_id)
+            if record.status != "Running":
+                return OrchestrationState.from_record(record)
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(
+                    f"instance {instance_id!r} still running after {timeout} s"
+                )
+            # Local writes wake us at once; the pause bounds cross-process lag.
+            await store.wait("instances", min(pause, remaining))
+            pause = min(pause * 2, 0.1)
+
+    async def list_instances(
+        self, *, status: InstanceStatus | None = None, limit: int = 100
+    ) -> list[OrchestrationState]:
+        """List instances, newest first, optionally only those with *status*."""
+        store = await self._store()
+        records = await store.list_instances(status=status, limit=limit)
+        return [OrchestrationState.from_record(r) for r in records]
+
+    async def get_history(
+        self, instance_id: str, execution_id: int | None = None
+    ) -> list[Event]:
+        """Return the history of an execution (the latest by default).
+
+        Raises:
+            InstanceNotFound: Unknown instance.
+            StorageError: A stored event is corrupted.
+        """
+        store = await self._store()
+        if await store.get_instance(instance_id) is None:
+            raise InstanceNotFound(instance_id)
+        rows = await store.read_history(instance_id, execution_id)
+        return [event_from_json(row) for row in rows]

@@ -1,0 +1,232 @@
+"""The orchestration dispatcher: fetch ready instances, run turns, commit.
+
+Many ready instances are fetched at once and their turns committed in one
+provider call. Live drivers stay in a bounded LRU cache between turns, so a
+turn on a cached instance costs O(new events); a miss (restart, eviction,
+another process ran a turn, detected by history length) replays.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from . import _messages as m
+from ._core import _history as h
+from ._core._driver import Driver
+from ._errors import ErrorInfo, NondeterminismError, StorageError
+from ._registry import Registry
+from ._turn import TurnOutput, build_driver, failure_commit, run_turn
+from .providers._base import OrchestrationItem, Provider, TurnCommit, WorkRef
+
+__all__ = ["Dispatcher", "DispatcherOptions"]
+
+_log = logging.getLogger("perdure.dispatcher")
+
+
+@dataclass(frozen=True, slots=True)
+class DispatcherOptions:
+    """Tuning of the dispatcher (set through `Runtime` options)."""
+
+    batch_size: int
+    lock_timeout: float
+    max_attempts: int
+    cache_size: int
+    poll_interval: float
+
+
+class Dispatcher:
+    """Runs orchestration turns for one provider."""
+
+    def __init__(
+        self,
+        provider: Provider,
+        registry: Registry,
+        options: DispatcherOptions,
+        on_cancel_activity: Callable[[WorkRef], None],
+    ) -> None:
+        self._provider = provider
+        self._registry = registry
+        self._options = options
+        self._on_cancel_activity = on_cancel_activity
+        self._cache: OrderedDict[str, Driver] = OrderedDict()
+        self._timers: list[float] = []
+        self._stopping = False
+
+    def stop(self) -> None:
+        """Ask `run` to return after the batch in progress."""
+        self._stopping = True
+
+    async def run(self) -> None:
+        """Dispatch until `stop` is called."""
+        options = self._options
+        while not self._stopping:
+            try:
+                items = await self._provider.fetch_orchestrations(
+                    options.batch_size, options.lock_timeout
+                )
+            except Exception:
+                _log.exception("fetching orchestration work failed; retrying")
+                await asyncio.sleep(1.0)
+                continue
+            if not items:
+                await self._provider.wait("orchestrations", self._idle_timeout())
+                continue
+            await self._process(items)
+
+    def _idle_timeout(self) -> float:
+        now = time.time()
+        timers = self._timers
+        while timers and timers[0] <= now - 1.0:
+            heapq.heappop(timers)
+        timeout = self._options.poll_interval
+        if timers:
+            timeout = min(timeout, max(timers[0] - now, 0.0) + 0.001)
+        return timeout
+
+    async def _process(self, items: list[OrchestrationItem]) -> None:
+        outputs: list[TurnOutput | None] = []
+        commits: list[TurnCommit] = []
+        for item in items:
+            try:
+                output = await self._turn(item)
+            except Exception:
+                # Storage trouble or corrupted history: leave everything as
+                # stored and retry later; max_attempts turns it into poison.
+                self._cache.pop(item.instance.instance_id, None)
+                _log.exception("turn of %s failed", item.instance.instance_id)
+                await self._provider.abandon_orchestration(
+                    item.instance.instance_id, item.lock_token, _backoff(item.attempt)
+                )
+                continue
+            outputs.append(output)
+            commits.append(output.commit)
+        if not commits:
+            return
+        try:
+            results = await self._provider.commit_turns(commits)
+        except Exception:
+            _log.exception("committing %d turns failed", len(commits))
+            for commit in commits:
+                self._cache.pop(commit.instance_id, None)
+            return
+        for output, ok in zip(outputs, results, strict=True):
+            assert output is not None
+            self._after_commit(output, ok)
+
+    def _after_commit(self, output: TurnOutput, ok: bool) -> None:
+        iid = output.commit.instance_id
+        driver = output.driver
+        if not ok or driver is None or driver.outcome is not None:
+            self._cache.pop(iid, None)
+        else:
+            self._cache[iid] = driver
+            self._cache.move_to_end(iid)
+            while len(self._cache) > self._options.cache_size:
+                self._cache.popitem(last=False)
+        if not ok:
+            return
+        for fire_at in output.timers:
+            heapq.heappush(self._timers, fire_at)
+        for ref in output.cancelled_activities:
+            self._on_cancel_activity(ref)
+
+    async def _turn(self, item: OrchestrationItem) -> TurnOutput:
+        record = item.instance
+        iid = record.instance_id
+        consumed = [msg.id for msg in item.messages]
+        now = time.time()
+        if record.status != "Running":
+            # Late messages for a finished instance: consume, change nothing.
+            commit = TurnCommit(
+                instance_id=iid,
+                lock_token=item.lock_token,
+                execution_id=record.execution_id,
+                history_start=item.history_len,
+                events=[],
+                consumed=consumed,
+                status=record.status,
+            )
+            return TurnOutput(commit, None)
+        if item.attempt > self._options.max_attempts:
+            try:
+                events = await self._read_events(iid)
+            except StorageError:
+                events = []
+            error = ErrorInfo(
+                "PoisonMessage",
+                f"instance {iid!r} was dispatched {item.attempt} times without a "
+                "successful turn",
+                "poison",
+            )
+            return self._fail(item, consumed, error, now, events)
+        driver = self._cache.pop(iid, None)
+        if driver is not None and (
+            driver.execution_id != record.execution_id
+            or driver.history_len != item.history_len
+        ):
+            driver = None
+        events: list[h.Event] = []
+        if driver is None and item.history_len > 0 and not _starts_new(item):
+            events = await self._read_events(iid)
+            try:
+                driver = self._replay(record.instance_id, record.execution_id, events)
+            except NondeterminismError as exc:
+                return self._fail(item, consumed, ErrorInfo.from_exception(exc), now, events)
+        try:
+            return run_turn(
+                self._registry,
+                record,
+                item.lock_token,
+                item.messages,
+                item.history_len,
+                driver,
+                now,
+                lambda: driver,
+            )
+        except NondeterminismError as exc:
+            return self._fail(item, consumed, ErrorInfo.from_exception(exc), now, events)
+
+    async def _read_events(self, instance_id: str) -> list[h.Event]:
+        rows = await self._provider.read_history(instance_id)
+        return [h.event_from_json(row) for row in rows]
+
+    def _replay(self, instance_id: str, execution_id: int, events: list[h.Event]) -> Driver:
+        if not events or not isinstance(events[0], h.OrchestrationStarted):
+            raise NondeterminismError(
+                "corrupted history: it does not begin with OrchestrationStarted"
+            )
+        driver = build_driver(self._registry, instance_id, execution_id, events[0])
+        driver.replay(events)
+        return driver
+
+    def _fail(
+        self,
+        item: OrchestrationItem,
+        consumed: list[int],
+        error: ErrorInfo,
+        now: float,
+        events: list[h.Event],
+    ) -> TurnOutput:
+        _log.error("instance %s failed: %s", item.instance.instance_id, error)
+        parent: dict[str, Any] | None = None
+        if events and isinstance(events[0], h.OrchestrationStarted):
+            parent = events[0].parent
+        commit = failure_commit(
+            item.instance, item.lock_token, consumed, item.history_len, error, now, parent
+        )
+        return TurnOutput(commit, None)
+
+
+def _starts_new(item: OrchestrationItem) -> bool:
+    return any(msg.kind == m.CONTINUE_AS_NEW for msg in item.messages)
+
+
+def _backoff(attempt: int) -> float:
+    return float(min(2 ** max(attempt - 1, 0) * 0.1, 30.0))

@@ -1,0 +1,115 @@
+"""Storage providers: the `Provider` contract, its record types, and `open_provider`.
+
+``perdure.providers.sqlite.SqliteProvider`` (stdlib, the default) and
+``perdure.providers.postgres.PostgresProvider`` (the ``postgres`` extra)
+implement the contract; `open_provider` picks one from a URL.
+"""
+
+from __future__ import annotations
+
+from perdure._errors import StorageError
+from perdure.providers._base import (
+    ActivityItem,
+    ActivityResult,
+    ActivityWork,
+    Channel,
+    InstanceRecord,
+    InstanceStatus,
+    Message,
+    NewInstance,
+    OrchestrationItem,
+    Outbound,
+    Provider,
+    QueuedMessage,
+    TurnCommit,
+    WorkRef,
+)
+
+__all__ = [
+    "ActivityItem",
+    "ActivityResult",
+    "ActivityWork",
+    "Channel",
+    "InstanceRecord",
+    "InstanceStatus",
+    "Message",
+    "NewInstance",
+    "OrchestrationItem",
+    "Outbound",
+    "Provider",
+    "QueuedMessage",
+    "TurnCommit",
+    "WorkRef",
+    "open_provider",
+]
+
+
+def open_provider(url_or_provider: str | Provider) -> Provider:
+    """Return the provider a storage URL names (not yet opened).
+
+    Accepted forms:
+
+    - ``sqlite:///relative/path.db`` and ``sqlite:////absolute/path.db``
+      (three slashes, then the path; a fourth slash makes it absolute);
+    - ``sqlite://:memory:`` or ``sqlite:///:memory:`` (private, in memory);
+    - ``postgresql://...`` or ``postgres://...`` (needs the ``postgres``
+      extra);
+    - an object that already is a `Provider`, returned as is.
+
+    The caller still has to ``await provider.open()``.
+
+    Raises:
+        ValueError: The URL has an unknown scheme or no path.
+        StorageError: The provider's optional dependencies are not
+            installed.
+        TypeError: *url_or_provider* is neither a string nor a provider.
+    """
+    if not isinstance(url_or_provider, str):
+        if isinstance(url_or_provider, Provider):
+            return url_or_provider
+        raise TypeError(
+            "expected a storage URL or a Provider, got"
+            f" {type(url_or_provider).__name__}"
+        )
+    url = url_or_provider
+    scheme, sep, rest = url.partition("://")
+    scheme = scheme.lower()
+    if not sep:
+        raise ValueError(
+            f"storage URL {url!r} has no scheme; use e.g. 'sqlite:///perdure.db'"
+            " or 'postgresql://user@host/db'"
+        )
+    if scheme == "sqlite":
+        from perdure.providers.sqlite import SqliteProvider
+
+        return SqliteProvider(_sqlite_path(url, rest))
+    if scheme in ("postgresql", "postgres"):
+        try:
+            from perdure.providers.postgres import (  # type: ignore[import-not-found, unused-ignore]
+                PostgresProvider,
+            )
+        except ImportError as exc:
+            raise StorageError(
+                "PostgreSQL storage needs optional dependencies:"
+                f' pip install "perdure[postgres]" ({exc})'
+            ) from exc
+        return PostgresProvider(url)  # type: ignore[no-any-return, unused-ignore]
+    raise ValueError(
+        f"unknown storage URL scheme {scheme!r} in {url!r};"
+        " expected 'sqlite://' or 'postgresql://'"
+    )
+
+
+def _sqlite_path(url: str, rest: str) -> str:
+    """Map what follows ``sqlite://`` to a `SqliteProvider` path."""
+    if rest in (":memory:", "/:memory:"):
+        return ":memory:"
+    # "sqlite:///x.db" leaves "/x.db": the first slash separates the empty
+    # host from the path, as in SQLAlchemy URLs.
+    path = rest[1:] if rest.startswith("/") else ""
+    if not path:
+        raise ValueError(
+            f"SQLite URL {url!r} has no path; use 'sqlite:///relative.db',"
+            " 'sqlite:////absolute/path.db' or 'sqlite://:memory:'"
+        )
+    return path

@@ -1,0 +1,430 @@
+"""Conformance: committing orchestration turns."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from perdure.providers import ActivityWork, NewInstance, Outbound, Provider, WorkRef
+
+
+def work(instance_id: str, event_id: int, name: str = "act", **kw) -> ActivityWork:
+    kw.setdefault("execution_id", 1)
+    kw.setdefault("body", json.dumps({"event": event_id}))
+    return ActivityWork(instance_id=instance_id, event_id=event_id, name=name, **kw)
+
+
+def test_turn_writes_all_its_parts(run, kit):
+    async def body(p: Provider) -> None:
+        await p.create_instance(kit.new("a", name="", version=""))
+        await p.create_instance(kit.new("other"))
+        item = await kit.fetch_one(p, "a")
+        turn = kit.turn(
+            item,
+            "started",
+            "scheduled",
+            "child scheduled",
+            activities=[work("a", 2)],
+            outbound=[Outbound(instance_id="other", message=kit.message("ping", 7))],
+            new_instances=[kit.new("child", parent_instance_id="a")],
+            name="flow",
+            version="3",
+            custom_status='"busy"',
+        )
+        assert await p.commit_turns([turn]) == [True]
+
+        assert [json.loads(e) for e in await p.read_history("a")] == [
+            "started",
+            "scheduled",
+            "child scheduled",
+        ]
+        record = await p.get_instance("a")
+        assert record is not None
+        assert (record.name, record.version, record.status) == ("flow", "3", "Running")
+        assert record.custom_status == '"busy"'
+        [activity] = await p.fetch_activities(10, kit.lease)
+        assert (activity.instance_id, activity.execution_id, activity.event_id) == (
+            "a",
+            1,
+            2,
+        )
+        assert (activity.name, json.loads(activity.body)) == ("act", {"event": 2})
+        items = {
+            i.instance.instance_id: i for i in await p.fetch_orchestrations(10, kit.lease)
+        }
+        # "a" consumed its start message and has nothing left to do.
+        assert set(items) == {"other", "child"}
+        assert [(m.kind, json.loads(m.body)) for m in items["other"].messages] == [
+            ("start", {"input": "other"}),
+            ("ping", 7),
+        ]
+        assert items["child"].instance.parent_instance_id == "a"
+        assert [m.kind for m in items["child"].messages] == ["start"]
+
+    run(body)
+
+
+def test_turn_completion_sets_status_output_and_releases_lock(run, kit):
+    async def body(p: Provider) -> None:
+        await p.create_instance(kit.new("a"))
+        item = await kit.fetch_one(p, "a")
+        turn = kit.turn(item, "started", "done", status="Completed", output='"out"')
+        assert await p.commit_turns([turn]) == [True]
+        record = await p.get_instance("a")
+        assert record is not None
+        assert (record.status, record.output, record.error) == (
+            "Completed",
+            '"out"',
+            None,
+        )
+        assert record.updated_at >= record.created_at
+        # The lock is released: a new message makes the instance fetchable.
+        await p.enqueue("a", kit.message())
+        again = await kit.fetch_one(p, "a")
+        assert again.instance.status == "Completed"
+        assert again.history_len == 2
+        assert again.attempt == 1
+
+    run(body)
+
+
+def test_turn_failure_stores_error(run, kit):
+    async def body(p: Provider) -> None:
+        await p.create_instance(kit.new("a"))
+        item = await kit.fetch_one(p, "a")
+        turn = kit.turn(item, "failed", status="Failed", error='{"type": "E"}')
+        assert await p.commit_turns([turn]) == [True]
+        record = await p.get_instance("a")
+        assert record is not None
+        assert (record.status, record.error) == ("Failed", '{"type": "E"}')
+
+    run(body)
+
+
+def test_none_fields_leave_stored_values_alone(run, kit):
+    async def body(p: Provider) -> None:
+        await p.create_instance(kit.new("a", name="flow", version="1"))
+        item = await kit.fetch_one(p, "a")
+        first = kit.turn(item, "e1", custom_status='"s1"')
+        assert await p.commit_turns([first]) == [True]
+        await p.enqueue("a", kit.message())
+        item = await kit.fetch_one(p, "a")
+        assert await p.commit_turns([kit.turn(item, "e2")]) == [True]
+        record = await p.get_instance("a")
+        assert record is not None
+        assert (record.name, record.version, record.custom_status) == (
+            "flow",
+            "1",
+            '"s1"',
+        )
+
+    run(body)
+
+
+def test_wrong_lock_token_is_rejected_and_writes_nothing(run, kit):
+    async def body(p: Provider) -> None:
+        await p.create_instance(kit.new("a"))
+        await p.create_instance(kit.new("other"))
+        item = await kit.fetch_one(p, "a")
+        bad = kit.turn(
+            item,
+            "e1",
+            lock_token="not-the-token",
+            activities=[work("a", 1)],
+            outbound=[Outbound(instance_id="other", message=kit.message("x"))],
+            new_instances=[kit.new("child")],
+            status="Completed",
+            custom_status='"nope"',
+        )
+        assert await p.commit_turns([bad]) == [False]
+        assert await p.read_history("a") == []
+        assert await p.get_instance("child") is None
+        assert await p.fetch_activities(10, kit.lease) == []
+        record = await p.get_instance("a")
+        assert record is not None
+        assert (record.status, record.custom_status) == ("Running", None)
+        other = await kit.fetch_one(p, "other")
+        assert [m.kind for m in other.messages] == ["start"]
+        # The real holder still commits, consuming the messages it was given.
+        assert await p.commit_turns([kit.turn(item, "e1")]) == [True]
+        assert len(await p.read_history("a")) == 1
+
+    run(body)
+
+
+def test_wrong_history_start_is_rejected_and_writes_nothing(run, kit):
+    async def body(p: Provider) -> None:
+        await p.create_instance(kit.new("a"))
+        item = await kit.fetch_one(p, "a")
+        assert await p.commit_turns([kit.turn(item, "e1", "e2")]) == [True]
+        await p.enqueue("a", kit.message())
+        item = await kit.fetch_one(p, "a")
+        assert item.history_len == 2
+        stale = kit.turn(item, "x", history_start=1, activities=[work("a", 2)])
+        ahead = kit.turn(item, "x", history_start=3)
+        assert await p.commit_turns([stale]) == [False]
+        assert await p.commit_turns([ahead]) == [False]
+        assert [json.loads(e) for e in await p.read_history("a")] == ["e1", "e2"]
+        assert await p.fetch_activities(10, kit.lease) == []
+        # Rejection kept the lock: the holder can still commit properly.
+        assert await p.fetch_orchestrations(10, kit.lease) == []
+        assert await p.commit_turns([kit.turn(item, "e3")]) == [True]
+
+    run(body)
+
+
+def test_batch_commits_good_turns_and_rejects_bad_ones(run, kit):
+    async def body(p: Provider) -> None:
+        for name in ("a", "b", "c"):
+            await p.create_instance(kit.new(name))
+        items = {
+            i.instance.instance_id: i for i in await p.fetch_orchestrations(10, kit.lease)
+        }
+        turns = [
+            kit.turn(items["a"], "a1", activities=[work("a", 1)]),
+            kit.turn(items["b"], "b1", lock_token="stale", activities=[work("b", 1)]),
+            kit.turn(items["c"], "c1", activities=[work("c", 1)]),
+        ]
+        assert await p.commit_turns(turns) == [True, False, True]
+        assert len(await p.read_history("a")) == 1
+        assert await p.read_history("b") == []
+        assert len(await p.read_history("c")) == 1
+        fetched = await p.fetch_activities(10, kit.lease)
+        assert sorted(a.instance_id for a in fetched) == ["a", "c"]
+
+    run(body)
+
+
+def test_same_instance_twice_in_a_batch_commits_once(run, kit):
+    async def body(p: Provider) -> None:
+        await p.create_instance(kit.new("a"))
+        item = await kit.fetch_one(p, "a")
+        turns = [kit.turn(item, "e1"), kit.turn(item, "e1")]
+        assert await p.commit_turns(turns) == [True, False]
+        assert len(await p.read_history("a")) == 1
+
+    run(body)
+
+
+def test_non_consecutive_event_ids_raise_and_write_nothing(run, kit):
+    async def body(p: Provider) -> None:
+        await p.create_instance(kit.new("a"))
+        await p.create_instance(kit.new("b"))
+        items = {
+            i.instance.instance_id: i for i in await p.fetch_orchestrations(10, kit.lease)
+        }
+        good = kit.turn(items["a"], "a1")
+        bad = kit.turn(items["b"], events=[(1, '"x"'), (3, '"y"')])
+        with pytest.raises(ValueError):
+            await p.commit_turns([good, bad])
+        assert await p.read_history("a") == []
+        assert await p.read_history("b") == []
+
+    run(body)
+
+
+def test_empty_batch(run):
+    async def body(p: Provider) -> None:
+        assert await p.commit_turns([]) == []
+
+    run(body)
+
+
+def test_consumed_messages_of_other_instances_are_kept(run, kit):
+    async def body(p: Provider) -> None:
+        await p.create_instance(kit.new("a"))
+        await p.create_instance(kit.new("b"))
+        items = {
+            i.instance.instance_id: i for i in await p.fetch_orchestrations(10, kit.lease)
+        }
+        b_ids = [m.id for m in items["b"].messages]
+        a_ids = [m.id for m in items["a"].messages]
+        turn = kit.turn(items["a"], "a1", consumed=[*a_ids, *b_ids])
+        assert await p.commit_turns([turn]) == [True]
+        await p.abandon_orchestration("b", items["b"].lock_token)
+        again = await kit.fetch_one(p, "b")
+        assert [m.id for m in again.messages] == b_ids
+
+    run(body)
+
+
+def test_unconsumed_messages_stay_queued(run, kit):
+    async def body(p: Provider) -> None:
+        await p.create_instance(kit.new("a"))
+        await p.enqueue("a", kit.message("event_raised", 1))
+        item = await kit.fetch_one(p, "a")
+        start, event = item.messages
+        assert await p.commit_turns([kit.turn(item, "e1", consumed=[start.id])]) == [
+            True
+        ]
+        again = await kit.fetch_one(p, "a")
+        assert [m.id for m in again.messages] == [event.id]
+
+    run(body)
+
+
+def test_continue_as_new_moves_to_the_next_execution(run, kit):
+    async def body(p: Provider) -> None:
+        await p.create_instance(kit.new("a"))
+        item = await kit.fetch_one(p, "a")
+        first = kit.turn(
+            item,
+            "e1",
+            "continued",
+            outbound=[Outbound(instance_id="a", message=kit.message("start", 2))],
+        )
+        assert await p.commit_turns([first]) == [True]
+        item = await kit.fetch_one(p, "a")
+        assert (item.instance.execution_id, item.history_len) == (1, 2)
+        # Moving on must start from an empty history.
+        wrong = kit.turn(item, "x", execution_id=2, history_start=2)
+        assert await p.commit_turns([wrong]) == [False]
+        moved = kit.turn(item, "n1", "n2", "n3", execution_id=2, history_start=0)
+        assert await p.commit_turns([moved]) == [True]
+
+        record = await p.get_instance("a")
+        assert record is not None and record.execution_id == 2
+        assert [json.loads(e) for e in await p.read_history("a")] == ["n1", "n2", "n3"]
+        assert [json.loads(e) for e in await p.read_history("a", 2)] == [
+            "n1",
+            "n2",
+            "n3",
+        ]
+        assert [json.loads(e) for e in await p.read_history("a", 1)] == [
+            "e1",
+            "continued",
+        ]
+        await p.enqueue("a", kit.message())
+        item = await kit.fetch_one(p, "a")
+        assert (item.instance.execution_id, item.history_len) == (2, 3)
+        # An older execution can never be written again.
+        old = kit.turn(item, "late", execution_id=1, history_start=2)
+        assert await p.commit_turns([old]) == [False]
+        assert await p.commit_turns([kit.turn(item, "n4")]) == [True]
+        assert len(await p.read_history("a", 1)) == 2
+
+    run(body)
+
+
+def test_outbound_to_unknown_instance_is_skipped(run, kit):
+    async def body(p: Provider) -> None:
+        await p.create_instance(kit.new("a"))
+        item = await kit.fetch_one(p, "a")
+        turn = kit.turn(
+            item,
+            "e1",
+            outbound=[Outbound(instance_id="ghost", message=kit.message("x"))],
+        )
+        assert await p.commit_turns([turn]) == [True]
+        await p.create_instance(kit.new("ghost"))
+        ghost = await kit.fetch_one(p, "ghost")
+        assert [m.kind for m in ghost.messages] == ["start"]
+
+    run(body)
+
+
+def test_new_instance_conflict_sends_on_conflict(run, kit):
+    async def body(p: Provider) -> None:
+        await p.create_instance(kit.new("taken", name="original"))
+        await p.create_instance(kit.new("parent"))
+        item = await kit.fetch_one(p, "parent")
+        child = NewInstance(
+            instance_id="taken",
+            name="newcomer",
+            version="9",
+            start=kit.message("start", "never"),
+            parent_instance_id="parent",
+            on_conflict=kit.message("sub_failed", "id taken"),
+            on_conflict_target="parent",
+        )
+        assert await p.commit_turns([kit.turn(item, "e1", new_instances=[child])]) == [
+            True
+        ]
+        record = await p.get_instance("taken")
+        assert record is not None
+        assert (record.name, record.parent_instance_id) == ("original", None)
+        items = {
+            i.instance.instance_id: i for i in await p.fetch_orchestrations(10, kit.lease)
+        }
+        assert [json.loads(m.body) for m in items["taken"].messages] == [
+            {"input": "taken"}
+        ]
+        assert [(m.kind, json.loads(m.body)) for m in items["parent"].messages] == [
+            ("sub_failed", "id taken")
+        ]
+
+    run(body)
+
+
+def test_new_instance_conflict_without_on_conflict_is_ignored(run, kit):
+    async def body(p: Provider) -> None:
+        await p.create_instance(kit.new("taken"))
+        await p.create_instance(kit.new("parent"))
+        item = await kit.fetch_one(p, "parent")
+        turn = kit.turn(item, "e1", new_instances=[kit.new("taken", name="x")])
+        assert await p.commit_turns([turn]) == [True]
+        record = await p.get_instance("taken")
+        assert record is not None and record.name == "wf"
+
+    run(body)
+
+
+def test_duplicate_activity_scheduling_is_ignored(run, kit):
+    async def body(p: Provider) -> None:
+        await p.create_instance(kit.new("a"))
+        item = await kit.fetch_one(p, "a")
+        first = kit.turn(item, "e1", activities=[work("a", 1, body='"first"')])
+        assert await p.commit_turns([first]) == [True]
+        await p.enqueue("a", kit.message())
+        item = await kit.fetch_one(p, "a")
+        again = kit.turn(item, "e2", activities=[work("a", 1, body='"second"')])
+        assert await p.commit_turns([again]) == [True]
+        [activity] = await p.fetch_activities(10, kit.lease)
+        assert activity.body == '"first"'
+
+    run(body)
+
+
+def test_work_scheduled_and_cancelled_in_one_turn_is_gone(run, kit):
+    async def body(p: Provider) -> None:
+        await p.create_instance(kit.new("a"))
+        item = await kit.fetch_one(p, "a")
+        turn = kit.turn(
+            item,
+            "e1",
+            activities=[work("a", 1)],
+            cancel_activities=[WorkRef(instance_id="a", execution_id=1, event_id=1)],
+            outbound=[
+                Outbound(instance_id="a", message=kit.message("timer", key="t1"))
+            ],
+            drop_messages=[("a", "t1")],
+        )
+        assert await p.commit_turns([turn]) == [True]
+        assert await p.fetch_activities(10, kit.lease) == []
+        assert await p.fetch_orchestrations(10, kit.lease) == []
+
+    run(body)
+
+
+def test_drop_messages_deletes_keyed_messages_only(run, kit):
+    async def body(p: Provider) -> None:
+        await p.create_instance(kit.new("a"))
+        await p.create_instance(kit.new("b"))
+        item = await kit.fetch_one(p, "a")
+        keyed = [
+            Outbound(instance_id="b", message=kit.message("timer", 1, key="t1")),
+            Outbound(instance_id="b", message=kit.message("timer", 2, key="t2")),
+        ]
+        assert await p.commit_turns([kit.turn(item, "e1", outbound=keyed)]) == [True]
+        await p.enqueue("a", kit.message())
+        item = await kit.fetch_one(p, "a")
+        drop = kit.turn(item, "e2", drop_messages=[("b", "t1"), ("b", "missing")])
+        assert await p.commit_turns([drop]) == [True]
+        b = await kit.fetch_one(p, "b")
+        assert [(m.kind, json.loads(m.body)) for m in b.messages] == [
+            ("start", {"input": "b"}),
+            ("timer", 2),
+        ]
+
+    run(body)
