@@ -12,6 +12,8 @@ private modules build the user-facing API on it; ``perdure.providers`` is
 the storage contract with its SQLite and PostgreSQL backends.
 """
 
+import contextlib as _contextlib
+
 from ._activity import ActivityContext
 from ._client import Client
 from ._context import OrchestrationContext, durable_async
@@ -64,11 +66,10 @@ __all__ = [
     "orchestration",
 ]
 
+# Show public names as perdure.X in reprs, tracebacks and docs.
 for _name in __all__:
     _obj = globals()[_name]
     if getattr(_obj, "__module__", "").startswith("perdure."):
-        try:
+        with _contextlib.suppress(AttributeError, TypeError):
             _obj.__module__ = "perdure"
-        except (AttributeError, TypeError):  # pragma: no cover - builtins
-            pass
 del _name, _obj

@@ -86,7 +86,9 @@ class ActivityWorker:
         self._provider = provider
         self._registry = registry
         self._options = options
-        self._running: dict[tuple[str, int, int], tuple[ActivityItem, ActivityContext]] = {}
+        self._running: dict[
+            tuple[str, int, int], tuple[ActivityItem, ActivityContext]
+        ] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._acks: list[ActivityResult] = []
         self._ack_ready = asyncio.Event()
@@ -140,7 +142,9 @@ class ActivityWorker:
                 await self._slot_free.wait()
                 continue
             try:
-                items = await self._provider.fetch_activities(free, options.lock_timeout)
+                items = await self._provider.fetch_activities(
+                    free, options.lock_timeout
+                )
             except Exception:
                 _log.exception("fetching activities failed; retrying")
                 await asyncio.sleep(1.0)
@@ -160,23 +164,32 @@ class ActivityWorker:
     async def _execute(self, item: ActivityItem) -> None:
         body = loads(item.body)
         options = body.get("options") or {}
-        retry = RetryPolicy.from_json(options["retry"]) if options.get("retry") else None
+        retry = (
+            RetryPolicy.from_json(options["retry"]) if options.get("retry") else None
+        )
         key = (item.instance_id, item.execution_id, item.event_id)
-        ctx = ActivityContext(item.instance_id, item.execution_id, item.name, item.attempt)
-        if item.attempt > max(self._options.max_attempts, retry.max_attempts if retry else 0):
-            self._finish(item, error=ErrorInfo(
-                "PoisonMessage",
-                f"activity {item.name!r} was delivered {item.attempt} times without "
-                "completing (the worker kept crashing or losing its lease)",
-                "poison",
-            ))
+        ctx = ActivityContext(
+            item.instance_id, item.execution_id, item.name, item.attempt
+        )
+        if item.attempt > max(
+            self._options.max_attempts, retry.max_attempts if retry else 0
+        ):
+            self._finish(
+                item,
+                error=ErrorInfo(
+                    "PoisonMessage",
+                    f"activity {item.name!r} was delivered {item.attempt} times "
+                    "without completing (the worker kept crashing or losing its lease)",
+                    "poison",
+                ),
+            )
             return
         self._running[key] = (item, ctx)
         try:
             value = await self._invoke(item, body, ctx, options.get("timeout"))
         except _Discard:
             return
-        except BaseException as exc:  # noqa: BLE001 - any failure of user code
+        except BaseException as exc:
             if isinstance(exc, asyncio.CancelledError) and self._stopping:
                 return  # shutting down: the lease expires and another run retries
             info = ErrorInfo.from_exception(
@@ -186,7 +199,10 @@ class ActivityWorker:
                 delay = retry.delay(item.attempt)
                 _log.info(
                     "activity %s attempt %d failed (%s); retrying in %.3fs",
-                    item.name, item.attempt, info, delay,
+                    item.name,
+                    item.attempt,
+                    info,
+                    delay,
                 )
                 await self._provider.abandon_activity(item.id, item.lock_token, delay)
                 return
@@ -196,7 +212,9 @@ class ActivityWorker:
             self._running.pop(key, None)
         self._finish(item, result=value)
 
-    def _may_retry(self, retry: RetryPolicy, item: ActivityItem, body: dict[str, Any]) -> bool:
+    def _may_retry(
+        self, retry: RetryPolicy, item: ActivityItem, body: dict[str, Any]
+    ) -> bool:
         if item.attempt >= retry.max_attempts:
             return False
         if retry.timeout is None:
@@ -205,7 +223,11 @@ class ActivityWorker:
         return elapsed + retry.delay(item.attempt) < retry.timeout
 
     async def _invoke(
-        self, item: ActivityItem, body: dict[str, Any], ctx: ActivityContext, timeout: Any
+        self,
+        item: ActivityItem,
+        body: dict[str, Any],
+        ctx: ActivityContext,
+        timeout: Any,
     ) -> Any:
         adef = self._registry.activity(item.name)
         value = from_json(body.get("input"), adef.input_hint)
@@ -241,7 +263,10 @@ class ActivityWorker:
     def _finish(
         self, item: ActivityItem, *, result: Any = None, error: ErrorInfo | None = None
     ) -> None:
-        body: dict[str, Any] = {"execution_id": item.execution_id, "event_id": item.event_id}
+        body: dict[str, Any] = {
+            "execution_id": item.execution_id,
+            "event_id": item.event_id,
+        }
         if error is None:
             kind = m.ACTIVITY_COMPLETED
             body["result"] = result
@@ -270,7 +295,9 @@ class ActivityWorker:
             try:
                 await self._provider.complete_activities(batch)
             except Exception:
-                _log.exception("acknowledging %d activities failed; retrying", len(batch))
+                _log.exception(
+                    "acknowledging %d activities failed; retrying", len(batch)
+                )
                 self._acks[:0] = batch
                 await asyncio.sleep(0.5)
 
@@ -298,6 +325,5 @@ class ActivityWorker:
         ctx._cancel()
 
 
-class _Discard(Exception):  # noqa: N818 - internal control flow
+class _Discard(Exception):
     """The activity was cancelled; its outcome is not reported."""
-

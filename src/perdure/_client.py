@@ -83,8 +83,7 @@ class Client:
             InstanceExists: The id is already used (nothing is changed).
             PayloadError: *input* is not serialisable (nothing is stored).
         """
-        if not isinstance(instance_id, str) or not instance_id:
-            raise ValueError("instance_id must be a non-empty str")
+        _check_id(instance_id)
         orch = name_of(name)
         payload = to_json(input, f"input of orchestration {orch!r}")
         start = m.message(
@@ -93,7 +92,9 @@ class Client:
         )
         store = await self._store()
         await store.create_instance(
-            NewInstance(instance_id=instance_id, name=orch, version=version or "", start=start)
+            NewInstance(
+                instance_id=instance_id, name=orch, version=version or "", start=start
+            )
         )
 
     async def raise_event(self, instance_id: str, name: str, data: Any = None) -> None:
@@ -199,3 +200,8 @@ class Client:
             raise InstanceNotFound(instance_id)
         rows = await store.read_history(instance_id, execution_id)
         return [event_from_json(row) for row in rows]
+
+
+def _check_id(instance_id: object) -> None:
+    if not isinstance(instance_id, str) or not instance_id:
+        raise ValueError(f"instance_id must be a non-empty str, got {instance_id!r}")

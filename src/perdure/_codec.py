@@ -124,7 +124,7 @@ def _decode(value: Any, hint: Any) -> Any:
                     continue
                 try:
                     return _decode(value, arg)
-                except Exception:  # noqa: S112 - try the next member of the union
+                except Exception:
                     continue
         return value
     if not isinstance(hint, type):

@@ -31,7 +31,7 @@ class _ReplaySafeLogger(logging.LoggerAdapter[logging.Logger]):
         super().__init__(logger, {})
         self._ctx = ctx
 
-    def isEnabledFor(self, level: int) -> bool:  # noqa: N802 - logging API name
+    def isEnabledFor(self, level: int) -> bool:
         return not self._ctx.is_replaying and self.logger.isEnabledFor(level)
 
     def process(
@@ -166,7 +166,9 @@ class OrchestrationContext:
     def schedule_timer(self, delay: float | timedelta) -> DurableFuture[None]:
         """Schedule a durable timer that fires after *delay* (seconds or timedelta)."""
         fire_at = self._driver.now + max(seconds(delay, "delay"), 0.0)
-        return self._driver.schedule("timer", h.TimerCreated, {"fire_at": fire_at}, "timer")
+        return self._driver.schedule(
+            "timer", h.TimerCreated, {"fire_at": fire_at}, "timer"
+        )
 
     def schedule_wait(self, name: str) -> DurableFuture[Any]:
         """Wait for the next external event *name* (events are buffered, FIFO)."""
@@ -228,7 +230,9 @@ class OrchestrationContext:
             h.CustomStatusUpdated, {"value": to_json(value, "custom status")}
         )
 
-    def continue_as_new(self, input: Any = None, *, version: str | None = None) -> NoReturn:
+    def continue_as_new(
+        self, input: Any = None, *, version: str | None = None
+    ) -> NoReturn:
         """End this execution now and start a fresh one with *input*.
 
         Unconsumed external events are carried over to the new execution.
@@ -243,7 +247,7 @@ class OrchestrationContext:
     def select2(
         self, first: DurableFuture[Any], second: DurableFuture[Any]
     ) -> DurableFuture[tuple[int, Any]]:
-        """Race two futures; ``await`` gives ``(index, value)``; the loser is cancelled."""
+        """Race two futures;``await`` gives ``(index, value)``, loser cancelled."""
         return SelectFuture(self._driver, [first, second])
 
     def select(self, *futures: DurableFuture[Any]) -> DurableFuture[tuple[int, Any]]:
@@ -313,4 +317,3 @@ def _decoder(hint: Any) -> Callable[[Any], Any] | None:
     if hint is None or hint in (str, int, float, bool, dict, list, Any):
         return None
     return functools.partial(from_json, hint=hint)
-

@@ -91,7 +91,7 @@ class Dispatcher:
         return timeout
 
     async def _process(self, items: list[OrchestrationItem]) -> None:
-        outputs: list[TurnOutput | None] = []
+        outputs: list[TurnOutput] = []
         commits: list[TurnCommit] = []
         for item in items:
             try:
@@ -117,7 +117,6 @@ class Dispatcher:
                 self._cache.pop(commit.instance_id, None)
             return
         for output, ok in zip(outputs, results, strict=True):
-            assert output is not None
             self._after_commit(output, ok)
 
     def _after_commit(self, output: TurnOutput, ok: bool) -> None:
@@ -172,13 +171,15 @@ class Dispatcher:
             or driver.history_len != item.history_len
         ):
             driver = None
-        events: list[h.Event] = []
+        events = []
         if driver is None and item.history_len > 0 and not _starts_new(item):
             events = await self._read_events(iid)
             try:
                 driver = self._replay(record.instance_id, record.execution_id, events)
             except NondeterminismError as exc:
-                return self._fail(item, consumed, ErrorInfo.from_exception(exc), now, events)
+                return self._fail(
+                    item, consumed, ErrorInfo.from_exception(exc), now, events
+                )
         try:
             return run_turn(
                 self._registry,
@@ -191,13 +192,17 @@ class Dispatcher:
                 lambda: driver,
             )
         except NondeterminismError as exc:
-            return self._fail(item, consumed, ErrorInfo.from_exception(exc), now, events)
+            return self._fail(
+                item, consumed, ErrorInfo.from_exception(exc), now, events
+            )
 
     async def _read_events(self, instance_id: str) -> list[h.Event]:
         rows = await self._provider.read_history(instance_id)
         return [h.event_from_json(row) for row in rows]
 
-    def _replay(self, instance_id: str, execution_id: int, events: list[h.Event]) -> Driver:
+    def _replay(
+        self, instance_id: str, execution_id: int, events: list[h.Event]
+    ) -> Driver:
         if not events or not isinstance(events[0], h.OrchestrationStarted):
             raise NondeterminismError(
                 "corrupted history: it does not begin with OrchestrationStarted"
@@ -219,7 +224,13 @@ class Dispatcher:
         if events and isinstance(events[0], h.OrchestrationStarted):
             parent = events[0].parent
         commit = failure_commit(
-            item.instance, item.lock_token, consumed, item.history_len, error, now, parent
+            item.instance,
+            item.lock_token,
+            consumed,
+            item.history_len,
+            error,
+            now,
+            parent,
         )
         return TurnOutput(commit, None)
 

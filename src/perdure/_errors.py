@@ -41,6 +41,12 @@ __all__ = [
 ]
 
 ErrorCategory = Literal["application", "configuration", "infrastructure", "poison"]
+_CATEGORIES: tuple[ErrorCategory, ...] = (
+    "application",
+    "configuration",
+    "infrastructure",
+    "poison",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +93,8 @@ class ErrorInfo:
                 return exc.info
             return cls(exc.info.type, exc.info.message, category)
         if category is None:
-            category = getattr(exc, "category", "application")
+            found = getattr(exc, "category", "application")
+            category = found if found in _CATEGORIES else "application"
         return cls(type(exc).__name__, str(exc), category)
 
 
@@ -204,7 +211,7 @@ class StorageError(PerdureError):
     category: ErrorCategory = "infrastructure"
 
 
-class Cancelled(BaseException):  # noqa: N818 - the name is the public contract
+class Cancelled(BaseException):
     """Raised inside orchestration code whose work was cancelled.
 
     It is thrown into a cancelled task at its pending await, and raised again

@@ -43,7 +43,11 @@ COMPLETIONS = frozenset(
 
 
 def message(
-    kind: str, body: dict[str, Any], *, visible_at: float | None = None, key: str | None = None
+    kind: str,
+    body: dict[str, Any],
+    *,
+    visible_at: float | None = None,
+    key: str | None = None,
 ) -> Message:
     """Build a `Message` with a JSON body."""
     return Message(kind=kind, body=dumps(body), visible_at=visible_at, key=key)

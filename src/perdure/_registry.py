@@ -237,4 +237,3 @@ class Registry:
         """Return hint of a registered activity (for decoding results), or None."""
         found = self.activities.get(name)
         return found.return_hint if found is not None else None
-

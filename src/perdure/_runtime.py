@@ -69,7 +69,9 @@ class Runtime:
         poll_interval: float | timedelta = 1.0,
     ) -> None:
         if role not in ("all", "orchestrator", "worker"):
-            raise ValueError(f"role must be 'all', 'orchestrator' or 'worker', not {role!r}")
+            raise ValueError(
+                f"role must be 'all', 'orchestrator' or 'worker', not {role!r}"
+            )
         for name, value in (
             ("orchestration_concurrency", orchestration_concurrency),
             ("activity_concurrency", activity_concurrency),

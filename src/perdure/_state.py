@@ -58,7 +58,9 @@ class OrchestrationState:
             output=loads(record.output) if record.output is not None else None,
             error=ErrorInfo.from_json(loads(record.error)) if record.error else None,
             custom_status=(
-                loads(record.custom_status) if record.custom_status is not None else None
+                loads(record.custom_status)
+                if record.custom_status is not None
+                else None
             ),
             created_at=datetime.fromtimestamp(record.created_at, UTC),
             updated_at=datetime.fromtimestamp(record.updated_at, UTC),

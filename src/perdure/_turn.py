@@ -54,7 +54,10 @@ class TurnOutput:
 
 
 def build_driver(
-    registry: Registry, instance_id: str, execution_id: int, start: h.OrchestrationStarted
+    registry: Registry,
+    instance_id: str,
+    execution_id: int,
+    start: h.OrchestrationStarted,
 ) -> Driver:
     """Create a driver whose body runs the registered orchestration."""
     driver = Driver(instance_id, execution_id, _missing_body)
@@ -192,9 +195,7 @@ def _to_commit(
     cancelled_refs: list[WorkRef] = []
     timers: list[float] = []
     cancelled = {
-        e.source_event_id
-        for e in result.events
-        if type(e) is h.ActivityCancelRequested
+        e.source_event_id for e in result.events if type(e) is h.ActivityCancelRequested
     }
     for event in result.events:
         cls = type(event)
@@ -220,7 +221,9 @@ def _to_commit(
             )
         elif cls is h.ActivityCancelRequested:
             assert event.source_event_id is not None
-            ref = WorkRef(instance_id=iid, execution_id=exe, event_id=event.source_event_id)
+            ref = WorkRef(
+                instance_id=iid, execution_id=exe, event_id=event.source_event_id
+            )
             commit.cancel_activities.append(ref)
             cancelled_refs.append(ref)
         elif cls is h.TimerCreated:
@@ -289,7 +292,9 @@ def _to_commit(
                     message=m.message(
                         m.CONTINUE_AS_NEW,
                         {
-                            "name": driver.started.name if driver.started else record.name,
+                            "name": driver.started.name
+                            if driver.started
+                            else record.name,
                             "version": outcome.version,
                             "input": outcome.output,
                             "execution_id": exe + 1,
@@ -335,8 +340,14 @@ def _sub_target(driver: Driver, source_event_id: int | None) -> str | None:
     return work.target if work is not None else None
 
 
-def _child(parent: str, execution_id: int, event: h.SubOrchestrationScheduled) -> NewInstance:
-    link = {"instance_id": parent, "execution_id": execution_id, "event_id": event.event_id}
+def _child(
+    parent: str, execution_id: int, event: h.SubOrchestrationScheduled
+) -> NewInstance:
+    link = {
+        "instance_id": parent,
+        "execution_id": execution_id,
+        "event_id": event.event_id,
+    }
     start = m.message(
         m.START,
         {
@@ -390,7 +401,9 @@ def _notify_parent(
     )
 
 
-def _empty_commit(record: InstanceRecord, lock_token: str, consumed: list[int]) -> TurnCommit:
+def _empty_commit(
+    record: InstanceRecord, lock_token: str, consumed: list[int]
+) -> TurnCommit:
     return TurnCommit(
         instance_id=record.instance_id,
         lock_token=lock_token,

@@ -92,8 +92,10 @@ class ContinueAsNewSignal(BaseException):
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """How an execution ended: ``status`` is Completed, Failed, Cancelled or
-    ContinuedAsNew."""
+    """How an execution ended.
+
+    ``status`` is Completed, Failed, Cancelled or ContinuedAsNew.
+    """
 
     status: str
     output: Any = None
@@ -242,7 +244,7 @@ class Driver:
         while self._cancels:
             work = self._cancels.popleft()
             assert work.event_id is not None
-            cancel_cls = _CANCEL_EVENT[work.kind]
+            cancel_cls: Any = _CANCEL_EVENT[work.kind]
             reason = str(work._value.reason) if work._value is not None else ""
             self._push(
                 cancel_cls(
@@ -317,7 +319,9 @@ class Driver:
 
     def _start(self, event: h.OrchestrationStarted) -> None:
         if self.root is not None:
-            raise NondeterminismError("corrupted history: a second OrchestrationStarted")
+            raise NondeterminismError(
+                "corrupted history: a second OrchestrationStarted"
+            )
         self.started = event
         try:
             coro = self.body(event.input)
@@ -547,7 +551,7 @@ class Driver:
     def _step(self, task: Task, exc: BaseException | None) -> bool:
         """Advance *task* once; return True if it is still suspended."""
         coro = task.coro
-        if coro.cr_frame is None:
+        if getattr(coro, "cr_frame", None) is None:
             return False  # already finished (closed or returned)
         previous = self.current
         self.current = task

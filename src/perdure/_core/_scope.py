@@ -54,15 +54,15 @@ class Task(DurableFuture[Any]):
         super().__init__(driver)
         self.coro = coro
         self.parent = parent
+        # Work and child tasks owned by this scope, in creation order.
+        self.children: list[WorkFuture[Any] | Task] = []
+        self.n_tasks: int = 0
         if parent is None:
             self.path = "0"
         else:
             parent.n_tasks += 1
             self.path = f"{parent.path}.{parent.n_tasks}"
             parent.children.append(self)
-        # Work and child tasks owned by this scope, in creation order.
-        self.children: list[WorkFuture[Any] | Task] = []
-        self.n_tasks = 0
         # Set once the task is cancelled; the coroutine may still be unwinding.
         self.cancel_reason: str | None = None
         # The future this task is parked on, and the callback that wakes it.
