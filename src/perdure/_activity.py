@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Awaitable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -47,23 +48,44 @@ class ActivityContext:
         self.execution_id = execution_id
         self.activity_name = activity_name
         self.attempt = attempt
-        self._cancelled = asyncio.Event()
-        self.logger = logging.LoggerAdapter(
+        self._is_cancelled = False
+        self._event: asyncio.Event | None = None
+        self._task: asyncio.Task[Any] | None = None
+        self._grace = 0.0
+
+    @property
+    def logger(self) -> logging.LoggerAdapter[logging.Logger]:
+        """A logger tagged with the instance and activity."""
+        return logging.LoggerAdapter(
             logging.getLogger("perdure.activity"),
-            {"instance_id": instance_id, "activity": activity_name},
+            {"instance_id": self.instance_id, "activity": self.activity_name},
         )
 
     def is_cancelled(self) -> bool:
         """True once the orchestration has cancelled this activity."""
-        return self._cancelled.is_set()
+        return self._is_cancelled
 
     @property
-    def cancelled(self) -> asyncio.Future[Any]:
+    def cancelled(self) -> Awaitable[bool]:
         """An awaitable that resolves when the activity is cancelled."""
-        return asyncio.ensure_future(self._cancelled.wait())
+        if self._event is None:
+            self._event = asyncio.Event()
+            if self._is_cancelled:
+                self._event.set()
+        return self._event.wait()
 
     def _cancel(self) -> None:
-        self._cancelled.set()
+        # Cooperative first: the activity can see is_cancelled()/cancelled;
+        # after the grace period its asyncio task is cancelled. Its outcome
+        # is discarded either way.
+        if self._is_cancelled:
+            return
+        self._is_cancelled = True
+        if self._event is not None:
+            self._event.set()
+        task = self._task
+        if task is not None and not task.done():
+            asyncio.get_running_loop().call_later(self._grace, task.cancel)
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,7 +125,7 @@ class ActivityWorker:
         """Signal a running activity whose cancellation this process committed."""
         entry = self._running.get((instance_id, execution_id, event_id))
         if entry is not None:
-            self._cancel(entry[1])
+            entry[1]._cancel()
 
     async def run(self) -> None:
         """Fetch and run work until `stop` is called."""
@@ -167,10 +189,6 @@ class ActivityWorker:
         retry = (
             RetryPolicy.from_json(options["retry"]) if options.get("retry") else None
         )
-        key = (item.instance_id, item.execution_id, item.event_id)
-        ctx = ActivityContext(
-            item.instance_id, item.execution_id, item.name, item.attempt
-        )
         if item.attempt > max(
             self._options.max_attempts, retry.max_attempts if retry else 0
         ):
@@ -184,14 +202,22 @@ class ActivityWorker:
                 ),
             )
             return
+        key = (item.instance_id, item.execution_id, item.event_id)
+        ctx = ActivityContext(
+            item.instance_id, item.execution_id, item.name, item.attempt
+        )
+        ctx._task = asyncio.current_task()
+        ctx._grace = self._options.grace_period
         self._running[key] = (item, ctx)
         try:
             value = await self._invoke(item, body, ctx, options.get("timeout"))
-        except _Discard:
-            return
         except BaseException as exc:
-            if isinstance(exc, asyncio.CancelledError) and self._stopping:
-                return  # shutting down: the lease expires and another run retries
+            if ctx.is_cancelled():
+                return  # cancelled by the orchestration: outcome discarded
+            if isinstance(exc, asyncio.CancelledError):
+                if self._stopping:
+                    return  # shutting down: the lease expires, another run retries
+                raise
             info = ErrorInfo.from_exception(
                 exc, "configuration" if isinstance(exc, HandlerNotFound) else None
             )
@@ -210,7 +236,8 @@ class ActivityWorker:
             return
         finally:
             self._running.pop(key, None)
-        self._finish(item, result=value)
+        if not ctx.is_cancelled():
+            self._finish(item, result=value)
 
     def _may_retry(
         self, retry: RetryPolicy, item: ActivityItem, body: dict[str, Any]
@@ -227,38 +254,27 @@ class ActivityWorker:
         item: ActivityItem,
         body: dict[str, Any],
         ctx: ActivityContext,
-        timeout: Any,
+        timeout: float | None,
     ) -> Any:
         adef = self._registry.activity(item.name)
         value = from_json(body.get("input"), adef.input_hint)
         args = (ctx, value) if adef.has_input else (ctx,)
+        work: Awaitable[Any]
         if adef.is_async:
-            work: asyncio.Future[Any] = asyncio.ensure_future(adef.fn(*args))
+            work = adef.fn(*args)
         else:
             loop = asyncio.get_running_loop()
             work = loop.run_in_executor(self._threads, lambda: adef.fn(*args))
-        cancelled = asyncio.ensure_future(ctx._cancelled.wait())
         try:
-            done, _ = await asyncio.wait(
-                {work, cancelled}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
-            )
-            if work in done:
-                return to_json(work.result(), f"result of activity {item.name!r}")
-            if cancelled in done:
-                await self._drain_cancelled(work)
-                raise _Discard
-            work.cancel()
-            raise TimeoutError(f"activity {item.name!r} timed out after {timeout} s")
-        finally:
-            cancelled.cancel()
-
-    async def _drain_cancelled(self, work: asyncio.Future[Any]) -> None:
-        # Cooperative first: the activity saw ctx.is_cancelled(); after the
-        # grace period its asyncio task is cancelled. Its result is discarded.
-        with contextlib.suppress(BaseException):
-            await asyncio.wait_for(asyncio.shield(work), self._options.grace_period)
-        if not work.done():
-            work.cancel()
+            if timeout is None:
+                result = await work
+            else:
+                result = await asyncio.wait_for(work, timeout)
+        except TimeoutError:
+            raise TimeoutError(
+                f"activity {item.name!r} timed out after {timeout} s"
+            ) from None
+        return to_json(result, f"result of activity {item.name!r}")
 
     def _finish(
         self, item: ActivityItem, *, result: Any = None, error: ErrorInfo | None = None
@@ -319,10 +335,7 @@ class ActivityWorker:
                 continue
             for item, ctx in list(self._running.values()):
                 if item.id in lost:
-                    self._cancel(ctx)
-
-    def _cancel(self, ctx: ActivityContext) -> None:
-        ctx._cancel()
+                    ctx._cancel()
 
 
 class _Discard(Exception):
