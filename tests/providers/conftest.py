@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import sys
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
@@ -22,11 +21,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
-
-try:
-    import perdure.providers  # noqa: F401
-except ImportError:  # not installed: test the checkout
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "src"))
 
 from perdure.providers import (
     Message,
@@ -182,8 +176,14 @@ class Kit:
         return found[0]
 
     @staticmethod
+    async def fetch_map(p: Provider) -> dict[str, OrchestrationItem]:
+        """Fetch every ready instance, keyed by instance id."""
+        items = await p.fetch_orchestrations(100, LEASE)
+        return {item.instance.instance_id: item for item in items}
+
+    @staticmethod
     async def started(p: Provider, instance_id: str, **kw: Any) -> OrchestrationItem:
-        """Create *instance_id*, run its first turn (one event), refetch nothing."""
+        """Create *instance_id* and commit its first turn (one event)."""
         await p.create_instance(Kit.new(instance_id, **kw))
         item = await Kit.fetch_one(p, instance_id)
         assert await p.commit_turns([Kit.turn(item, "started")]) == [True]

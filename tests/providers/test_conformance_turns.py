@@ -1,4 +1,4 @@
-"""Conformance: committing orchestration turns."""
+"""Conformance: committing turns atomically, and rejecting stale ones."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from perdure.providers import ActivityWork, NewInstance, Outbound, Provider, WorkRef
+from perdure.providers import ActivityWork, Outbound, Provider
 
 
 def work(instance_id: str, event_id: int, name: str = "act", **kw) -> ActivityWork:
@@ -50,9 +50,7 @@ def test_turn_writes_all_its_parts(run, kit):
             2,
         )
         assert (activity.name, json.loads(activity.body)) == ("act", {"event": 2})
-        items = {
-            i.instance.instance_id: i for i in await p.fetch_orchestrations(10, kit.lease)
-        }
+        items = await kit.fetch_map(p)
         # "a" consumed its start message and has nothing left to do.
         assert set(items) == {"other", "child"}
         assert [(m.kind, json.loads(m.body)) for m in items["other"].messages] == [
@@ -178,9 +176,7 @@ def test_batch_commits_good_turns_and_rejects_bad_ones(run, kit):
     async def body(p: Provider) -> None:
         for name in ("a", "b", "c"):
             await p.create_instance(kit.new(name))
-        items = {
-            i.instance.instance_id: i for i in await p.fetch_orchestrations(10, kit.lease)
-        }
+        items = await kit.fetch_map(p)
         turns = [
             kit.turn(items["a"], "a1", activities=[work("a", 1)]),
             kit.turn(items["b"], "b1", lock_token="stale", activities=[work("b", 1)]),
@@ -211,9 +207,7 @@ def test_non_consecutive_event_ids_raise_and_write_nothing(run, kit):
     async def body(p: Provider) -> None:
         await p.create_instance(kit.new("a"))
         await p.create_instance(kit.new("b"))
-        items = {
-            i.instance.instance_id: i for i in await p.fetch_orchestrations(10, kit.lease)
-        }
+        items = await kit.fetch_map(p)
         good = kit.turn(items["a"], "a1")
         bad = kit.turn(items["b"], events=[(1, '"x"'), (3, '"y"')])
         with pytest.raises(ValueError):
@@ -235,9 +229,7 @@ def test_consumed_messages_of_other_instances_are_kept(run, kit):
     async def body(p: Provider) -> None:
         await p.create_instance(kit.new("a"))
         await p.create_instance(kit.new("b"))
-        items = {
-            i.instance.instance_id: i for i in await p.fetch_orchestrations(10, kit.lease)
-        }
+        items = await kit.fetch_map(p)
         b_ids = [m.id for m in items["b"].messages]
         a_ids = [m.id for m in items["a"].messages]
         turn = kit.turn(items["a"], "a1", consumed=[*a_ids, *b_ids])
@@ -260,171 +252,5 @@ def test_unconsumed_messages_stay_queued(run, kit):
         ]
         again = await kit.fetch_one(p, "a")
         assert [m.id for m in again.messages] == [event.id]
-
-    run(body)
-
-
-def test_continue_as_new_moves_to_the_next_execution(run, kit):
-    async def body(p: Provider) -> None:
-        await p.create_instance(kit.new("a"))
-        item = await kit.fetch_one(p, "a")
-        first = kit.turn(
-            item,
-            "e1",
-            "continued",
-            outbound=[Outbound(instance_id="a", message=kit.message("start", 2))],
-        )
-        assert await p.commit_turns([first]) == [True]
-        item = await kit.fetch_one(p, "a")
-        assert (item.instance.execution_id, item.history_len) == (1, 2)
-        # Moving on must start from an empty history.
-        wrong = kit.turn(item, "x", execution_id=2, history_start=2)
-        assert await p.commit_turns([wrong]) == [False]
-        moved = kit.turn(item, "n1", "n2", "n3", execution_id=2, history_start=0)
-        assert await p.commit_turns([moved]) == [True]
-
-        record = await p.get_instance("a")
-        assert record is not None and record.execution_id == 2
-        assert [json.loads(e) for e in await p.read_history("a")] == ["n1", "n2", "n3"]
-        assert [json.loads(e) for e in await p.read_history("a", 2)] == [
-            "n1",
-            "n2",
-            "n3",
-        ]
-        assert [json.loads(e) for e in await p.read_history("a", 1)] == [
-            "e1",
-            "continued",
-        ]
-        await p.enqueue("a", kit.message())
-        item = await kit.fetch_one(p, "a")
-        assert (item.instance.execution_id, item.history_len) == (2, 3)
-        # An older execution can never be written again.
-        old = kit.turn(item, "late", execution_id=1, history_start=2)
-        assert await p.commit_turns([old]) == [False]
-        assert await p.commit_turns([kit.turn(item, "n4")]) == [True]
-        assert len(await p.read_history("a", 1)) == 2
-
-    run(body)
-
-
-def test_outbound_to_unknown_instance_is_skipped(run, kit):
-    async def body(p: Provider) -> None:
-        await p.create_instance(kit.new("a"))
-        item = await kit.fetch_one(p, "a")
-        turn = kit.turn(
-            item,
-            "e1",
-            outbound=[Outbound(instance_id="ghost", message=kit.message("x"))],
-        )
-        assert await p.commit_turns([turn]) == [True]
-        await p.create_instance(kit.new("ghost"))
-        ghost = await kit.fetch_one(p, "ghost")
-        assert [m.kind for m in ghost.messages] == ["start"]
-
-    run(body)
-
-
-def test_new_instance_conflict_sends_on_conflict(run, kit):
-    async def body(p: Provider) -> None:
-        await p.create_instance(kit.new("taken", name="original"))
-        await p.create_instance(kit.new("parent"))
-        item = await kit.fetch_one(p, "parent")
-        child = NewInstance(
-            instance_id="taken",
-            name="newcomer",
-            version="9",
-            start=kit.message("start", "never"),
-            parent_instance_id="parent",
-            on_conflict=kit.message("sub_failed", "id taken"),
-            on_conflict_target="parent",
-        )
-        assert await p.commit_turns([kit.turn(item, "e1", new_instances=[child])]) == [
-            True
-        ]
-        record = await p.get_instance("taken")
-        assert record is not None
-        assert (record.name, record.parent_instance_id) == ("original", None)
-        items = {
-            i.instance.instance_id: i for i in await p.fetch_orchestrations(10, kit.lease)
-        }
-        assert [json.loads(m.body) for m in items["taken"].messages] == [
-            {"input": "taken"}
-        ]
-        assert [(m.kind, json.loads(m.body)) for m in items["parent"].messages] == [
-            ("sub_failed", "id taken")
-        ]
-
-    run(body)
-
-
-def test_new_instance_conflict_without_on_conflict_is_ignored(run, kit):
-    async def body(p: Provider) -> None:
-        await p.create_instance(kit.new("taken"))
-        await p.create_instance(kit.new("parent"))
-        item = await kit.fetch_one(p, "parent")
-        turn = kit.turn(item, "e1", new_instances=[kit.new("taken", name="x")])
-        assert await p.commit_turns([turn]) == [True]
-        record = await p.get_instance("taken")
-        assert record is not None and record.name == "wf"
-
-    run(body)
-
-
-def test_duplicate_activity_scheduling_is_ignored(run, kit):
-    async def body(p: Provider) -> None:
-        await p.create_instance(kit.new("a"))
-        item = await kit.fetch_one(p, "a")
-        first = kit.turn(item, "e1", activities=[work("a", 1, body='"first"')])
-        assert await p.commit_turns([first]) == [True]
-        await p.enqueue("a", kit.message())
-        item = await kit.fetch_one(p, "a")
-        again = kit.turn(item, "e2", activities=[work("a", 1, body='"second"')])
-        assert await p.commit_turns([again]) == [True]
-        [activity] = await p.fetch_activities(10, kit.lease)
-        assert activity.body == '"first"'
-
-    run(body)
-
-
-def test_work_scheduled_and_cancelled_in_one_turn_is_gone(run, kit):
-    async def body(p: Provider) -> None:
-        await p.create_instance(kit.new("a"))
-        item = await kit.fetch_one(p, "a")
-        turn = kit.turn(
-            item,
-            "e1",
-            activities=[work("a", 1)],
-            cancel_activities=[WorkRef(instance_id="a", execution_id=1, event_id=1)],
-            outbound=[
-                Outbound(instance_id="a", message=kit.message("timer", key="t1"))
-            ],
-            drop_messages=[("a", "t1")],
-        )
-        assert await p.commit_turns([turn]) == [True]
-        assert await p.fetch_activities(10, kit.lease) == []
-        assert await p.fetch_orchestrations(10, kit.lease) == []
-
-    run(body)
-
-
-def test_drop_messages_deletes_keyed_messages_only(run, kit):
-    async def body(p: Provider) -> None:
-        await p.create_instance(kit.new("a"))
-        await p.create_instance(kit.new("b"))
-        item = await kit.fetch_one(p, "a")
-        keyed = [
-            Outbound(instance_id="b", message=kit.message("timer", 1, key="t1")),
-            Outbound(instance_id="b", message=kit.message("timer", 2, key="t2")),
-        ]
-        assert await p.commit_turns([kit.turn(item, "e1", outbound=keyed)]) == [True]
-        await p.enqueue("a", kit.message())
-        item = await kit.fetch_one(p, "a")
-        drop = kit.turn(item, "e2", drop_messages=[("b", "t1"), ("b", "missing")])
-        assert await p.commit_turns([drop]) == [True]
-        b = await kit.fetch_one(p, "b")
-        assert [(m.kind, json.loads(m.body)) for m in b.messages] == [
-            ("start", {"input": "b"}),
-            ("timer", 2),
-        ]
 
     run(body)

@@ -309,7 +309,10 @@ class Provider(Protocol):
     async def abandon_orchestration(
         self, instance_id: str, lock_token: str, delay: float = 0.0
     ) -> None:
-        """Release the lock without committing; messages become visible after *delay*."""
+        """Release the lock without committing.
+
+        The instance's messages become visible again after *delay* seconds.
+        """
 
     async def renew_orchestration_lock(
         self, instance_id: str, lock_token: str, lock_timeout: float
@@ -341,5 +344,7 @@ class Provider(Protocol):
 
         ``orchestrations``: a message was enqueued; ``activities``: work was
         enqueued; ``instances``: an instance's status changed. Spurious
-        returns are allowed; the caller re-checks.
+        returns are allowed; the caller re-checks. No wake-up may be lost: a
+        notification made after the calling task's previous provider call
+        (e.g. between its fetch and this wait) makes the wait return at once.
         """

@@ -10,23 +10,19 @@ half-way with ``SQLITE_BUSY``, and leases are wall-clock (``time.time()``)
 so that they mean the same thing in every process.
 
 Wake-ups only reach waiters in this process, for writes made through this
-object (see `_LocalWakeups`); other processes are noticed by the caller's
+object (see `LocalWakeups`); other processes are noticed by the caller's
 polling timeout.
 """
 
 from __future__ import annotations
 
 import asyncio
-import bisect
-import importlib.resources
-import re
 import sqlite3
 import time
 import uuid
-import weakref
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 from perdure._errors import InstanceExists, InstanceNotFound, StorageError
 from perdure.providers._base import (
@@ -41,294 +37,27 @@ from perdure.providers._base import (
     QueuedMessage,
     TurnCommit,
 )
+from perdure.providers._sqlite_schema import (
+    COMMIT_INSTANCE,
+    INSERT_ACTIVITY,
+    INSERT_EVENT,
+    INSERT_INSTANCE,
+    INSERT_MESSAGE,
+    INSERT_MESSAGE_IF_INSTANCE,
+    INSTANCE_COLUMNS,
+    LOCK_ACTIVITIES,
+    LOCK_INSTANCE,
+    READY_INSTANCES,
+    VISIBLE_MESSAGES,
+    instance_record,
+    message_row,
+    migrate,
+)
+from perdure.providers._wakeups import LocalWakeups
 
 __all__ = ["SqliteProvider"]
 
 _T = TypeVar("_T")
-
-# --------------------------------------------------------------------------
-# Local wake-ups
-# --------------------------------------------------------------------------
-
-_CHANNELS: dict[Channel, int] = {"orchestrations": 0, "activities": 1, "instances": 2}
-# Past due times are kept this long so that a task whose previous provider
-# call predates one still sees it; older ones are pruned (such a task then
-# merely sleeps until its own timeout).
-_DUE_MEMORY = 300.0
-# Sleep this much past a due time so that the refetch finds the item visible.
-_DUE_SLACK = 0.002
-
-
-def _resolve(fut: asyncio.Future[bool], value: bool) -> None:
-    if not fut.done():
-        fut.set_result(value)
-
-
-class _LocalWakeups:
-    """Per-channel wake-ups for the waiters of this process.
-
-    A caller polls: fetch, and if there was nothing, ``wait``. A notification
-    that lands between the fetch and the wait must not be lost, and the
-    `Provider` API has no token to carry "what I have seen" from one call to
-    the next. So the provider remembers it per asyncio task: every provider
-    call records (`mark`) the wall time and each channel's generation
-    counter when it starts. ``wait`` returns at once if, since the calling
-    task's previous provider call, its channel was notified or one of its
-    due times (a delayed message or retry written through this object)
-    passed; otherwise it sleeps until a notification, the next due time or
-    the timeout. The price is an occasional spurious return, which the
-    contract allows.
-
-    Asyncio objects are created only inside ``wait``, on the running loop,
-    so the provider can be constructed without a loop and even be shared by
-    several loops (wake-ups then cross threads with ``call_soon_threadsafe``).
-    """
-
-    def __init__(self) -> None:
-        self._gens = [0, 0, 0]
-        self._due: list[list[float]] = [[], [], []]
-        self._waiters: list[set[asyncio.Future[bool]]] = [set(), set(), set()]
-        self._marks: weakref.WeakKeyDictionary[
-            asyncio.Task[Any], tuple[float, tuple[int, ...]]
-        ] = weakref.WeakKeyDictionary()
-
-    def mark(self) -> None:
-        """Record what the current task has seen (call at each method start)."""
-        task = asyncio.current_task()
-        if task is not None:
-            self._marks[task] = (time.time(), tuple(self._gens))
-
-    def notify(self, *channels: Channel) -> None:
-        """Wake every waiter of *channels* and bump their generations."""
-        for channel in channels:
-            i = _CHANNELS[channel]
-            self._gens[i] += 1
-            self._wake(i, True)
-
-    def due(self, channel: Channel, at: float | None) -> None:
-        """Remember that work on *channel* becomes visible at *at*."""
-        now = time.time()
-        if at is None or at <= now:
-            return  # visible already: the write's notify covers it
-        i = _CHANNELS[channel]
-        due = self._due[i]
-        del due[: bisect.bisect_left(due, now - _DUE_MEMORY)]
-        bisect.insort(due, at)
-        if due[bisect.bisect_right(due, now)] == at:
-            self._wake(i, False)  # sleepers re-arm for the earlier due time
-
-    async def wait(self, channel: Channel, timeout: float) -> None:
-        """Sleep until *channel* may have work; see the class docstring."""
-        i = _CHANNELS[channel]
-        loop = asyncio.get_running_loop()
-        task = asyncio.current_task()
-        mark = self._marks.get(task) if task is not None else None
-        try:
-            if mark is not None and self._pending(i, mark):
-                return
-            deadline = loop.time() + max(timeout, 0.0)
-            while (remaining := deadline - loop.time()) > 0:
-                now = time.time()
-                due = self._due[i]
-                j = bisect.bisect_right(due, now)
-                if j < len(due):
-                    remaining = min(remaining, due[j] - now + _DUE_SLACK)
-                fut: asyncio.Future[bool] = loop.create_future()
-                self._waiters[i].add(fut)
-                # The timer ends the wait (deadline or due time reached); a
-                # False result only means "re-arm for an earlier due time".
-                handle = loop.call_later(remaining, _resolve, fut, True)
-                try:
-                    if await fut:
-                        return
-                finally:
-                    handle.cancel()
-                    self._waiters[i].discard(fut)
-        finally:
-            self.mark()
-
-    def _pending(self, i: int, mark: tuple[float, tuple[int, ...]]) -> bool:
-        since, gens = mark
-        if self._gens[i] != gens[i]:
-            return True
-        due = self._due[i]
-        j = bisect.bisect_right(due, since)
-        return j < len(due) and due[j] <= time.time()
-
-    def _wake(self, i: int, value: bool) -> None:
-        try:
-            running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
-        for fut in list(self._waiters[i]):
-            loop = fut.get_loop()
-            if loop is running:
-                _resolve(fut, value)
-            elif not loop.is_closed():
-                loop.call_soon_threadsafe(_resolve, fut, value)
-
-
-# --------------------------------------------------------------------------
-# Migrations
-# --------------------------------------------------------------------------
-
-_MIGRATION_NAME = re.compile(r"^(\d+)_[\w-]+\.sql$")
-
-
-def _migrations() -> list[tuple[int, str]]:
-    """Return ``(version, sql)`` of the packaged migrations, in order."""
-    folder = importlib.resources.files("perdure.providers").joinpath(
-        "migrations", "sqlite"
-    )
-    found: list[tuple[int, str]] = []
-    for entry in folder.iterdir():
-        match = _MIGRATION_NAME.match(entry.name)
-        if match:
-            found.append((int(match.group(1)), entry.read_text(encoding="utf-8")))
-    found.sort()
-    return found
-
-
-def _statements(script: str) -> list[str]:
-    """Split a script into statements (``executescript`` would COMMIT first)."""
-    statements: list[str] = []
-    buffer = ""
-    for line in script.splitlines(keepends=True):
-        buffer += line
-        if sqlite3.complete_statement(buffer):
-            statements.append(buffer.strip())
-            buffer = ""
-    if buffer.strip() and not all(
-        part.strip().startswith("--") or not part.strip()
-        for part in buffer.splitlines()
-    ):
-        raise StorageError(f"incomplete SQL statement in migration: {buffer!r}")
-    return statements
-
-
-def _migrate(conn: sqlite3.Connection) -> None:
-    """Apply pending migrations in one transaction.
-
-    ``BEGIN IMMEDIATE`` around check-and-apply makes two processes opening a
-    fresh file at once safe: the second waits, then finds nothing to do.
-    """
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        conn.execute(
-            "CREATE TABLE IF NOT EXISTS schema_version"
-            " (version INTEGER PRIMARY KEY, applied_at REAL NOT NULL)"
-        )
-        applied = {row[0] for row in conn.execute("SELECT version FROM schema_version")}
-        for version, script in _migrations():
-            if version in applied:
-                continue
-            for statement in _statements(script):
-                conn.execute(statement)
-            conn.execute(
-                "INSERT INTO schema_version (version, applied_at) VALUES (?, ?)",
-                (version, time.time()),
-            )
-        conn.execute("COMMIT")
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
-
-
-# --------------------------------------------------------------------------
-# SQL
-# --------------------------------------------------------------------------
-
-_INSTANCE_COLUMNS = (
-    "instance_id, name, version, execution_id, status, output, error,"
-    " custom_status, parent_instance_id, created_at, updated_at"
-)
-_INSERT_INSTANCE = (
-    "INSERT INTO instances (instance_id, name, version, execution_id, status,"
-    " parent_instance_id, created_at, updated_at)"
-    " VALUES (?, ?, ?, 1, 'Running', ?, ?, ?) ON CONFLICT (instance_id) DO NOTHING"
-)
-_INSERT_MESSAGE = (
-    "INSERT INTO messages (instance_id, kind, body, visible_at, key)"
-    " VALUES (?, ?, ?, ?, ?)"
-)
-_INSERT_MESSAGE_IF_INSTANCE = (
-    "INSERT INTO messages (instance_id, kind, body, visible_at, key)"
-    " SELECT ?1, ?2, ?3, ?4, ?5"
-    " WHERE EXISTS (SELECT 1 FROM instances WHERE instance_id = ?1)"
-)
-# Messages in due order, skipping locked instances. CROSS JOIN pins the
-# messages index as the outer loop: rows stream in ORDER BY order with no
-# sort, so the fetch stops after the first max_items instances.
-_READY_INSTANCES = (
-    "SELECT m.instance_id FROM messages AS m CROSS JOIN instances AS i"
-    " ON i.instance_id = m.instance_id"
-    " WHERE m.visible_at <= ?1 AND (i.lock_token IS NULL OR i.locked_until < ?1)"
-    " ORDER BY m.visible_at, m.id"
-)
-_LOCK_INSTANCE = (
-    "UPDATE instances SET lock_token = ?, locked_until = ?, attempt = attempt + 1"
-    f" WHERE instance_id = ? RETURNING {_INSTANCE_COLUMNS}, history_len, attempt"
-)
-_VISIBLE_MESSAGES = (
-    "SELECT id, kind, body FROM messages"
-    " WHERE instance_id = ? AND visible_at <= ? ORDER BY id"
-)
-# The turn's guard: lock held, and the history it was computed against is
-# the stored one (same execution and length, or a move to a newer execution
-# from scratch). When it matches no row, nothing of the turn is written.
-_COMMIT_INSTANCE = (
-    "UPDATE instances SET execution_id = :execution_id,"
-    " name = coalesce(:name, name), version = coalesce(:version, version),"
-    " status = :status, output = :output, error = :error,"
-    " custom_status = coalesce(:custom_status, custom_status),"
-    " updated_at = :now, history_len = :history_len,"
-    " lock_token = NULL, locked_until = NULL, attempt = 0"
-    " WHERE instance_id = :instance_id AND lock_token = :lock_token AND ("
-    "  (execution_id = :execution_id AND history_len = :history_start)"
-    "  OR (execution_id < :execution_id AND :history_start = 0))"
-)
-_INSERT_EVENT = (
-    "INSERT INTO history (instance_id, execution_id, event_id, data)"
-    " VALUES (?, ?, ?, ?)"
-)
-_INSERT_ACTIVITY = (
-    "INSERT OR IGNORE INTO activities"
-    " (instance_id, execution_id, event_id, name, body, visible_at)"
-    " VALUES (?, ?, ?, ?, ?, ?)"
-)
-# A fetched item's visible_at becomes its lease end (see 0001_initial.sql).
-_LOCK_ACTIVITIES = (
-    "UPDATE activities SET lock_token = lower(hex(randomblob(16))),"
-    " visible_at = ?1, attempt = attempt + 1"
-    " WHERE id IN (SELECT id FROM activities WHERE visible_at <= ?2"
-    "  ORDER BY visible_at, id LIMIT ?3)"
-    " RETURNING id, instance_id, execution_id, event_id, name, body,"
-    " lock_token, attempt"
-)
-
-
-def _record(row: Sequence[Any]) -> InstanceRecord:
-    return InstanceRecord(
-        instance_id=row[0],
-        name=row[1],
-        version=row[2],
-        execution_id=row[3],
-        status=cast(InstanceStatus, row[4]),
-        output=row[5],
-        error=row[6],
-        custom_status=row[7],
-        parent_instance_id=row[8],
-        created_at=row[9],
-        updated_at=row[10],
-    )
-
-
-def _message_row(
-    instance_id: str, message: Message, now: float
-) -> tuple[str, str, str, float, str | None]:
-    visible_at = now if message.visible_at is None else message.visible_at
-    return (instance_id, message.kind, message.body, visible_at, message.key)
 
 
 def _check_events(turn: TurnCommit) -> None:
@@ -338,11 +67,6 @@ def _check_events(turn: TurnCommit) -> None:
             f"turn for {turn.instance_id!r}: event ids must be consecutive from"
             f" {turn.history_start + 1}, got {[e for e, _ in turn.events]}"
         )
-
-
-# --------------------------------------------------------------------------
-# The provider
-# --------------------------------------------------------------------------
 
 
 class SqliteProvider:
@@ -360,7 +84,7 @@ class SqliteProvider:
         self.path = path
         self._conn: sqlite3.Connection | None = None
         self._executor: ThreadPoolExecutor | None = None
-        self._wakeups = _LocalWakeups()
+        self._wakeups = LocalWakeups()
 
     def __repr__(self) -> str:
         return f"SqliteProvider({self.path!r})"
@@ -409,7 +133,9 @@ class SqliteProvider:
             return
         # Set before the first await: a concurrent open() returns at once and
         # its calls queue behind the migration on the single worker thread.
-        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="perdure-sqlite")
+        executor = ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="perdure-sqlite"
+        )
         self._executor = executor
         try:
             await self._call(self._open_sync)
@@ -427,7 +153,7 @@ class SqliteProvider:
             if self.path != ":memory:":
                 conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = NORMAL")
-            _migrate(conn)
+            migrate(conn)
         except BaseException:
             conn.close()
             raise
@@ -460,7 +186,7 @@ class SqliteProvider:
 
         def tx(conn: sqlite3.Connection, now: float) -> None:
             created = conn.execute(
-                _INSERT_INSTANCE,
+                INSERT_INSTANCE,
                 (
                     new.instance_id,
                     new.name,
@@ -472,7 +198,7 @@ class SqliteProvider:
             )
             if created.rowcount != 1:
                 raise InstanceExists(new.instance_id)
-            conn.execute(_INSERT_MESSAGE, _message_row(new.instance_id, new.start, now))
+            conn.execute(INSERT_MESSAGE, message_row(new.instance_id, new.start, now))
 
         await self._transaction(tx)
         self._wakeups.due("orchestrations", new.start.visible_at)
@@ -486,9 +212,9 @@ class SqliteProvider:
         """
 
         def run() -> int:
-            row = _message_row(instance_id, message, time.time())
+            row = message_row(instance_id, message, time.time())
             # One statement, so autocommit makes it atomic on its own.
-            return self._db().execute(_INSERT_MESSAGE_IF_INSTANCE, row).rowcount
+            return self._db().execute(INSERT_MESSAGE_IF_INSTANCE, row).rowcount
 
         if await self._call(run) != 1:
             raise InstanceNotFound(instance_id)
@@ -502,12 +228,12 @@ class SqliteProvider:
             row = (
                 self._db()
                 .execute(
-                    f"SELECT {_INSTANCE_COLUMNS} FROM instances WHERE instance_id = ?",
+                    f"SELECT {INSTANCE_COLUMNS} FROM instances WHERE instance_id = ?",
                     (instance_id,),
                 )
                 .fetchone()
             )
-            return None if row is None else _record(row)
+            return None if row is None else instance_record(row)
 
         return await self._call(run)
 
@@ -518,11 +244,11 @@ class SqliteProvider:
         where = "" if status is None else "WHERE status = ?"
         params: tuple[Any, ...] = (limit,) if status is None else (status, limit)
         sql = (
-            f"SELECT {_INSTANCE_COLUMNS} FROM instances {where}"
+            f"SELECT {INSTANCE_COLUMNS} FROM instances {where}"
             " ORDER BY created_at DESC, rowid DESC LIMIT ?"
         )
         rows = await self._call(lambda: self._db().execute(sql, params).fetchall())
-        return [_record(row) for row in rows]
+        return [instance_record(row) for row in rows]
 
     async def read_history(
         self, instance_id: str, execution_id: int | None = None
@@ -577,7 +303,7 @@ class SqliteProvider:
 
         def tx(conn: sqlite3.Connection, now: float) -> list[OrchestrationItem]:
             picked: dict[str, None] = {}
-            cursor = conn.execute(_READY_INSTANCES, (now,))
+            cursor = conn.execute(READY_INSTANCES, (now,))
             try:
                 for (instance_id,) in cursor:
                     picked[instance_id] = None
@@ -589,12 +315,12 @@ class SqliteProvider:
             for instance_id in picked:
                 token = uuid.uuid4().hex
                 row = conn.execute(
-                    _LOCK_INSTANCE, (token, now + lock_timeout, instance_id)
+                    LOCK_INSTANCE, (token, now + lock_timeout, instance_id)
                 ).fetchall()[0]
-                messages = conn.execute(_VISIBLE_MESSAGES, (instance_id, now))
+                messages = conn.execute(VISIBLE_MESSAGES, (instance_id, now))
                 items.append(
                     OrchestrationItem(
-                        instance=_record(row),
+                        instance=instance_record(row),
                         messages=[
                             QueuedMessage(id=m[0], kind=m[1], body=m[2])
                             for m in messages
@@ -659,9 +385,11 @@ class SqliteProvider:
                 self._wakeups.notify("activities")
         return results
 
-    def _apply_turn(self, conn: sqlite3.Connection, now: float, turn: TurnCommit) -> bool:
+    def _apply_turn(
+        self, conn: sqlite3.Connection, now: float, turn: TurnCommit
+    ) -> bool:
         guard = conn.execute(
-            _COMMIT_INSTANCE,
+            COMMIT_INSTANCE,
             {
                 "instance_id": turn.instance_id,
                 "lock_token": turn.lock_token,
@@ -681,7 +409,7 @@ class SqliteProvider:
             return False
         instance_id, execution_id = turn.instance_id, turn.execution_id
         conn.executemany(
-            _INSERT_EVENT,
+            INSERT_EVENT,
             [(instance_id, execution_id, eid, data) for eid, data in turn.events],
         )
         conn.executemany(
@@ -691,7 +419,7 @@ class SqliteProvider:
         # Inserts before deletes: work scheduled and cancelled (or a timer
         # set and dropped) within the same turn must end up gone.
         conn.executemany(
-            _INSERT_ACTIVITY,
+            INSERT_ACTIVITY,
             [
                 (
                     w.instance_id,
@@ -707,15 +435,18 @@ class SqliteProvider:
         conn.executemany(
             "DELETE FROM activities"
             " WHERE instance_id = ? AND execution_id = ? AND event_id = ?",
-            [(r.instance_id, r.execution_id, r.event_id) for r in turn.cancel_activities],
+            [
+                (r.instance_id, r.execution_id, r.event_id)
+                for r in turn.cancel_activities
+            ],
         )
         # New instances before outbound, so a message to a child created by
         # this very turn is delivered.
         for child in turn.new_instances:
             self._create_child(conn, now, child)
         conn.executemany(
-            _INSERT_MESSAGE_IF_INSTANCE,
-            [_message_row(o.instance_id, o.message, now) for o in turn.outbound],
+            INSERT_MESSAGE_IF_INSTANCE,
+            [message_row(o.instance_id, o.message, now) for o in turn.outbound],
         )
         conn.executemany(
             "DELETE FROM messages WHERE instance_id = ? AND key = ?",
@@ -726,15 +457,15 @@ class SqliteProvider:
     @staticmethod
     def _create_child(conn: sqlite3.Connection, now: float, new: NewInstance) -> None:
         created = conn.execute(
-            _INSERT_INSTANCE,
+            INSERT_INSTANCE,
             (new.instance_id, new.name, new.version, new.parent_instance_id, now, now),
         )
         if created.rowcount == 1:
-            conn.execute(_INSERT_MESSAGE, _message_row(new.instance_id, new.start, now))
+            conn.execute(INSERT_MESSAGE, message_row(new.instance_id, new.start, now))
         elif new.on_conflict is not None and new.on_conflict_target is not None:
             conn.execute(
-                _INSERT_MESSAGE_IF_INSTANCE,
-                _message_row(new.on_conflict_target, new.on_conflict, now),
+                INSERT_MESSAGE_IF_INSTANCE,
+                message_row(new.on_conflict_target, new.on_conflict, now),
             )
 
     async def abandon_orchestration(
@@ -796,7 +527,7 @@ class SqliteProvider:
             now = time.time()
             return (
                 self._db()
-                .execute(_LOCK_ACTIVITIES, (now + lock_timeout, now, max_items))
+                .execute(LOCK_ACTIVITIES, (now + lock_timeout, now, max_items))
                 .fetchall()
             )
 
@@ -834,8 +565,8 @@ class SqliteProvider:
                 )
                 if held.rowcount == 1:
                     conn.execute(
-                        _INSERT_MESSAGE_IF_INSTANCE,
-                        _message_row(result.instance_id, result.message, now),
+                        INSERT_MESSAGE_IF_INSTANCE,
+                        message_row(result.instance_id, result.message, now),
                     )
                     delivered += 1
             return delivered
@@ -878,7 +609,8 @@ class SqliteProvider:
             lost: list[int] = []
             for item_id, token in leases:
                 renewed = conn.execute(
-                    "UPDATE activities SET visible_at = ? WHERE id = ? AND lock_token = ?",
+                    "UPDATE activities SET visible_at = ?"
+                    " WHERE id = ? AND lock_token = ?",
                     (now + lock_timeout, item_id, token),
                 )
                 if renewed.rowcount != 1:

@@ -1,0 +1,193 @@
+"""The SQLite provider's schema: migration runner, SQL text and row mapping."""
+
+from __future__ import annotations
+
+import importlib.resources
+import re
+import sqlite3
+import time
+from collections.abc import Sequence
+from typing import Any, cast
+
+from perdure._errors import StorageError
+from perdure.providers._base import InstanceRecord, InstanceStatus, Message
+
+__all__ = [
+    "COMMIT_INSTANCE",
+    "INSERT_ACTIVITY",
+    "INSERT_EVENT",
+    "INSERT_INSTANCE",
+    "INSERT_MESSAGE",
+    "INSERT_MESSAGE_IF_INSTANCE",
+    "INSTANCE_COLUMNS",
+    "LOCK_ACTIVITIES",
+    "LOCK_INSTANCE",
+    "READY_INSTANCES",
+    "VISIBLE_MESSAGES",
+    "instance_record",
+    "message_row",
+    "migrate",
+]
+
+_MIGRATION_NAME = re.compile(r"^(\d+)_[\w-]+\.sql$")
+
+
+def _migrations() -> list[tuple[int, str]]:
+    """Return ``(version, sql)`` of the packaged migrations, in order."""
+    # One name per joinpath: zip-backed Traversables of 3.11 take only one.
+    folder = (
+        importlib.resources.files("perdure.providers")
+        .joinpath("migrations")
+        .joinpath("sqlite")
+    )
+    found: list[tuple[int, str]] = []
+    for entry in folder.iterdir():
+        match = _MIGRATION_NAME.match(entry.name)
+        if match:
+            found.append((int(match.group(1)), entry.read_text(encoding="utf-8")))
+    found.sort()
+    return found
+
+
+def _statements(script: str) -> list[str]:
+    """Split a script into statements (``executescript`` would COMMIT first)."""
+    statements: list[str] = []
+    buffer = ""
+    for line in script.splitlines(keepends=True):
+        buffer += line
+        if sqlite3.complete_statement(buffer):
+            statements.append(buffer.strip())
+            buffer = ""
+    if buffer.strip() and not all(
+        part.strip().startswith("--") or not part.strip()
+        for part in buffer.splitlines()
+    ):
+        raise StorageError(f"incomplete SQL statement in migration: {buffer!r}")
+    return statements
+
+
+def migrate(conn: sqlite3.Connection) -> None:
+    """Apply pending migrations in one transaction.
+
+    ``BEGIN IMMEDIATE`` around check-and-apply makes two processes opening a
+    fresh file at once safe: the second waits, then finds nothing to do.
+    """
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_version"
+            " (version INTEGER PRIMARY KEY, applied_at REAL NOT NULL)"
+        )
+        applied = {row[0] for row in conn.execute("SELECT version FROM schema_version")}
+        for version, script in _migrations():
+            if version in applied:
+                continue
+            for statement in _statements(script):
+                conn.execute(statement)
+            conn.execute(
+                "INSERT INTO schema_version (version, applied_at) VALUES (?, ?)",
+                (version, time.time()),
+            )
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+
+
+# --------------------------------------------------------------------------
+# SQL
+# --------------------------------------------------------------------------
+
+INSTANCE_COLUMNS = (
+    "instance_id, name, version, execution_id, status, output, error,"
+    " custom_status, parent_instance_id, created_at, updated_at"
+)
+INSERT_INSTANCE = (
+    "INSERT INTO instances (instance_id, name, version, execution_id, status,"
+    " parent_instance_id, created_at, updated_at)"
+    " VALUES (?, ?, ?, 1, 'Running', ?, ?, ?) ON CONFLICT (instance_id) DO NOTHING"
+)
+INSERT_MESSAGE = (
+    "INSERT INTO messages (instance_id, kind, body, visible_at, key)"
+    " VALUES (?, ?, ?, ?, ?)"
+)
+INSERT_MESSAGE_IF_INSTANCE = (
+    "INSERT INTO messages (instance_id, kind, body, visible_at, key)"
+    " SELECT ?1, ?2, ?3, ?4, ?5"
+    " WHERE EXISTS (SELECT 1 FROM instances WHERE instance_id = ?1)"
+)
+# Messages in due order, skipping locked instances. CROSS JOIN pins the
+# messages index as the outer loop: rows stream in ORDER BY order with no
+# sort, so the fetch stops after the first max_items instances.
+READY_INSTANCES = (
+    "SELECT m.instance_id FROM messages AS m CROSS JOIN instances AS i"
+    " ON i.instance_id = m.instance_id"
+    " WHERE m.visible_at <= ?1 AND (i.lock_token IS NULL OR i.locked_until < ?1)"
+    " ORDER BY m.visible_at, m.id"
+)
+LOCK_INSTANCE = (
+    "UPDATE instances SET lock_token = ?, locked_until = ?, attempt = attempt + 1"
+    f" WHERE instance_id = ? RETURNING {INSTANCE_COLUMNS}, history_len, attempt"
+)
+VISIBLE_MESSAGES = (
+    "SELECT id, kind, body FROM messages"
+    " WHERE instance_id = ? AND visible_at <= ? ORDER BY id"
+)
+# The turn's guard: lock held, and the history it was computed against is
+# the stored one (same execution and length, or a move to a newer execution
+# from scratch). When it matches no row, nothing of the turn is written.
+COMMIT_INSTANCE = (
+    "UPDATE instances SET execution_id = :execution_id,"
+    " name = coalesce(:name, name), version = coalesce(:version, version),"
+    " status = :status, output = :output, error = :error,"
+    " custom_status = coalesce(:custom_status, custom_status),"
+    " updated_at = :now, history_len = :history_len,"
+    " lock_token = NULL, locked_until = NULL, attempt = 0"
+    " WHERE instance_id = :instance_id AND lock_token = :lock_token AND ("
+    "  (execution_id = :execution_id AND history_len = :history_start)"
+    "  OR (execution_id < :execution_id AND :history_start = 0))"
+)
+INSERT_EVENT = (
+    "INSERT INTO history (instance_id, execution_id, event_id, data)"
+    " VALUES (?, ?, ?, ?)"
+)
+INSERT_ACTIVITY = (
+    "INSERT OR IGNORE INTO activities"
+    " (instance_id, execution_id, event_id, name, body, visible_at)"
+    " VALUES (?, ?, ?, ?, ?, ?)"
+)
+# A fetched item's visible_at becomes its lease end (see 0001_initial.sql).
+LOCK_ACTIVITIES = (
+    "UPDATE activities SET lock_token = lower(hex(randomblob(16))),"
+    " visible_at = ?1, attempt = attempt + 1"
+    " WHERE id IN (SELECT id FROM activities WHERE visible_at <= ?2"
+    "  ORDER BY visible_at, id LIMIT ?3)"
+    " RETURNING id, instance_id, execution_id, event_id, name, body,"
+    " lock_token, attempt"
+)
+
+
+def instance_record(row: Sequence[Any]) -> InstanceRecord:
+    """Build a record from a row selected as `INSTANCE_COLUMNS`."""
+    return InstanceRecord(
+        instance_id=row[0],
+        name=row[1],
+        version=row[2],
+        execution_id=row[3],
+        status=cast(InstanceStatus, row[4]),
+        output=row[5],
+        error=row[6],
+        custom_status=row[7],
+        parent_instance_id=row[8],
+        created_at=row[9],
+        updated_at=row[10],
+    )
+
+
+def message_row(
+    instance_id: str, message: Message, now: float
+) -> tuple[str, str, str, float, str | None]:
+    """Parameters of `INSERT_MESSAGE`; no ``visible_at`` means *now*."""
+    visible_at = now if message.visible_at is None else message.visible_at
+    return (instance_id, message.kind, message.body, visible_at, message.key)

@@ -1,0 +1,176 @@
+"""SQLite-specific behaviour, and `open_provider`."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from perdure._errors import StorageError
+from perdure.providers import ActivityWork, open_provider
+from perdure.providers.sqlite import SqliteProvider
+
+
+def run_on(path: Path | str, body):
+    async def main():
+        p = SqliteProvider(str(path))
+        await p.open()
+        try:
+            return await body(p)
+        finally:
+            await p.close()
+
+    return asyncio.run(main())
+
+
+def test_concurrent_first_opens_of_one_file(tmp_path):
+    path = str(tmp_path / "race.db")
+
+    async def main() -> None:
+        providers = [SqliteProvider(path) for _ in range(4)]
+        await asyncio.gather(*(p.open() for p in providers))
+        for p in providers:
+            await p.close()
+
+    asyncio.run(main())
+    with sqlite3.connect(path) as conn:
+        versions = [
+            row[0] for row in conn.execute("SELECT version FROM schema_version")
+        ]
+        mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
+    conn.close()
+    assert versions == [1]
+    assert mode == "wal"
+
+
+def test_sqlite_errors_become_storage_errors(tmp_path):
+    async def main() -> None:
+        p = SqliteProvider(str(tmp_path / "missing-dir" / "x.db"))
+        with pytest.raises(StorageError):
+            await p.open()
+        with pytest.raises(StorageError, match="open"):
+            await p.get_instance("a")
+
+    asyncio.run(main())
+
+
+def test_wait_wakes_when_a_delayed_message_becomes_due(tmp_path, kit):
+    async def body(p: SqliteProvider) -> None:
+        await kit.started(p, "a")
+        await p.enqueue("a", kit.message(visible_at=time.time() + 0.3))
+        assert await p.fetch_orchestrations(10, 30) == []
+        started = time.monotonic()
+        await p.wait("orchestrations", 5)
+        assert await p.fetch_orchestrations(10, 30) != []
+        assert 0.2 <= time.monotonic() - started < 2
+
+    run_on(tmp_path / "x.db", body)
+
+
+def test_wait_wakes_when_an_activity_retry_becomes_due(tmp_path, kit):
+    async def body(p: SqliteProvider) -> None:
+        await p.create_instance(kit.new("a"))
+        item = await kit.fetch_one(p, "a")
+        work = ActivityWork(
+            instance_id="a", execution_id=1, event_id=1, name="act", body="{}"
+        )
+        assert await p.commit_turns([kit.turn(item, "e1", activities=[work])]) == [True]
+        [activity] = await p.fetch_activities(10, 30)
+        await p.abandon_activity(activity.id, activity.lock_token, delay=0.3)
+        assert await p.fetch_activities(10, 30) == []
+        started = time.monotonic()
+        await p.wait("activities", 5)
+        assert [a.attempt for a in await p.fetch_activities(10, 30)] == [2]
+        assert 0.2 <= time.monotonic() - started < 2
+
+    run_on(tmp_path / "x.db", body)
+
+
+def test_integrity_error_rolls_back_only_that_turn(tmp_path, kit):
+    """A turn whose rows clash with stored ones is rejected whole."""
+    path = tmp_path / "x.db"
+
+    async def setup(p: SqliteProvider):
+        await p.create_instance(kit.new("a"))
+        await p.create_instance(kit.new("b"))
+        return await kit.fetch_map(p)
+
+    items = run_on(path, setup)
+    # Corrupt storage behind the provider's back: an event beyond history_len.
+    with sqlite3.connect(path) as conn:
+        conn.execute("INSERT INTO history VALUES ('a', 1, 2, '\"stray\"')")
+    conn.close()
+
+    async def commit(p: SqliteProvider) -> None:
+        turns = [kit.turn(items["a"], "a1", "a2"), kit.turn(items["b"], "b1")]
+        assert await p.commit_turns(turns) == [False, True]
+        assert [json.loads(e) for e in await p.read_history("a")] == ["stray"]
+        record = await p.get_instance("a")
+        assert record is not None and record.status == "Running"
+        # The guard's lock release was rolled back too: "a" is still locked.
+        assert await p.fetch_orchestrations(10, 30) == []
+        assert await p.renew_orchestration_lock("a", items["a"].lock_token, 30)
+
+    run_on(path, commit)
+
+
+def test_wait_works_on_a_provider_built_without_a_loop(tmp_path):
+    p = SqliteProvider(str(tmp_path / "x.db"))  # no event loop exists here
+
+    async def main() -> None:
+        await p.open()
+        try:
+            await p.wait("instances", 0.01)
+        finally:
+            await p.close()
+
+    asyncio.run(main())
+    asyncio.run(main())  # and again on a second loop
+
+
+# --- open_provider --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("url", "path"),
+    [
+        ("sqlite:///relative.db", "relative.db"),
+        ("sqlite:///dir/relative.db", "dir/relative.db"),
+        ("sqlite:////abs/path.db", "/abs/path.db"),
+        ("sqlite://:memory:", ":memory:"),
+        ("sqlite:///:memory:", ":memory:"),
+        ("SQLITE:///x.db", "x.db"),
+    ],
+)
+def test_open_provider_sqlite_urls(url, path):
+    provider = open_provider(url)
+    assert isinstance(provider, SqliteProvider)
+    assert provider.path == path
+
+
+@pytest.mark.parametrize(
+    "url", ["sqlite://", "sqlite:///", "sqlite://host/x.db", "mysql://x", "x.db"]
+)
+def test_open_provider_rejects_bad_urls(url):
+    with pytest.raises(ValueError):
+        open_provider(url)
+
+
+def test_open_provider_returns_provider_objects_as_is(tmp_path):
+    provider = SqliteProvider(str(tmp_path / "x.db"))
+    assert open_provider(provider) is provider
+    with pytest.raises(TypeError):
+        open_provider(42)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("url", ["postgresql://u@h/db", "postgres://u@h/db"])
+def test_open_provider_postgres_without_extra(monkeypatch, url):
+    # A None entry in sys.modules makes the import fail like a missing module.
+    monkeypatch.setitem(sys.modules, "perdure.providers.postgres", None)
+    with pytest.raises(StorageError, match=r"pip install \"perdure\[postgres\]\""):
+        open_provider(url)
