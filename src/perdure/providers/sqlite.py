@@ -378,19 +378,17 @@ class SqliteProvider:
             return []
 
         def tx(conn: sqlite3.Connection, now: float) -> list[bool]:
-            results: list[bool] = []
-            for turn in turns:
-                conn.execute("SAVEPOINT turn")
-                try:
-                    ok = self._apply_turn(conn, now, turn)
-                except sqlite3.IntegrityError:
-                    # Stored rows contradict the turn (e.g. events already
-                    # there): reject this turn alone, as for a stale lock.
-                    ok = False
-                if not ok:
-                    conn.execute("ROLLBACK TO turn")
-                conn.execute("RELEASE turn")
-                results.append(ok)
+            # Fast path: a rejected turn fails its guard before writing
+            # anything, so no per-turn savepoint is needed. Only when stored
+            # rows contradict a turn (IntegrityError mid-way) is the batch
+            # redone with a savepoint per turn.
+            conn.execute("SAVEPOINT batch")
+            try:
+                results = [self._apply_turn(conn, now, turn) for turn in turns]
+            except sqlite3.IntegrityError:
+                conn.execute("ROLLBACK TO batch")
+                results = [self._apply_isolated(conn, now, turn) for turn in turns]
+            conn.execute("RELEASE batch")
             return results
 
         results = await self._transaction(tx)
@@ -409,6 +407,21 @@ class SqliteProvider:
             if any(turn.activities for turn in committed):
                 self._wakeups.notify("activities")
         return results
+
+    def _apply_isolated(
+        self, conn: sqlite3.Connection, now: float, turn: TurnCommit
+    ) -> bool:
+        conn.execute("SAVEPOINT turn")
+        try:
+            ok = self._apply_turn(conn, now, turn)
+        except sqlite3.IntegrityError:
+            # Stored rows contradict the turn (e.g. events already there):
+            # reject this turn alone, as for a stale lock.
+            ok = False
+        if not ok:
+            conn.execute("ROLLBACK TO turn")
+        conn.execute("RELEASE turn")
+        return ok
 
     def _apply_turn(
         self, conn: sqlite3.Connection, now: float, turn: TurnCommit
@@ -433,50 +446,56 @@ class SqliteProvider:
         if guard.rowcount != 1:
             return False
         instance_id, execution_id = turn.instance_id, turn.execution_id
-        conn.executemany(
-            INSERT_EVENT,
-            [(instance_id, execution_id, eid, data) for eid, data in turn.events],
-        )
-        conn.executemany(
-            "DELETE FROM messages WHERE id = ? AND instance_id = ?",
-            [(message_id, instance_id) for message_id in turn.consumed],
-        )
+        if turn.events:
+            conn.executemany(
+                INSERT_EVENT,
+                [(instance_id, execution_id, eid, data) for eid, data in turn.events],
+            )
+        if turn.consumed:
+            conn.executemany(
+                "DELETE FROM messages WHERE id = ? AND instance_id = ?",
+                [(message_id, instance_id) for message_id in turn.consumed],
+            )
         # Inserts before deletes: work scheduled and cancelled (or a timer
         # set and dropped) within the same turn must end up gone.
-        conn.executemany(
-            INSERT_ACTIVITY,
-            [
-                (
-                    w.instance_id,
-                    w.execution_id,
-                    w.event_id,
-                    w.name,
-                    w.body,
-                    now if w.visible_at is None else w.visible_at,
-                )
-                for w in turn.activities
-            ],
-        )
-        conn.executemany(
-            "DELETE FROM activities"
-            " WHERE instance_id = ? AND execution_id = ? AND event_id = ?",
-            [
-                (r.instance_id, r.execution_id, r.event_id)
-                for r in turn.cancel_activities
-            ],
-        )
+        if turn.activities:
+            conn.executemany(
+                INSERT_ACTIVITY,
+                [
+                    (
+                        w.instance_id,
+                        w.execution_id,
+                        w.event_id,
+                        w.name,
+                        w.body,
+                        now if w.visible_at is None else w.visible_at,
+                    )
+                    for w in turn.activities
+                ],
+            )
+        if turn.cancel_activities:
+            conn.executemany(
+                "DELETE FROM activities"
+                " WHERE instance_id = ? AND execution_id = ? AND event_id = ?",
+                [
+                    (r.instance_id, r.execution_id, r.event_id)
+                    for r in turn.cancel_activities
+                ],
+            )
         # New instances before outbound, so a message to a child created by
         # this very turn is delivered.
         for child in turn.new_instances:
             self._create_child(conn, now, child)
-        conn.executemany(
-            INSERT_MESSAGE_IF_INSTANCE,
-            [message_row(o.instance_id, o.message, now) for o in turn.outbound],
-        )
-        conn.executemany(
-            "DELETE FROM messages WHERE instance_id = ? AND key = ?",
-            turn.drop_messages,
-        )
+        if turn.outbound:
+            conn.executemany(
+                INSERT_MESSAGE_IF_INSTANCE,
+                [message_row(o.instance_id, o.message, now) for o in turn.outbound],
+            )
+        if turn.drop_messages:
+            conn.executemany(
+                "DELETE FROM messages WHERE instance_id = ? AND key = ?",
+                turn.drop_messages,
+            )
         return True
 
     @staticmethod
