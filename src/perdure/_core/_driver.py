@@ -206,6 +206,18 @@ class Driver:
             it is a completion for unknown or already completed work.
         """
         if self.outcome is not None:
+            if (
+                cls is h.EventRaised
+                and self.outcome.status == "ContinuedAsNew"
+                and not self._terminal_seen
+            ):
+                # Arrived in the continue-as-new turn after the code ended:
+                # not recorded here, carried to the next execution.
+                self._event_seq += 1
+                self._buffers.setdefault(fields["name"], deque()).append(
+                    (self._event_seq, fields.get("data"))
+                )
+                return True
             return False
         if source_event_id is not None:
             work = self._work.get(source_event_id)
@@ -263,8 +275,14 @@ class Driver:
         return TurnResult(self._new, self.outcome, self._options, carried)
 
     def child_id(self, event_id: int) -> str:
-        """Default instance id of a sub-orchestration scheduled as *event_id*."""
-        return f"{self.instance_id}::sub::{event_id}"
+        """Default instance id of a sub-orchestration scheduled as *event_id*.
+
+        Event ids restart at 1 with every continue-as-new, so executions
+        after the first include their number to keep child ids unique.
+        """
+        if self.execution_id == 1:
+            return f"{self.instance_id}::sub::{event_id}"
+        return f"{self.instance_id}::sub::{self.execution_id}.{event_id}"
 
     def unconsumed_events(self) -> list[tuple[str, Any]]:
         """Buffered external events no wait has taken, in arrival order."""
@@ -391,7 +409,8 @@ class Driver:
         elif cls is h.ActivityFailed:
             info = ErrorInfo.from_json(event.error)  # type: ignore[attr-defined]
             work._settle(
-                FAILED, ActivityFailedError(work.label, info.message, info.type)
+                FAILED,
+                ActivityFailedError(work.label, info.message, info.type, info.category),
             )
         else:
             info = ErrorInfo.from_json(event.error)  # type: ignore[attr-defined]
@@ -442,13 +461,25 @@ class Driver:
     def _require_task(self) -> Task:
         task = self.current
         if task is None:
-            raise RuntimeError(
-                "durable operations can only be started by orchestration code "
-                "while the orchestration is running"
-            )
+            raise self.outside_task_error()
         if task.cancel_reason is not None:
             raise Cancelled(task.cancel_reason)
         return task
+
+    def outside_task_error(self) -> BaseException:
+        """The error for a durable call made while no task is being stepped.
+
+        That happens legitimately in one case: a discarded driver's suspended
+        coroutine is closed (garbage collection) and its ``finally`` block
+        awaits or schedules. `GeneratorExit` then lets ``close()`` finish
+        quietly; anything else is a misuse of the context.
+        """
+        if self.root is not None and _any_running(self.root):
+            return GeneratorExit()
+        return RuntimeError(
+            "durable operations can only be started by orchestration code "
+            "while the orchestration is running"
+        )
 
     def current_cancelled(self) -> bool:
         """Return True if the running task has been cancelled."""
@@ -510,8 +541,10 @@ class Driver:
             waits = self._waits.get(str(work.label))
             if waits and work in waits:
                 waits.remove(work)
-        work._settle(CANCELLED, Cancelled(reason))
+        # Recorded before settling, so cancellations its waiters trigger
+        # come after it in history.
         self._cancels.append(work)
+        work._settle(CANCELLED, Cancelled(reason))
 
     def new_seed(self) -> int:
         """Return the next deterministic seed (for guids and random)."""
@@ -642,6 +675,12 @@ class Driver:
                 cancel_task(self, root, reason)
             else:
                 cancel_tree(self, root, reason)
+
+
+def _any_running(task: Task) -> bool:
+    if getattr(task.coro, "cr_running", False):
+        return True
+    return any(_any_running(c) for c in task.children if isinstance(c, Task))
 
 
 def _describe_event(event: h.Event) -> str:

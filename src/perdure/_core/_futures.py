@@ -81,7 +81,10 @@ class DurableFuture(Generic[T]):
         return True
 
     def __await__(self) -> Generator[Any, None, T]:
-        if self._state == PENDING or self._driver.current_cancelled():
+        driver = self._driver
+        if driver.current is None:
+            raise driver.outside_task_error()
+        if self._state == PENDING or driver.current_cancelled():
             yield self
         return self.result()
 
@@ -155,12 +158,13 @@ class WorkFuture(DurableFuture[T]):
 class SelectFuture(DurableFuture[tuple[int, Any]]):
     """Resolves with ``(index, value)`` of the first child to complete."""
 
-    __slots__ = ("_futures",)
+    __slots__ = ("_futures", "_owner")
 
     def __init__(self, driver: Driver, futures: list[DurableFuture[Any]]) -> None:
         super().__init__(driver)
         if not futures:
             raise ValueError("select() needs at least one future")
+        self._owner = driver.current
         for future in futures:
             future._claim()
         self._futures = futures
@@ -173,7 +177,7 @@ class SelectFuture(DurableFuture[tuple[int, Any]]):
 
     def _make_callback(self, index: int) -> Callback:
         def child_done(_: DurableFuture[Any]) -> None:
-            if self._state == PENDING:
+            if self._state == PENDING and not _quiet_cancel(self):
                 self._win(index)
 
         return child_done
@@ -200,7 +204,7 @@ class SelectFuture(DurableFuture[tuple[int, Any]]):
 class JoinFuture(DurableFuture[list[Any]]):
     """Resolves with every child's value, in argument order."""
 
-    __slots__ = ("_futures", "_remaining", "_results", "_return_exceptions")
+    __slots__ = ("_futures", "_owner", "_remaining", "_results", "_return_exceptions")
 
     def __init__(
         self,
@@ -209,6 +213,7 @@ class JoinFuture(DurableFuture[list[Any]]):
         return_exceptions: bool,
     ) -> None:
         super().__init__(driver)
+        self._owner = driver.current
         for future in futures:
             future._claim()
         self._futures = futures
@@ -225,7 +230,7 @@ class JoinFuture(DurableFuture[list[Any]]):
 
     def _make_callback(self, index: int) -> Callback:
         def child_done(child: DurableFuture[Any]) -> None:
-            if self._state != PENDING:
+            if self._state != PENDING or _quiet_cancel(self):
                 return
             if child._state != DONE and not self._return_exceptions:
                 self._settle(FAILED, child._value)
@@ -245,3 +250,17 @@ class JoinFuture(DurableFuture[list[Any]]):
         for future in self._futures:
             if future._state == PENDING:
                 self._driver.cancel_future(future, reason)
+
+
+def _quiet_cancel(combinator: SelectFuture | JoinFuture) -> bool:
+    """End a combinator whose task was cancelled, without it reacting.
+
+    Its children are being cancelled by the scope cascade (in creation
+    order); reacting would cancel its other futures too, and those may
+    belong to another scope (DESIGN §4.2-4.3).
+    """
+    owner: Task | None = combinator._owner
+    if owner is None or owner.cancel_reason is None:
+        return False
+    combinator._settle(CANCELLED, Cancelled(owner.cancel_reason))
+    return True

@@ -1,0 +1,8 @@
+"""``python -m perdure``: the same command line as the ``perdure`` script."""
+
+import sys
+
+from .cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())

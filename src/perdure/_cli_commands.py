@@ -1,0 +1,192 @@
+"""Client-side subcommands of the ``perdure`` CLI (start, status, wait, ...).
+
+Each ``cmd_*`` coroutine takes the parsed arguments and an open `Client`,
+prints its result to stdout and returns the process exit status. Failures
+are raised (`CliError`, `PerdureError`, ...) and reported by ``cli.main``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from ._cli_worker import CliError
+from ._client import Client
+from ._core._history import event_to_json
+from ._errors import InstanceNotFound
+from ._state import OrchestrationState
+from ._tree import render_history
+
+__all__ = [
+    "CliUsageError",
+    "cmd_cancel",
+    "cmd_history",
+    "cmd_list",
+    "cmd_raise",
+    "cmd_start",
+    "cmd_status",
+    "cmd_wait",
+    "parse_json",
+    "use_ascii",
+]
+
+
+class CliUsageError(CliError):
+    """Bad command-line input (exit status 2, like argparse's own errors)."""
+
+
+def parse_json(text: str | None, option: str) -> Any:
+    """Decode a JSON option value (``None`` when the option was not given).
+
+    Raises:
+        CliUsageError: *text* is not valid JSON.
+    """
+    if text is None:
+        return None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise CliUsageError(
+            f"{option} is not valid JSON ({exc.msg} at column {exc.colno}); "
+            f"""quote strings, e.g. {option} '"text"'"""
+        ) from None
+
+
+def use_ascii() -> bool:
+    """True when stdout cannot print the tree's Unicode marks."""
+    encoding = getattr(sys.stdout, "encoding", None) or "ascii"
+    try:
+        "✓✗…→├└│".encode(encoding)
+    except (UnicodeEncodeError, LookupError):
+        return True
+    return False
+
+
+def _state_json(state: OrchestrationState) -> dict[str, Any]:
+    return {
+        "instance_id": state.instance_id,
+        "name": state.name,
+        "version": state.version,
+        "execution_id": state.execution_id,
+        "status": state.status,
+        "output": state.output,
+        "error": state.error.to_json() if state.error is not None else None,
+        "custom_status": state.custom_status,
+        "created_at": state.created_at.isoformat(),
+        "updated_at": state.updated_at.isoformat(),
+    }
+
+
+def _print_state(state: OrchestrationState, as_json: bool) -> None:
+    data = _state_json(state)
+    if as_json:
+        print(json.dumps(data, ensure_ascii=False, indent=2))
+        return
+    rows = [
+        ("instance", state.instance_id),
+        ("name", f"{state.name} {state.version}".strip()),
+        ("status", state.status),
+        ("execution", str(state.execution_id)),
+    ]
+    if state.status == "Completed":
+        rows.append(("output", json.dumps(state.output, ensure_ascii=False)))
+    if state.error is not None:
+        rows.append(("error", f"{state.error} [{state.error.category}]"))
+    if state.custom_status is not None:
+        rows.append(("custom", json.dumps(state.custom_status, ensure_ascii=False)))
+    rows += [("created", data["created_at"]), ("updated", data["updated_at"])]
+    for key, value in rows:
+        print(f"{key:<10} {value}")
+
+
+async def _require(client: Client, instance_id: str) -> OrchestrationState:
+    state = await client.get_status(instance_id)
+    if state is None:
+        raise InstanceNotFound(instance_id)
+    return state
+
+
+async def cmd_start(args: argparse.Namespace, client: Client) -> int:
+    """``perdure start NAME INSTANCE_ID [--input JSON] [--version V]``."""
+    value = parse_json(args.input, "--input")
+    await client.start_orchestration(
+        args.instance_id, args.name, value, version=args.version
+    )
+    print(f"started {args.instance_id} ({args.name})")
+    return 0
+
+
+async def cmd_status(args: argparse.Namespace, client: Client) -> int:
+    """``perdure status INSTANCE [--json]``."""
+    _print_state(await _require(client, args.instance_id), args.json)
+    return 0
+
+
+async def cmd_wait(args: argparse.Namespace, client: Client) -> int:
+    """``perdure wait INSTANCE [--timeout S]``: 0 if Completed, else 1."""
+    state = await client.wait_for_orchestration(args.instance_id, timeout=args.timeout)
+    _print_state(state, args.json)
+    return 0 if state.status == "Completed" else 1
+
+
+async def cmd_raise(args: argparse.Namespace, client: Client) -> int:
+    """``perdure raise INSTANCE EVENT [--data JSON]``."""
+    data = parse_json(args.data, "--data")
+    await client.raise_event(args.instance_id, args.event, data)
+    print(f"raised event {args.event!r} on {args.instance_id}")
+    return 0
+
+
+async def cmd_cancel(args: argparse.Namespace, client: Client) -> int:
+    """``perdure cancel INSTANCE [--reason TEXT]``."""
+    state = await _require(client, args.instance_id)
+    if state.status != "Running":
+        print(f"{args.instance_id} is already {state.status}; nothing to cancel")
+        return 0
+    await client.cancel_instance(args.instance_id, args.reason)
+    print(f"cancellation of {args.instance_id} requested")
+    return 0
+
+
+async def cmd_list(args: argparse.Namespace, client: Client) -> int:
+    """``perdure list [--status S] [--limit N] [--json]``."""
+    states = await client.list_instances(status=args.status, limit=args.limit)
+    if args.json:
+        print(
+            json.dumps([_state_json(s) for s in states], ensure_ascii=False, indent=2)
+        )
+        return 0
+    if not states:
+        print("no instances")
+        return 0
+    width = max(len("INSTANCE"), *(len(s.instance_id) for s in states))
+    name_width = max(len("NAME"), *(len(s.name) for s in states))
+    print(f"{'INSTANCE':<{width}}  {'NAME':<{name_width}}  {'STATUS':<9}  UPDATED")
+    for s in states:
+        name = f"{s.name:<{name_width}}"
+        updated = s.updated_at.isoformat(timespec="seconds")
+        print(f"{s.instance_id:<{width}}  {name}  {s.status:<9}  {updated}")
+    return 0
+
+
+async def cmd_history(args: argparse.Namespace, client: Client) -> int:
+    """``perdure history INSTANCE [--execution N] [--json]``."""
+    state = await _require(client, args.instance_id)
+    execution = args.execution if args.execution is not None else state.execution_id
+    events = await client.get_history(args.instance_id, execution)
+    if not events:
+        raise CliError(
+            f"instance {args.instance_id!r} has no execution {execution} "
+            f"(latest is {state.execution_id})"
+        )
+    if args.json:
+        lines = ",\n  ".join(event_to_json(e) for e in events)
+        print(f"[\n  {lines}\n]")
+        return 0
+    title = f"instance {args.instance_id}  execution {execution}  {state.status}"
+    if execution != state.execution_id:
+        title = f"instance {args.instance_id}  execution {execution}"
+    sys.stdout.write(render_history(events, title=title, ascii=use_ascii()))
+    return 0

@@ -1,0 +1,239 @@
+"""The ``perdure`` command line (also ``python -m perdure``).
+
+Subcommands: ``demo``, ``worker``, ``start``, ``status``, ``wait``,
+``raise``, ``cancel``, ``list`` and ``history``. Storage comes from
+``--db`` (before or after the subcommand), else the ``PERDURE_DB``
+environment variable, else ``sqlite:///perdure.db``; a plain file path is
+taken as a SQLite file. Errors print one line to stderr and exit non-zero
+(1 for failures, 2 for bad arguments, 130 when interrupted).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+
+from . import _cli_commands as c
+from ._cli_worker import CliError, load_handlers, run_worker
+from ._client import Client
+from ._errors import PerdureError
+
+__all__ = ["DEFAULT_DB", "build_parser", "main", "storage_url"]
+
+#: Storage used when neither ``--db`` nor ``PERDURE_DB`` is given.
+DEFAULT_DB = "sqlite:///perdure.db"
+
+_WORKER_HELP = """\
+Host orchestrations and activities until SIGINT or SIGTERM, then stop
+gracefully (running activities get --shutdown-timeout seconds).
+
+MODULE[:ATTR] is imported with the current directory on sys.path. It may name:
+  - a module: its ORCHESTRATIONS and ACTIVITIES lists if it defines either,
+    otherwise every @perdure.orchestration / @perdure.activity function in it;
+  - a decorated function, or a list/tuple (nested is fine) of them;
+  - a dict with "orchestrations" and/or "activities" keys;
+  - a callable taking no arguments that returns any of the above.
+Examples: perdure worker myapp   perdure worker myapp.flows:HANDLERS
+"""
+
+Command = Callable[[argparse.Namespace, Client], Awaitable[int]]
+
+
+def storage_url(value: str | None) -> str:
+    """Resolve the storage URL: *value*, else ``$PERDURE_DB``, else the default.
+
+    A value without ``://`` is a SQLite file path.
+    """
+    url = value or os.environ.get("PERDURE_DB") or DEFAULT_DB
+    if "://" not in url:
+        url = f"sqlite:///{Path(url).expanduser()}"
+    return url
+
+
+def _sqlite_file(url: str) -> Path | None:
+    scheme, _, rest = url.partition("://")
+    if scheme.lower() != "sqlite" or rest in (":memory:", "/:memory:"):
+        return None
+    return Path(rest[1:]) if rest.startswith("/") and len(rest) > 1 else None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the argument parser of the ``perdure`` command."""
+    db_help = f"storage URL or SQLite file (default: $PERDURE_DB or {DEFAULT_DB})"
+    parser = argparse.ArgumentParser(
+        prog="perdure",
+        description="perdure: durable execution for Python.",
+        epilog="Run 'perdure demo' to see a crash and a resume.",
+    )
+    parser.add_argument("--db", help=db_help)
+    # The same option after the subcommand; SUPPRESS keeps a value given
+    # before the subcommand from being reset to a default.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--db", default=argparse.SUPPRESS, help=db_help)
+    as_json = argparse.ArgumentParser(add_help=False)
+    as_json.add_argument("--json", action="store_true", help="print JSON")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    demo = sub.add_parser(
+        "demo",
+        help="run the sample order workflow with a crash and a resume",
+        description="Run the sample order workflow on a fresh SQLite file: a "
+        "worker process is killed with SIGKILL mid-way, a new runtime resumes "
+        "it, and the history is printed as a tree of task scopes.",
+    )
+    demo.add_argument(
+        "--db",
+        dest="demo_db",
+        metavar="PATH",
+        help="SQLite file to use; deleted first if it exists "
+        "(default: a new file in a temporary directory)",
+    )
+
+    worker = sub.add_parser(
+        "worker",
+        parents=[common],
+        help="host orchestrations and activities (MODULE[:ATTR])",
+        description=_WORKER_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    worker.add_argument("target", metavar="MODULE[:ATTR]")
+    worker.add_argument("--role", choices=["all", "orchestrator", "worker"])
+    worker.add_argument("--lock-timeout", type=float, metavar="S")
+    worker.add_argument("--poll-interval", type=float, metavar="S")
+    worker.add_argument("--orchestration-concurrency", type=int, metavar="N")
+    worker.add_argument("--activity-concurrency", type=int, metavar="N")
+    worker.add_argument("--cancellation-grace-period", type=float, metavar="S")
+    worker.add_argument(
+        "--shutdown-timeout",
+        type=float,
+        default=10.0,
+        metavar="S",
+        help="seconds running activities get to finish on shutdown (default 10)",
+    )
+
+    start = sub.add_parser("start", parents=[common], help="start an instance")
+    start.add_argument("name", metavar="NAME", help="orchestration name")
+    start.add_argument("instance_id", metavar="INSTANCE_ID")
+    start.add_argument("--input", metavar="JSON", help="input as JSON")
+    start.add_argument("--version", help="orchestration version (default: latest)")
+
+    status = sub.add_parser(
+        "status", parents=[common, as_json], help="show an instance's status"
+    )
+    status.add_argument("instance_id", metavar="INSTANCE")
+
+    wait = sub.add_parser(
+        "wait",
+        parents=[common, as_json],
+        help="wait until an instance ends (exit 0 only if Completed)",
+    )
+    wait.add_argument("instance_id", metavar="INSTANCE")
+    wait.add_argument("--timeout", type=float, default=60.0, metavar="S")
+
+    raise_ = sub.add_parser("raise", parents=[common], help="raise an external event")
+    raise_.add_argument("instance_id", metavar="INSTANCE")
+    raise_.add_argument("event", metavar="EVENT")
+    raise_.add_argument("--data", metavar="JSON", help="event data as JSON")
+
+    cancel = sub.add_parser("cancel", parents=[common], help="cancel an instance")
+    cancel.add_argument("instance_id", metavar="INSTANCE")
+    cancel.add_argument("--reason", default="", help="recorded in the history")
+
+    list_ = sub.add_parser("list", parents=[common, as_json], help="list instances")
+    list_.add_argument(
+        "--status", choices=["Running", "Completed", "Failed", "Cancelled"]
+    )
+    list_.add_argument("--limit", type=int, default=100, metavar="N")
+
+    history = sub.add_parser(
+        "history",
+        parents=[common, as_json],
+        help="show a history as a tree of task scopes",
+        description="Print an execution's history as a tree of task scopes, "
+        "with each piece of work's outcome; select winners and cancelled "
+        "losers are marked. --json prints the raw events instead.",
+    )
+    history.add_argument("instance_id", metavar="INSTANCE")
+    history.add_argument(
+        "--execution", type=int, metavar="N", help="execution id (default: latest)"
+    )
+    return parser
+
+
+_COMMANDS: dict[str, Command] = {
+    "start": c.cmd_start,
+    "status": c.cmd_status,
+    "wait": c.cmd_wait,
+    "raise": c.cmd_raise,
+    "cancel": c.cmd_cancel,
+    "list": c.cmd_list,
+    "history": c.cmd_history,
+}
+
+
+async def _client_command(args: argparse.Namespace, url: str) -> int:
+    path = _sqlite_file(url)
+    if args.command != "start" and path is not None and not path.exists():
+        raise CliError(f"no database at {path} (use --db or set PERDURE_DB)")
+    async with Client(url) as client:
+        return await _COMMANDS[args.command](args, client)
+
+
+def _worker(args: argparse.Namespace, url: str) -> int:
+    orchestrations, activities = load_handlers(args.target)
+    names = (
+        "role",
+        "lock_timeout",
+        "poll_interval",
+        "orchestration_concurrency",
+        "activity_concurrency",
+        "cancellation_grace_period",
+    )
+    options = {n: getattr(args, n) for n in names if getattr(args, n) is not None}
+    asyncio.run(
+        run_worker(
+            url,
+            orchestrations,
+            activities,
+            shutdown_timeout=args.shutdown_timeout,
+            options=options,
+        )
+    )
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``perdure`` command; return its exit status.
+
+    Args:
+        argv: Arguments without the program name (default: ``sys.argv[1:]``).
+    """
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "demo":
+            from ._demo import run_demo
+
+            return run_demo(args.demo_db)
+        url = storage_url(args.db)
+        if args.command == "worker":
+            return _worker(args, url)
+        return asyncio.run(_client_command(args, url))
+    except KeyboardInterrupt:
+        print("perdure: interrupted", file=sys.stderr)
+        return 130
+    except c.CliUsageError as exc:
+        print(f"perdure: error: {exc}", file=sys.stderr)
+        return 2
+    except (CliError, PerdureError, TimeoutError, ValueError, OSError) as exc:
+        print(f"perdure: error: {_one_line(exc)}", file=sys.stderr)
+        return 1
+
+
+def _one_line(exc: BaseException) -> str:
+    # Multi-line messages (tracebacks from storage drivers) would break the
+    # one-line contract; whitespace runs collapse to single spaces.
+    return " ".join(str(exc).split()) or type(exc).__name__
