@@ -143,35 +143,54 @@ def run_turn(
             return TurnOutput(_empty_commit(record, lock_token, consumed), None)
         history_start = driver.history_len
         driver.begin_turn(now)
+    carry_cancel: dict[str, Any] | None = None
     for kind, body in parsed:
         if kind in (m.START, m.CONTINUE_AS_NEW):
             continue
         if kind in m.COMPLETIONS and body.get("execution_id") != execution_id:
             continue  # answer for an earlier execution
-        _deliver(driver, kind, body)
+        if not _deliver(driver, kind, body) and kind == m.CANCEL:
+            carry_cancel = body
     result = driver.end_turn()
-    return _to_commit(record, lock_token, consumed, driver, result, history_start)
+    output = _to_commit(record, lock_token, consumed, driver, result, history_start)
+    outcome = result.outcome
+    if carry_cancel is not None and outcome and outcome.status == "ContinuedAsNew":
+        # The cancel arrived after this execution ended by continuing as
+        # new: it is meant for the instance, so the next execution gets it.
+        resend = Outbound(
+            instance_id=record.instance_id,
+            message=m.message(m.CANCEL, carry_cancel),
+        )
+        commit = output.commit
+        output.commit = dataclasses.replace(commit, outbound=[*commit.outbound, resend])
+    return output
 
 
-def _deliver(driver: Driver, kind: str, body: dict[str, Any]) -> None:
+def _deliver(driver: Driver, kind: str, body: dict[str, Any]) -> bool:
     if kind == m.ACTIVITY_COMPLETED:
-        driver.deliver(h.ActivityCompleted, body["event_id"], result=body.get("result"))
-    elif kind == m.ACTIVITY_FAILED:
-        driver.deliver(h.ActivityFailed, body["event_id"], error=body["error"])
-    elif kind == m.TIMER_FIRED:
-        driver.deliver(h.TimerFired, body["event_id"])
-    elif kind == m.SUB_COMPLETED:
-        driver.deliver(
+        return driver.deliver(
+            h.ActivityCompleted, body["event_id"], result=body.get("result")
+        )
+    if kind == m.ACTIVITY_FAILED:
+        return driver.deliver(h.ActivityFailed, body["event_id"], error=body["error"])
+    if kind == m.TIMER_FIRED:
+        return driver.deliver(h.TimerFired, body["event_id"])
+    if kind == m.SUB_COMPLETED:
+        return driver.deliver(
             h.SubOrchestrationCompleted, body["event_id"], result=body.get("result")
         )
-    elif kind == m.SUB_FAILED:
-        driver.deliver(h.SubOrchestrationFailed, body["event_id"], error=body["error"])
-    elif kind == m.EVENT_RAISED:
-        driver.deliver(h.EventRaised, name=body["name"], data=body.get("data"))
-    elif kind == m.CANCEL:
-        driver.deliver(h.OrchestrationCancelRequested, reason=body.get("reason", ""))
-    else:
-        _log.warning("dropping message of unknown kind %r", kind)
+    if kind == m.SUB_FAILED:
+        return driver.deliver(
+            h.SubOrchestrationFailed, body["event_id"], error=body["error"]
+        )
+    if kind == m.EVENT_RAISED:
+        return driver.deliver(h.EventRaised, name=body["name"], data=body.get("data"))
+    if kind == m.CANCEL:
+        return driver.deliver(
+            h.OrchestrationCancelRequested, reason=body.get("reason", "")
+        )
+    _log.warning("dropping message of unknown kind %r", kind)
+    return False
 
 
 def _to_commit(
@@ -412,6 +431,8 @@ def _empty_commit(
         events=[],
         consumed=consumed,
         status=record.status,
+        output=record.output,
+        error=record.error,
     )
 
 

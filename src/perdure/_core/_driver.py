@@ -632,7 +632,15 @@ class Driver:
         for _ in range(_MAX_UNWIND):
             if not self._step(task, Cancelled(reason)):
                 return
-        task.coro.close()
+        # Forced close, treated like a discarded driver's coroutine being
+        # garbage-collected: no current task, so durable calls in its
+        # finally blocks raise GeneratorExit (a quiet close) and
+        # OrchestrationContext.is_replaying is true.
+        previous, self.current = self.current, None
+        try:
+            task.coro.close()
+        finally:
+            self.current = previous
 
     def _finished(self, task: Task, state: int, value: Any) -> None:
         if task.cancel_reason is not None:
