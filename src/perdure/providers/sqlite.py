@@ -64,6 +64,12 @@ __all__ = ["SqliteProvider"]
 _T = TypeVar("_T")
 
 
+def _storage_error(provider: SqliteProvider, exc: Exception) -> Exception:
+    if isinstance(exc, sqlite3.Error):
+        return StorageError(f"SQLite error on {provider.path!r}: {exc}")
+    return exc
+
+
 def _check_events(turn: TurnCommit) -> None:
     expected = range(turn.history_start + 1, turn.history_start + 1 + len(turn.events))
     if [event_id for event_id, _ in turn.events] != list(expected):
@@ -90,6 +96,10 @@ class SqliteProvider:
         self._opened = False
         self._conn: sqlite3.Connection | None = None
         self._executor: ThreadPoolExecutor | None = None
+        # Inline writes waiting for this tick's grouped transaction.
+        self._group: list[
+            tuple[Callable[[sqlite3.Connection, float], Any], asyncio.Future[Any]]
+        ] = []
         self._wakeups = LocalWakeups()
 
     def __repr__(self) -> str:
@@ -114,8 +124,58 @@ class SqliteProvider:
             raise StorageError(f"SQLite error on {self.path!r}: {exc}") from exc
 
     async def _transaction(self, fn: Callable[[sqlite3.Connection, float], _T]) -> _T:
-        """Run *fn* in a write transaction on the connection's thread."""
-        return await self._call(lambda: self._write(fn))
+        """Run *fn* in a write transaction.
+
+        Inline, writes issued during the same event-loop tick (the
+        dispatcher's commit, the worker's acknowledgements, a client's
+        start) are grouped into one transaction, each in its own savepoint:
+        one commit instead of several, with the same per-call atomicity.
+        """
+        if self._executor is not None:
+            return await self._call(lambda: self._write(fn))
+        if not self._opened:
+            raise StorageError(f"{self!r} is not open; await its open() first")
+        self._wakeups.mark()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        self._group.append((fn, future))
+        if len(self._group) == 1:
+            loop.call_soon(self._flush_group)
+        return await future  # type: ignore[no-any-return]
+
+    def _flush_group(self) -> None:
+        group, self._group = self._group, []
+        outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
+        try:
+            conn = self._db()
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                now = time.time()
+                for fn, future in group:
+                    conn.execute("SAVEPOINT op")
+                    try:
+                        result = fn(conn, now)
+                    except Exception as exc:
+                        conn.execute("ROLLBACK TO op")
+                        outcomes.append((future, None, _storage_error(self, exc)))
+                    else:
+                        outcomes.append((future, result, None))
+                    conn.execute("RELEASE op")
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+        except Exception as exc:
+            error = _storage_error(self, exc)
+            outcomes = [(future, None, error) for _, future in group]
+        for future, result, failure in outcomes:
+            if future.done():
+                continue  # its caller was cancelled meanwhile
+            if failure is not None:
+                future.set_exception(failure)
+            else:
+                future.set_result(result)
 
     def _db(self) -> sqlite3.Connection:
         if self._conn is None:
@@ -241,12 +301,11 @@ class SqliteProvider:
             InstanceNotFound: No such instance; nothing is written.
         """
 
-        def run() -> int:
-            row = message_row(instance_id, message, time.time())
-            # One statement, so autocommit makes it atomic on its own.
-            return self._db().execute(INSERT_MESSAGE_IF_INSTANCE, row).rowcount
+        def tx(conn: sqlite3.Connection, now: float) -> int:
+            row = message_row(instance_id, message, now)
+            return conn.execute(INSERT_MESSAGE_IF_INSTANCE, row).rowcount
 
-        if await self._call(run) != 1:
+        if await self._transaction(tx) != 1:
             raise InstanceNotFound(instance_id)
         self._wakeups.due("orchestrations", message.visible_at)
         self._wakeups.notify("orchestrations")
@@ -572,15 +631,12 @@ class SqliteProvider:
         if max_items <= 0:
             return []
 
-        def run() -> list[Any]:
-            now = time.time()
-            return (
-                self._db()
-                .execute(LOCK_ACTIVITIES, (now + lock_timeout, now, max_items))
-                .fetchall()
-            )
+        def tx(conn: sqlite3.Connection, now: float) -> list[Any]:
+            return conn.execute(
+                LOCK_ACTIVITIES, (now + lock_timeout, now, max_items)
+            ).fetchall()
 
-        rows = await self._call(run)
+        rows = await self._transaction(tx)
         rows.sort(key=lambda row: row[0])  # RETURNING order is unspecified
         return [
             ActivityItem(
