@@ -86,7 +86,10 @@ class OrchestrationContext:
     @property
     def is_replaying(self) -> bool:
         """True while stored history is being re-applied."""
-        return self._driver.is_replaying
+        # No running task: this is a suspended coroutine of a discarded
+        # driver (evicted or replaced) being closed by the garbage collector;
+        # its finally blocks are not live orchestration code.
+        return self._driver.is_replaying or self._driver.current is None
 
     @property
     def logger(self) -> logging.LoggerAdapter[logging.Logger]:

@@ -46,6 +46,14 @@ _GUID_NAMESPACE = uuid.UUID("6f1c3a52-6c8e-4c1e-9d0b-7e5f0e2a9b11")
 # A cancelled coroutine that keeps catching Cancelled and awaiting again is
 # closed after this many re-throws, so it cannot stall the driver.
 _MAX_UNWIND = 100
+# A cancelled task whose code keeps calling the context after this many
+# refusals is stopped outright.
+_MAX_CANCELLED_CALLS = 1000
+
+
+class _RunawayTask(BaseException):
+    """Stops a cancelled task that keeps swallowing `Cancelled` in a loop."""
+
 
 _CANCEL_EVENT: dict[str, type[h.Event]] = {
     "activity": h.ActivityCancelRequested,
@@ -463,6 +471,11 @@ class Driver:
         if task is None:
             raise self.outside_task_error()
         if task.cancel_reason is not None:
+            task.cancelled_calls += 1
+            if task.cancelled_calls > _MAX_CANCELLED_CALLS:
+                # A loop that swallows Cancelled around a scheduling call
+                # would spin forever without yielding: stop the task.
+                raise _RunawayTask(task.cancel_reason)
             raise Cancelled(task.cancel_reason)
         return task
 
@@ -598,7 +611,7 @@ class Driver:
             self._continue_as_new(signal)
             self._finished(task, CANCELLED, Cancelled("continued as new"))
             return False
-        except Cancelled as cancelled:
+        except (Cancelled, _RunawayTask) as cancelled:
             self._finished(task, CANCELLED, cancelled)
             return False
         except Exception as error:

@@ -36,6 +36,7 @@ class Task(DurableFuture[Any]):
 
     __slots__ = (
         "cancel_reason",
+        "cancelled_calls",
         "children",
         "coro",
         "n_tasks",
@@ -65,6 +66,8 @@ class Task(DurableFuture[Any]):
             parent.children.append(self)
         # Set once the task is cancelled; the coroutine may still be unwinding.
         self.cancel_reason: str | None = None
+        # Durable calls refused since cancellation (a runaway-loop guard).
+        self.cancelled_calls = 0
         # The future this task is parked on, and the callback that wakes it.
         self.waiting: DurableFuture[Any] | None = None
         self.wait_callback: Callback | None = None
