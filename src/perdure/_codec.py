@@ -21,6 +21,9 @@ __all__ = ["MAX_PAYLOAD_BYTES", "check_size", "dumps", "from_json", "loads", "to
 MAX_PAYLOAD_BYTES = 4 * 1024 * 1024
 
 _SCALARS = (str, int, float, bool, type(None))
+# One encoder for the process: json.dumps with options builds a new one per
+# call, which showed up in profiles of the turn loop.
+_ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 
 def _convert(value: Any, path: str) -> Any:
@@ -81,7 +84,7 @@ def check_size(value: Any, what: str) -> None:
 
 def dumps(value: Any) -> str:
     """Encode a JSON-compatible value compactly."""
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    return _ENCODE(value)
 
 
 def loads(text: str) -> Any:

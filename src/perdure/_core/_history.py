@@ -46,6 +46,7 @@ __all__ = [
 ]
 
 _REGISTRY: dict[str, type[Event]] = {}
+_ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -286,7 +287,7 @@ def event_to_json(event: Event) -> str:
         value = getattr(event, name)
         if value is not default and value != default:
             data[name] = value
-    return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+    return _ENCODE(data)
 
 
 def event_from_json(text: str) -> Event:
