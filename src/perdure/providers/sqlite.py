@@ -123,13 +123,25 @@ class SqliteProvider:
         except sqlite3.Error as exc:
             raise StorageError(f"SQLite error on {self.path!r}: {exc}") from exc
 
-    async def _transaction(self, fn: Callable[[sqlite3.Connection, float], _T]) -> _T:
+    async def _transaction(
+        self,
+        fn: Callable[[sqlite3.Connection, float], _T],
+        wake: tuple[Channel, ...] = (),
+    ) -> _T:
         """Run *fn* in a write transaction.
 
         Inline, writes issued during the same event-loop tick (the
         dispatcher's commit, the worker's acknowledgements, a client's
         start) are grouped into one transaction, each in its own savepoint:
         one commit instead of several, with the same per-call atomicity.
+
+        *wake* names the channels this write will give work to. Their
+        waiters are woken at once, before the write, and the group is
+        flushed one tick later, so the fetch a woken dispatcher or worker
+        makes joins this very transaction (after the write, so it sees it):
+        a completed activity and the turn that consumes it cost one commit,
+        not two. The callers notify again after the commit, so a waiter
+        that looked too early is not left behind.
         """
         if self._executor is not None:
             return await self._call(lambda: self._write(fn))
@@ -140,7 +152,9 @@ class SqliteProvider:
         future: asyncio.Future[Any] = loop.create_future()
         self._group.append((fn, future))
         if len(self._group) == 1:
-            loop.call_soon(self._flush_group)
+            loop.call_soon(loop.call_soon, self._flush_group)
+        if wake:
+            self._wakeups.notify(*wake)
         return await future  # type: ignore[no-any-return]
 
     def _flush_group(self) -> None:
@@ -290,7 +304,7 @@ class SqliteProvider:
                 raise InstanceExists(new.instance_id)
             conn.execute(INSERT_MESSAGE, message_row(new.instance_id, new.start, now))
 
-        await self._transaction(tx)
+        await self._transaction(tx, ("orchestrations",))
         self._wakeups.due("orchestrations", new.start.visible_at)
         self._wakeups.notify("orchestrations", "instances")
 
@@ -305,7 +319,7 @@ class SqliteProvider:
             row = message_row(instance_id, message, now)
             return conn.execute(INSERT_MESSAGE_IF_INSTANCE, row).rowcount
 
-        if await self._transaction(tx) != 1:
+        if await self._transaction(tx, ("orchestrations",)) != 1:
             raise InstanceNotFound(instance_id)
         self._wakeups.due("orchestrations", message.visible_at)
         self._wakeups.notify("orchestrations")
@@ -455,7 +469,10 @@ class SqliteProvider:
             conn.execute("RELEASE batch")
             return results
 
-        results = await self._transaction(tx)
+        wake: tuple[Channel, ...] = ("orchestrations",)
+        if any(turn.activities for turn in turns):
+            wake = ("orchestrations", "activities")
+        results = await self._transaction(tx, wake)
         committed = [turn for turn, ok in zip(turns, results, strict=True) if ok]
         if committed:
             for turn in committed:
@@ -676,7 +693,7 @@ class SqliteProvider:
                     delivered += 1
             return delivered
 
-        if await self._transaction(tx):
+        if await self._transaction(tx, ("orchestrations",)):
             for result in results:
                 self._wakeups.due("orchestrations", result.message.visible_at)
             self._wakeups.notify("orchestrations")
