@@ -159,6 +159,8 @@ class SqliteProvider:
 
     def _flush_group(self) -> None:
         group, self._group = self._group, []
+        if not group:
+            return  # already flushed (by close)
         outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
         try:
             conn = self._db()
@@ -266,6 +268,8 @@ class SqliteProvider:
         if not self._opened:
             return
         executor = self._executor
+        if self._group:
+            self._flush_group()  # writes already accepted must not be lost
         try:
             await self._call(self._close_sync)
         finally:
