@@ -175,7 +175,15 @@ class ActivityWorker:
                 await self._provider.wait("activities", options.poll_interval)
                 continue
             for item in items:
-                task = asyncio.create_task(self._execute(item))
+                # Registered before its task first runs, so a cancellation
+                # this process commits in between still reaches it.
+                ctx = ActivityContext(
+                    item.instance_id, item.execution_id, item.name, item.attempt
+                )
+                ctx._grace = self._options.grace_period
+                key = (item.instance_id, item.execution_id, item.event_id)
+                self._running[key] = (item, ctx)
+                task = asyncio.create_task(self._execute(item, ctx))
                 self._tasks.add(task)
                 task.add_done_callback(self._task_done)
 
@@ -183,7 +191,8 @@ class ActivityWorker:
         self._tasks.discard(task)
         self._slot_free.set()
 
-    async def _execute(self, item: ActivityItem) -> None:
+    async def _execute(self, item: ActivityItem, ctx: ActivityContext) -> None:
+        key = (item.instance_id, item.execution_id, item.event_id)
         body = loads(item.body)
         options = body.get("options") or {}
         retry = (
@@ -192,6 +201,7 @@ class ActivityWorker:
         if item.attempt > max(
             self._options.max_attempts, retry.max_attempts if retry else 0
         ):
+            self._running.pop(key, None)
             self._finish(
                 item,
                 error=ErrorInfo(
@@ -202,13 +212,10 @@ class ActivityWorker:
                 ),
             )
             return
-        key = (item.instance_id, item.execution_id, item.event_id)
-        ctx = ActivityContext(
-            item.instance_id, item.execution_id, item.name, item.attempt
-        )
         ctx._task = asyncio.current_task()
-        ctx._grace = self._options.grace_period
-        self._running[key] = (item, ctx)
+        if ctx.is_cancelled():
+            self._running.pop(key, None)
+            return  # cancelled before it started: never run it
         try:
             value = await self._invoke(item, body, ctx, options.get("timeout"))
         except BaseException as exc:

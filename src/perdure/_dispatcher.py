@@ -151,6 +151,9 @@ class Dispatcher:
                 events=[],
                 consumed=consumed,
                 status=record.status,
+                # Keep the stored outcome: the commit writes these columns.
+                output=record.output,
+                error=record.error,
             )
             return TurnOutput(commit, None)
         if item.attempt > self._options.max_attempts:

@@ -115,19 +115,29 @@ class ActivityFailed(PerdureError):
         name: The activity's registered name.
         message: The original exception's message.
         type: The original exception's class name.
+        category: The failure's category (``configuration`` for an
+            unregistered activity, ``poison`` for one that kept crashing);
+            an uncaught failure ends the instance with it.
     """
 
-    def __init__(self, name: str, message: str, type: str = "Error") -> None:
+    def __init__(
+        self,
+        name: str,
+        message: str,
+        type: str = "Error",
+        category: ErrorCategory = "application",
+    ) -> None:
         self.name = name
         self.message = message
         self.type = type
+        self.category = category
         super().__init__(
             f"activity {name!r} failed: {type}: {message}",
-            info=ErrorInfo(type, message, "application"),
+            info=ErrorInfo(type, message, category),
         )
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (ActivityFailed, (self.name, self.message, self.type))
+        return (ActivityFailed, (self.name, self.message, self.type, self.category))
 
 
 class SubOrchestrationFailed(PerdureError):

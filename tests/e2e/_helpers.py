@@ -1,0 +1,219 @@
+"""Shared helpers of the end-to-end tests (public API only).
+
+Every e2e scenario is written once as ``async def scenario(client, iid)``
+returning a JSON-able summary; `check_replay` runs it on a runtime with the
+instance cache on and again with ``instance_cache_size=0`` (every turn
+replays the stored history) and asserts both runs produced the same summary
+and the same history, modulo timestamps and the instance id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import itertools
+import json
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
+
+import perdure
+from perdure.testing import replay
+
+#: Upper bound for anything a test waits on, so a failure never hangs.
+WAIT = 20.0
+
+#: Options that keep every runtime in the e2e tests quick to react and stop.
+FAST: dict[str, Any] = {
+    "cancellation_grace_period": 0.1,
+    "poll_interval": 0.05,
+    "lock_timeout": 2.0,
+}
+
+Scenario = Callable[[perdure.Client, str], Awaitable[Any]]
+
+
+def runtime(
+    url: str,
+    orchestrations: Iterable[Callable[..., Any]] = (),
+    activities: Iterable[Callable[..., Any]] = (),
+    **options: Any,
+) -> perdure.Runtime:
+    """A `perdure.Runtime` with the quick `FAST` defaults (overridable)."""
+    return perdure.Runtime(
+        url,
+        orchestrations=list(orchestrations),
+        activities=list(activities),
+        **{**FAST, **options},
+    )
+
+
+async def run_to_end(
+    client: perdure.Client, iid: str, name: Any, input: Any = None
+) -> perdure.OrchestrationState:
+    """Start an instance and wait (bounded) until it finishes."""
+    await client.start_orchestration(iid, name, input)
+    return await client.wait_for_orchestration(iid, timeout=WAIT)
+
+
+def outcome(state: perdure.OrchestrationState) -> dict[str, Any]:
+    """The comparable part of a finished state."""
+    error = state.error
+    return {
+        "status": state.status,
+        "output": state.output,
+        "error": None
+        if error is None
+        else {"type": error.type, "message": error.message, "category": error.category},
+    }
+
+
+def types(history: list[perdure.Event]) -> list[str]:
+    """Event kind names, in history order."""
+    return [event.type for event in history]
+
+
+def of_type(history: list[perdure.Event], kind: str) -> list[perdure.Event]:
+    """Events of one kind, in history order."""
+    return [event for event in history if event.type == kind]
+
+
+def shape(history: list[perdure.Event], iid: str | None = None) -> list[dict[str, Any]]:
+    """History as plain dicts without wall-clock fields; *iid* becomes ``<iid>``."""
+    rows = []
+    for event in history:
+        row = {"type": event.type, **dataclasses.asdict(event)}
+        for key in ("timestamp", "fire_at"):
+            row.pop(key, None)
+        rows.append(row)
+    return _anonymise(rows, iid)
+
+
+def _anonymise(value: Any, iid: str | None) -> Any:
+    text = json.dumps(value, sort_keys=True, default=repr)
+    if iid:
+        text = text.replace(iid, "<iid>")
+    return json.loads(text)
+
+
+async def eventually(
+    probe: Callable[[], Any | Awaitable[Any]], what: str = "condition"
+) -> Any:
+    """Poll *probe* (sync or async) until it returns a truthy value; return it."""
+    deadline = time.monotonic() + WAIT
+    while True:
+        value = probe()
+        if isinstance(value, Awaitable):
+            value = await value
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.01)
+
+
+async def custom_status(client: perdure.Client, iid: str, expected: Any) -> None:
+    """Wait until the instance's custom status equals *expected*."""
+
+    async def probe() -> bool:
+        state = await client.get_status(iid)
+        return state is not None and state.custom_status == expected
+
+    await eventually(probe, f"custom status {expected!r} of {iid}")
+
+
+async def check_replay(
+    url: str,
+    orchestrations: Iterable[Callable[..., Any]],
+    activities: Iterable[Callable[..., Any]],
+    scenario: Scenario,
+    tag: str,
+    **options: Any,
+) -> tuple[Any, list[perdure.Event]]:
+    """Run *scenario* cached, then cache-less; assert both runs agree.
+
+    Returns:
+        The cached run's summary and history, for further assertions.
+    """
+    orchestrations, activities = list(orchestrations), list(activities)
+    runs = []
+    for cache_size, suffix in ((10_000, "cached"), (0, "replayed")):
+        iid = f"{tag}-{suffix}"
+        async with runtime(
+            url, orchestrations, activities, instance_cache_size=cache_size, **options
+        ) as rt:
+            summary = await scenario(rt.client, iid)
+            history = await rt.client.get_history(iid)
+            state = await rt.client.get_status(iid)
+        assert state is not None
+        _replay_offline(orchestrations, activities, history, iid, state.execution_id)
+        runs.append((summary, history, iid))
+    (cached, cached_history, cached_iid), (replayed, replayed_history, replay_iid) = (
+        runs
+    )
+    # (This module is not assertion-rewritten: spell the difference out.)
+    left, right = _anonymise(cached, cached_iid), _anonymise(replayed, replay_iid)
+    assert left == right, f"cached run {left!r} != replayed run {right!r}"
+    left, right = shape(cached_history, cached_iid), shape(replayed_history, replay_iid)
+    assert left == right, "histories differ:\n" + "\n".join(
+        f"{'  ' if a == b else '!!'} {a}\n   {b}"
+        for a, b in itertools.zip_longest(left, right)
+    )
+    return cached, cached_history
+
+
+_TERMINAL = {
+    "OrchestrationCompleted": "Completed",
+    "OrchestrationFailed": "Failed",
+    "OrchestrationCancelled": "Cancelled",
+    "OrchestrationContinuedAsNew": "ContinuedAsNew",
+}
+
+
+def _replay_offline(
+    orchestrations: list[Callable[..., Any]],
+    activities: list[Callable[..., Any]],
+    history: list[perdure.Event],
+    iid: str,
+    execution_id: int,
+) -> None:
+    """Replay a stored history with `perdure.testing.replay`: same ending."""
+    by_name = {perdure_name(fn): fn for fn in orchestrations}
+    fn = by_name.get(history[0].name)  # type: ignore[attr-defined]
+    if fn is None:
+        return  # an unregistered orchestration: nothing to replay
+    result = replay(
+        fn, history, activities=activities, instance_id=iid, execution_id=execution_id
+    )
+    assert result.status == _TERMINAL.get(history[-1].type, "Running"), result
+
+
+def perdure_name(fn: Callable[..., Any]) -> str:
+    """The registered name of a decorated orchestration."""
+    return str(fn.__perdure_orchestration__.name)  # type: ignore[attr-defined]
+
+
+async def snapshot(client: perdure.Client) -> list[Any]:
+    """Everything the client can see: every instance's state and history."""
+    rows = []
+    for state in await client.list_instances(limit=1000):
+        history = await client.get_history(state.instance_id)
+        rows.append((state, shape(history)))
+    return sorted(rows, key=lambda row: row[0].instance_id)
+
+
+async def reached(client: perdure.Client, iid: str, kind: str) -> None:
+    """Wait until the instance's history holds an event of type *kind*.
+
+    Raising events only after the instance reached its wait keeps the
+    history independent of how messages happen to be batched into turns.
+    """
+
+    async def probe() -> bool:
+        try:
+            history = await client.get_history(iid)
+        except perdure.InstanceNotFound:
+            return False
+        return any(event.type == kind for event in history)
+
+    await eventually(probe, f"{kind} in the history of {iid}")

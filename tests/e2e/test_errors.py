@@ -1,0 +1,161 @@
+"""Failures: application errors, unregistered handlers, nondeterminism."""
+
+from __future__ import annotations
+
+from _helpers import (
+    WAIT,
+    check_replay,
+    of_type,
+    outcome,
+    reached,
+    run_to_end,
+    runtime,
+)
+
+import perdure
+
+
+@perdure.activity
+async def charge(ctx: perdure.ActivityContext, amount: int) -> None:
+    raise ValueError("card declined")
+
+
+@perdure.activity
+def step_a(ctx: perdure.ActivityContext) -> str:
+    return "a"
+
+
+@perdure.activity
+def step_b(ctx: perdure.ActivityContext) -> str:
+    return "b"
+
+
+@perdure.orchestration
+async def broken(ctx: perdure.OrchestrationContext, message: str) -> None:
+    raise ValueError(message)
+
+
+@perdure.orchestration
+async def pay(ctx: perdure.OrchestrationContext) -> None:
+    await ctx.schedule_activity(charge, 10)
+
+
+@perdure.orchestration
+async def call_missing(ctx: perdure.OrchestrationContext, catch: bool) -> object:
+    future = ctx.schedule_activity("NoSuchActivity", 1)
+    if not catch:
+        return await future
+    try:
+        await future
+    except perdure.ActivityFailed as exc:
+        return [exc.name, exc.type, str(exc)]
+    raise AssertionError("unreachable")
+
+
+ORCHS = [broken, pay, call_missing]
+ACTS = [charge, step_a, step_b]
+
+
+def start_and_wait(name: object, input: object = None):  # type: ignore[no-untyped-def]
+    async def scenario(client: perdure.Client, iid: str) -> object:
+        return outcome(await run_to_end(client, iid, name, input))
+
+    return scenario
+
+
+async def test_orchestration_exception_fails_instance(storage_url: str) -> None:
+    summary, history = await check_replay(
+        storage_url, ORCHS, ACTS, start_and_wait(broken, "bad total"), "broken"
+    )
+    assert summary == {
+        "status": "Failed",
+        "output": None,
+        "error": {
+            "type": "ValueError",
+            "message": "bad total",
+            "category": "application",
+        },
+    }
+    assert history[-1].type == "OrchestrationFailed"
+    assert history[-1].error["message"] == "bad total"
+
+
+async def test_activity_error_surfaces_with_original_message(storage_url: str) -> None:
+    summary, history = await check_replay(
+        storage_url, ORCHS, ACTS, start_and_wait(pay), "pay"
+    )
+    assert summary["status"] == "Failed"
+    assert "card declined" in summary["error"]["message"]
+    assert summary["error"]["category"] == "application"
+    (failed,) = of_type(history, "ActivityFailed")
+    assert failed.error == {
+        "type": "ValueError",
+        "message": "card declined",
+        "category": "application",
+    }
+
+
+async def test_unknown_orchestration_fails_with_configuration(storage_url: str) -> None:
+    summary, history = await check_replay(
+        storage_url, ORCHS, ACTS, start_and_wait("NoSuchOrchestration", 1), "unknown"
+    )
+    assert summary["status"] == "Failed"
+    assert summary["error"]["category"] == "configuration"
+    assert "NoSuchOrchestration" in summary["error"]["message"]
+    assert [e.type for e in history] == ["OrchestrationStarted", "OrchestrationFailed"]
+
+
+async def test_unknown_activity_fails_with_configuration(storage_url: str) -> None:
+    summary, history = await check_replay(
+        storage_url, ORCHS, ACTS, start_and_wait(call_missing, True), "unknown-act"
+    )
+    name, kind, text = summary["output"]
+    assert (name, kind) == ("NoSuchActivity", "HandlerNotFound")
+    assert "NoSuchActivity" in text and "not registered" in text
+    (failed,) = of_type(history, "ActivityFailed")
+    assert failed.error["category"] == "configuration"
+    assert "NoSuchActivity" in failed.error["message"]
+
+
+async def test_unknown_activity_uncaught_keeps_configuration_category(
+    storage_url: str,
+) -> None:
+    async with runtime(storage_url, ORCHS, ACTS) as rt:
+        state = await run_to_end(rt.client, "ua", call_missing, False)
+    assert state.status == "Failed" and state.error is not None
+    assert "NoSuchActivity" in state.error.message
+    assert state.error.category == "configuration"
+
+
+def v1_and_v2():  # type: ignore[no-untyped-def]
+    @perdure.orchestration(name="Shipping")
+    async def v1(ctx: perdure.OrchestrationContext) -> object:
+        await ctx.schedule_activity(step_a)
+        return await ctx.schedule_wait("go")
+
+    @perdure.orchestration(name="Shipping")
+    async def v2(ctx: perdure.OrchestrationContext) -> object:
+        await ctx.schedule_activity(step_b)  # changed: another activity
+        return await ctx.schedule_wait("go")
+
+    return v1, v2
+
+
+async def test_changed_code_is_nondeterminism(storage_url: str) -> None:
+    v1, v2 = v1_and_v2()
+    async with runtime(storage_url, [v1], ACTS) as rt:
+        await rt.client.start_orchestration("ship", "Shipping")
+        await reached(rt.client, "ship", "EventWaitStarted")
+    async with runtime(storage_url, [v2], ACTS, instance_cache_size=0) as rt:
+        before = await rt.client.get_history("ship")
+        await rt.client.raise_event("ship", "go", 1)
+        state = await rt.client.wait_for_orchestration("ship", WAIT)
+        history = await rt.client.get_history("ship")
+    assert state.status == "Failed" and state.error is not None
+    assert state.error.category == "configuration"
+    assert state.error.type == "NondeterminismError"
+    message = state.error.message
+    assert "step_a" in message and "step_b" in message, message
+    # The stored history is kept; only the failure is appended.
+    assert history[: len(before)] == before
+    assert [e.type for e in history[len(before) :]] == ["OrchestrationFailed"]
