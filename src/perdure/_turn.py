@@ -203,7 +203,7 @@ def _to_commit(
 ) -> TurnOutput:
     iid = driver.instance_id
     exe = driver.execution_id
-    commit = _Commit(
+    commit = TurnCommit(
         instance_id=iid,
         lock_token=lock_token,
         execution_id=exe,
@@ -211,6 +211,9 @@ def _to_commit(
         events=[(e.event_id, h.event_to_json(e)) for e in result.events],
         consumed=consumed,
     )
+    # Lists of the frozen commit are filled in place; scalar columns are
+    # collected here and set once at the end.
+    scalars: dict[str, Any] = {}
     cancelled_refs: list[WorkRef] = []
     timers: list[float] = []
     cancelled = {
@@ -219,8 +222,8 @@ def _to_commit(
     for event in result.events:
         cls = type(event)
         if cls is h.OrchestrationStarted:
-            commit.name = event.name  # type: ignore[attr-defined]
-            commit.version = event.version  # type: ignore[attr-defined]
+            scalars["name"] = event.name  # type: ignore[attr-defined]
+            scalars["version"] = event.version  # type: ignore[attr-defined]
         elif cls is h.ActivityScheduled:
             if event.event_id in cancelled:
                 continue
@@ -291,17 +294,17 @@ def _to_commit(
                 )
             )
         elif cls is h.CustomStatusUpdated:
-            commit.custom_status = dumps(event.value)  # type: ignore[attr-defined]
+            scalars["custom_status"] = dumps(event.value)  # type: ignore[attr-defined]
     outcome = result.outcome
     if outcome is not None:
-        commit.status = _STATUS[outcome.status]
+        scalars["status"] = _STATUS[outcome.status]
         if outcome.status == "Completed":
-            commit.output = dumps(outcome.output)
+            scalars["output"] = dumps(outcome.output)
         elif outcome.status == "Failed":
             assert outcome.error is not None
-            commit.error = dumps(outcome.error.to_json())
+            scalars["error"] = dumps(outcome.error.to_json())
         elif outcome.status == "Cancelled":
-            commit.error = dumps(
+            scalars["error"] = dumps(
                 ErrorInfo("Cancelled", outcome.reason or "cancelled").to_json()
             )
         else:
@@ -324,34 +327,12 @@ def _to_commit(
                 )
             )
         if outcome.status != "ContinuedAsNew":
-            _notify_parent(commit, driver, outcome.status, outcome.output, commit.error)
-    return TurnOutput(commit.freeze(), driver, cancelled_refs, timers)
-
-
-@dataclass(slots=True, kw_only=True)
-class _Commit:
-    """Mutable twin of `TurnCommit`, filled while the events are walked."""
-
-    instance_id: str
-    lock_token: str
-    execution_id: int
-    history_start: int
-    events: list[tuple[int, str]]
-    consumed: list[int]
-    activities: list[ActivityWork] = field(default_factory=list)
-    cancel_activities: list[WorkRef] = field(default_factory=list)
-    outbound: list[Outbound] = field(default_factory=list)
-    drop_messages: list[tuple[str, str]] = field(default_factory=list)
-    new_instances: list[NewInstance] = field(default_factory=list)
-    name: str | None = None
-    version: str | None = None
-    status: InstanceStatus = "Running"
-    output: str | None = None
-    error: str | None = None
-    custom_status: str | None = None
-
-    def freeze(self) -> TurnCommit:
-        return TurnCommit(**{f: getattr(self, f) for f in self.__slots__})
+            _notify_parent(
+                commit, driver, outcome.status, outcome.output, scalars.get("error")
+            )
+    if scalars:
+        commit = dataclasses.replace(commit, **scalars)
+    return TurnOutput(commit, driver, cancelled_refs, timers)
 
 
 def _sub_target(driver: Driver, source_event_id: int | None) -> str | None:
@@ -400,7 +381,7 @@ def _child(
 
 
 def _notify_parent(
-    commit: _Commit, driver: Driver, status: str, output: Any, error: str | None
+    commit: TurnCommit, driver: Driver, status: str, output: Any, error: str | None
 ) -> None:
     parent = driver.started.parent if driver.started is not None else None
     if not parent:
