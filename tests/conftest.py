@@ -53,7 +53,20 @@ def storage_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]
     url = postgres_url()
     if url is None:
         pytest.skip("PERDURE_TEST_POSTGRES_URL is not set")
-    yield with_schema(url, f"perdure_t_{uuid.uuid4().hex[:12]}")
+    schema = f"perdure_t_{uuid.uuid4().hex[:12]}"
+    yield with_schema(url, schema)
+    asyncio.run(_drop_schema(url, schema))
+
+
+async def _drop_schema(url: str, schema: str) -> None:
+    from perdure.providers.postgres import PostgresProvider
+
+    provider = PostgresProvider(url, schema=schema)
+    await provider.open()
+    try:
+        await provider.drop_schema()
+    finally:
+        await provider.close()
 
 
 @pytest.fixture

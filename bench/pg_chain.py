@@ -1,0 +1,186 @@
+"""Workload A ("chain") on PostgreSQL with K runtime processes.
+
+Usage: python pg_chain.py N [--procs K] [--url URL] [--oc K] [--ac K]
+                           [--start-tasks C | --prestart]
+
+N orchestrations x 3 sequential activities (``x + 1``). K runtime
+subprocesses (role "all") share one fresh schema; this process is only the
+client: it starts the N instances one by one, then waits for each in order
+(like ``perdure_chain.py`` and the peers). Wall time = first
+``start_orchestration`` -> last completion seen. Prints one JSON line. The
+URL comes from ``--url``, ``PERDURE_DB`` or ``PERDURE_TEST_POSTGRES_URL``;
+the schema is dropped afterwards. ``--start-tasks C`` starts instances
+from C concurrent callers (each start is a commit, so one-by-one starts
+are bound by the database's fsync latency); ``--prestart`` creates them all
+before the runtimes start and times only the runtimes' drain (from the
+first runtime being up to the last completion).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import sys
+import time
+import uuid
+
+import perdure
+from perdure.providers.postgres import PostgresProvider
+
+
+@perdure.activity(name="inc")
+async def inc(ctx: perdure.ActivityContext, x: int) -> int:
+    return x + 1
+
+
+@perdure.orchestration(name="chain")
+async def chain(ctx: perdure.OrchestrationContext, x: int) -> int:
+    x = await ctx.schedule_activity("inc", x)
+    x = await ctx.schedule_activity("inc", x)
+    return await ctx.schedule_activity("inc", x)
+
+
+async def serve(url: str, oc: int, ac: int) -> None:
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    async with perdure.Runtime(
+        url,
+        orchestrations=[chain],
+        activities=[inc],
+        orchestration_concurrency=oc,
+        activity_concurrency=ac,
+    ):
+        print("ready", flush=True)
+        await stop.wait()
+
+
+async def start_all(client: perdure.Client, n: int, tasks: int) -> None:
+    """Start ``chain-0`` .. ``chain-{n-1}`` using *tasks* concurrent callers."""
+    queue = iter(range(n))
+
+    async def caller() -> None:
+        for i in queue:
+            await client.start_orchestration(f"chain-{i}", "chain", i)
+
+    await asyncio.gather(*(caller() for _ in range(tasks)))
+
+
+async def spawn(args: argparse.Namespace, url: str) -> list[asyncio.subprocess.Process]:
+    return [
+        await asyncio.create_subprocess_exec(
+            sys.executable,
+            __file__,
+            "--serve",
+            url,
+            "--oc",
+            str(args.oc),
+            "--ac",
+            str(args.ac),
+            stdout=asyncio.subprocess.PIPE,
+        )
+        for _ in range(args.procs)
+    ]
+
+
+async def ready(procs: list[asyncio.subprocess.Process]) -> None:
+    async def one(proc: asyncio.subprocess.Process) -> None:
+        assert proc.stdout is not None
+        assert (await proc.stdout.readline()).strip() == b"ready"
+
+    await asyncio.wait(
+        [asyncio.ensure_future(one(p)) for p in procs],
+        return_when=asyncio.FIRST_COMPLETED,
+    )
+
+
+async def drive(args: argparse.Namespace, url: str) -> dict[str, object]:
+    procs: list[asyncio.subprocess.Process] = []
+    try:
+        async with perdure.Client(url) as client:
+            if args.prestart:
+                await start_all(client, args.n, max(args.start_tasks, 20))
+                procs = await spawn(args, url)
+                await ready(procs)  # timing starts when the first one is up
+                t0 = started = time.perf_counter()
+            else:
+                procs = await spawn(args, url)
+                for proc in procs:
+                    await ready([proc])
+                t0 = time.perf_counter()
+                await start_all(client, args.n, args.start_tasks)
+                started = time.perf_counter()
+            bad = 0
+            for i in range(args.n):
+                state = await client.wait_for_orchestration(f"chain-{i}", 600)
+                if state.status != "Completed" or state.output != i + 3:
+                    bad += 1
+            t1 = time.perf_counter()
+    finally:
+        for proc in procs:
+            proc.send_signal(signal.SIGTERM)
+        await asyncio.gather(*(proc.wait() for proc in procs))
+    wall = t1 - t0
+    return {
+        "peer": "perdure",
+        "workload": "chain",
+        "storage": "postgres",
+        "n": args.n,
+        "procs": args.procs,
+        "starts": "before" if args.prestart else f"{args.start_tasks} callers",
+        "oc": args.oc,
+        "ac": args.ac,
+        "wall_s": round(wall, 4),
+        "start_phase_s": round(started - t0, 4),
+        "orch_per_s": round(args.n / wall, 2),
+        "acts_per_s": round(3 * args.n / wall, 2),
+        "errors": bad,
+    }
+
+
+async def main() -> None:
+    ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    ap.add_argument("n", type=int, nargs="?", default=1000)
+    ap.add_argument("--procs", type=int, default=1, help="runtime processes")
+    ap.add_argument("--url", help="PostgreSQL URL (default: $PERDURE_DB)")
+    ap.add_argument("--oc", type=int, default=100, help="orch. concurrency")
+    ap.add_argument("--ac", type=int, default=100, help="activity concurrency")
+    ap.add_argument(
+        "--start-tasks",
+        type=int,
+        default=1,
+        help="concurrent start_orchestration callers (1: one by one, like the peers)",
+    )
+    ap.add_argument(
+        "--prestart",
+        action="store_true",
+        help="create all instances before the runtimes start; time the drain only",
+    )
+    ap.add_argument("--serve", metavar="URL", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.serve:
+        await serve(args.serve, args.oc, args.ac)
+        return
+    base = (
+        args.url
+        or os.environ.get("PERDURE_DB")
+        or os.environ.get("PERDURE_TEST_POSTGRES_URL")
+    )
+    if not base or not base.startswith(("postgresql://", "postgres://")):
+        ap.error("give a PostgreSQL URL with --url or PERDURE_DB")
+    schema = f"perdure_bench_{uuid.uuid4().hex[:10]}"
+    url = f"{base}{'&' if '?' in base else '?'}schema={schema}"
+    # Create the schema up front so that start-up is not part of the timing.
+    provider = PostgresProvider(url)
+    await provider.open()
+    try:
+        print(json.dumps(await drive(args, url)), flush=True)
+    finally:
+        await provider.drop_schema()
+        await provider.close()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

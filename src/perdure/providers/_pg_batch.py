@@ -1,0 +1,220 @@
+"""Committing a batch of `TurnCommit`: array parameters, rounds, fallback."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import psycopg
+from psycopg import errors as pg_errors
+
+from perdure.providers._base import Message, TurnCommit
+
+__all__ = ["check_events", "commit", "commit_params", "rounds"]
+
+_log = logging.getLogger("perdure.providers.postgres")
+
+# A deadlock with another runtime's commit (or a serialization failure):
+# worth trying again. psycopg does not derive them from TransactionRollback.
+_CONFLICT = (
+    pg_errors.TransactionRollback,
+    pg_errors.DeadlockDetected,
+    pg_errors.SerializationFailure,
+)
+# Errors after which a batch is retried one turn at a time, each in its own
+# savepoint: a constraint violation (stored rows contradict one turn) or a
+# conflict.
+_RETRY_SINGLY = (pg_errors.IntegrityError, *_CONFLICT)
+
+
+async def commit(
+    conn: psycopg.AsyncConnection[Any],
+    sql: str,
+    wake: dict[str, str],
+    turns: Sequence[TurnCommit],
+) -> set[int]:
+    """Commit *turns* with the commit statement *sql*; return committed indexes.
+
+    Normally one statement (one transaction, one round trip) commits the
+    batch. If it fails, the batch is retried turn by turn, each turn in a
+    savepoint, so one bad turn is rejected alone. Savepoints are kept off
+    the normal path: a transaction with more than 64 subtransactions slows
+    down every other session's snapshots.
+    """
+    try:
+        batches = rounds(turns)
+        if len(batches) == 1:
+            return await _execute(conn, sql, wake, turns, batches[0])
+        committed: set[int] = set()
+        async with conn.transaction():
+            for indexes in batches:
+                committed |= await _execute(conn, sql, wake, turns, indexes)
+        return committed
+    except _RETRY_SINGLY as exc:
+        _log.info("batch commit failed (%s); committing turn by turn", exc)
+    committed = set()
+    async with conn.transaction():
+        for index in range(len(turns)):
+            for _ in range(3):
+                try:
+                    async with conn.transaction():  # a savepoint
+                        committed |= await _execute(conn, sql, wake, turns, [index])
+                except pg_errors.IntegrityError:
+                    break  # stored rows contradict the turn: reject it
+                except _CONFLICT:
+                    continue  # deadlock: only this turn was undone; again
+                break
+    return committed
+
+
+async def _execute(
+    conn: psycopg.AsyncConnection[Any],
+    sql: str,
+    wake: dict[str, str],
+    turns: Sequence[TurnCommit],
+    indexes: Sequence[int],
+) -> set[int]:
+    cursor = await conn.execute(sql, {**commit_params(turns, indexes), **wake})
+    row = await cursor.fetchone()
+    assert row is not None
+    return set(row[0])
+
+
+def check_events(turn: TurnCommit) -> None:
+    """Reject event ids that are not consecutive from ``history_start + 1``.
+
+    Raises:
+        ValueError: A runtime bug; nothing of the batch is written.
+    """
+    expected = range(turn.history_start + 1, turn.history_start + 1 + len(turn.events))
+    if [event_id for event_id, _ in turn.events] != list(expected):
+        raise ValueError(
+            f"turn for {turn.instance_id!r}: event ids must be consecutive from"
+            f" {turn.history_start + 1}, got {[e for e, _ in turn.events]}"
+        )
+
+
+def rounds(turns: Sequence[TurnCommit]) -> list[list[int]]:
+    """Split turn indexes into rounds a single statement can commit.
+
+    One statement sees one snapshot and cannot update a row twice, so within
+    a round every instance has at most one turn and every new instance id is
+    created by at most one turn. Later rounds run afterwards in the same
+    transaction and so see what earlier ones wrote, as sequential commits
+    would. The runtime never sends such duplicates; a batch is one round.
+    """
+    result: list[list[int]] = []
+    claimed: list[set[str]] = []
+    for index, turn in enumerate(turns):
+        ids = {f"i:{turn.instance_id}"} | {
+            f"n:{n.instance_id}" for n in turn.new_instances
+        }
+        for position, taken in enumerate(claimed):
+            if not ids & taken:
+                result[position].append(index)
+                taken |= ids
+                break
+        else:
+            result.append([index])
+            claimed.append(set(ids))
+    return result
+
+
+# Message modes of the commit statement's "sent" step.
+_OUTBOUND, _CHILD_START, _ON_CONFLICT = 0, 1, 2
+
+
+class _Columns:
+    """Parallel lists, one per array parameter of a group (``t_``, ``e_``...)."""
+
+    def __init__(self, prefix: str, names: str) -> None:
+        self.names = [f"{prefix}_{name}" for name in names.split()]
+        self.lists: list[list[Any]] = [[] for _ in self.names]
+
+    def add(self, *values: Any) -> None:
+        for column, value in zip(self.lists, values, strict=True):
+            column.append(value)
+
+    def into(self, params: dict[str, Any]) -> None:
+        params.update(zip(self.names, self.lists, strict=True))
+
+
+def commit_params(
+    turns: Sequence[TurnCommit], indexes: Sequence[int]
+) -> dict[str, Any]:
+    """Array parameters committing ``turns[i]`` for each ``i`` in *indexes*.
+
+    Work scheduled and cancelled within one turn, and keyed messages sent
+    and dropped within one turn, are left out here: the statement's steps
+    cannot see each other's rows, and sequentially they would cancel out.
+    """
+    groups = {
+        "t": _Columns(
+            "t", "idx iid token exec start len name version status output error custom"
+        ),
+        "e": _Columns("e", "idx iid exec eid data"),
+        "c": _Columns("c", "idx iid id"),
+        "w": _Columns("w", "idx iid exec eid name body vis"),
+        "k": _Columns("k", "idx iid exec eid"),
+        "n": _Columns("n", "idx iid name version parent"),
+        "q": _Columns("q", "idx mode child target kind body vis key"),
+        "d": _Columns("d", "idx iid key"),
+    }
+    for idx in indexes:
+        _add_turn(groups, idx, turns[idx])
+    params: dict[str, Any] = {}
+    for group in groups.values():
+        group.into(params)
+    return params
+
+
+def _add_turn(groups: dict[str, _Columns], idx: int, turn: TurnCommit) -> None:
+    iid, execution_id = turn.instance_id, turn.execution_id
+    groups["t"].add(
+        idx,
+        iid,
+        turn.lock_token,
+        execution_id,
+        turn.history_start,
+        turn.history_start + len(turn.events),
+        turn.name,
+        turn.version,
+        turn.status,
+        turn.output,
+        turn.error,
+        turn.custom_status,
+    )
+    for event_id, data in turn.events:
+        groups["e"].add(idx, iid, execution_id, event_id, data)
+    for message_id in turn.consumed:
+        groups["c"].add(idx, iid, message_id)
+    cancelled = {
+        (ref.instance_id, ref.execution_id, ref.event_id)
+        for ref in turn.cancel_activities
+    }
+    for work in turn.activities:
+        ref_key = (work.instance_id, work.execution_id, work.event_id)
+        if ref_key not in cancelled:
+            groups["w"].add(idx, *ref_key, work.name, work.body, work.visible_at)
+    for ref in turn.cancel_activities:
+        groups["k"].add(idx, ref.instance_id, ref.execution_id, ref.event_id)
+    dropped = set(turn.drop_messages)
+
+    def send(mode: int, child: str | None, target: str, msg: Message) -> None:
+        if msg.key is None or (target, msg.key) not in dropped:
+            groups["q"].add(
+                idx, mode, child, target, msg.kind, msg.body, msg.visible_at, msg.key
+            )
+
+    for new in turn.new_instances:
+        groups["n"].add(
+            idx, new.instance_id, new.name, new.version, new.parent_instance_id
+        )
+        send(_CHILD_START, new.instance_id, new.instance_id, new.start)
+        if new.on_conflict is not None and new.on_conflict_target is not None:
+            send(_ON_CONFLICT, new.instance_id, new.on_conflict_target, new.on_conflict)
+    for out in turn.outbound:
+        send(_OUTBOUND, None, out.instance_id, out.message)
+    for target, key in turn.drop_messages:
+        groups["d"].add(idx, target, key)

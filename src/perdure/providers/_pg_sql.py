@@ -1,0 +1,386 @@
+"""SQL text of the PostgreSQL provider, built once per schema.
+
+Every hot-path verb is one statement (one round trip): data-modifying CTEs
+chain the steps, ``unnest`` of array parameters carries whole batches, and
+the ``NOTIFY`` that wakes other processes is part of the same statement, so
+it is sent exactly when the write commits.
+
+Time: ``NOW`` is the database clock (``statement_timestamp()``, stable
+within a statement, so it can use indexes). Leases, enqueue times and retry
+delays are all computed with it, which makes them mean the same thing on
+every machine. Only ``visible_at`` values the runtime supplies (timer fire
+times) come from the runtime's clock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, cast
+
+from perdure.providers._base import (
+    InstanceRecord,
+    InstanceStatus,
+    Message,
+    QueuedMessage,
+)
+from perdure.providers._pg_schema import quote_ident
+
+__all__ = ["NOW", "PgSql", "instance_record", "message_params", "queued_messages"]
+
+NOW = "extract(epoch FROM statement_timestamp())::float8"
+
+INSTANCE_COLUMNS = (
+    "instance_id, name, version, execution_id, status, output, error,"
+    " custom_status, parent_instance_id, created_at, updated_at"
+)
+
+
+def _wake(*pairs: tuple[str, str]) -> str:
+    """A CTE ``wake`` notifying each ``(channel parameter, condition)`` that holds."""
+    rows = ", ".join(f"(%({param})s::text, {cond})" for param, cond in pairs)
+    return (
+        "wake AS (SELECT pg_notify(w.channel, %(origin)s)"
+        f" FROM (VALUES {rows}) AS w(channel, due) WHERE w.due)"
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class PgSql:
+    """The statements, qualified with one schema."""
+
+    create_instance: str
+    enqueue: str
+    get_instance: str
+    list_all: str
+    list_status: str
+    read_history: str
+    delete_steps: tuple[str, ...]
+    fetch_orchestrations: str
+    reread_messages: str
+    unfetch: str
+    commit: str
+    abandon_orchestration: str
+    renew_orchestration: str
+    fetch_activities: str
+    complete_activities: str
+    abandon_activity: str
+    renew_activities: str
+
+    @classmethod
+    def for_schema(cls, schema: str) -> PgSql:
+        """Build every statement for *schema*."""
+        s = quote_ident(schema)
+        return cls(
+            create_instance=_create_instance(s),
+            enqueue=(
+                f"WITH sent AS (INSERT INTO {s}.messages"
+                " (instance_id, kind, body, visible_at, key)"
+                " SELECT %(iid)s, %(kind)s, %(body)s,"
+                f" coalesce(%(vis)s, {NOW}), %(key)s"
+                f" WHERE EXISTS (SELECT 1 FROM {s}.instances"
+                " WHERE instance_id = %(iid)s) RETURNING visible_at), "
+                + _wake(
+                    (
+                        "ch_orch",
+                        f"EXISTS (SELECT 1 FROM sent WHERE visible_at <= {NOW})",
+                    )
+                )
+                + " SELECT (SELECT count(*) FROM sent), (SELECT count(*) FROM wake)"
+            ),
+            get_instance=(
+                f"SELECT {INSTANCE_COLUMNS} FROM {s}.instances WHERE instance_id = %s"
+            ),
+            list_all=(
+                f"SELECT {INSTANCE_COLUMNS} FROM {s}.instances"
+                " ORDER BY created_at DESC, seq DESC LIMIT %(limit)s"
+            ),
+            list_status=(
+                f"SELECT {INSTANCE_COLUMNS} FROM {s}.instances"
+                " WHERE status = %(status)s"
+                " ORDER BY created_at DESC, seq DESC LIMIT %(limit)s"
+            ),
+            read_history=(
+                f"SELECT data FROM {s}.history WHERE instance_id = %(iid)s"
+                " AND execution_id = coalesce(%(exec)s::bigint,"
+                f" (SELECT execution_id FROM {s}.instances"
+                " WHERE instance_id = %(iid)s))"
+                " ORDER BY event_id"
+            ),
+            # Row first: deleting it waits for any commit in flight on the
+            # instance, and the later statements (new snapshots) then see
+            # and delete what that commit wrote.
+            delete_steps=(
+                f"DELETE FROM {s}.instances WHERE instance_id = %(iid)s"
+                " RETURNING instance_id",
+                f"DELETE FROM {s}.history WHERE instance_id = %(iid)s",
+                f"DELETE FROM {s}.messages WHERE instance_id = %(iid)s",
+                f"DELETE FROM {s}.activities WHERE instance_id = %(iid)s",
+                "SELECT pg_notify(%(ch_inst)s, %(origin)s)",
+            ),
+            fetch_orchestrations=_fetch_orchestrations(s),
+            reread_messages=(
+                "SELECT instance_id, array_agg(id ORDER BY id),"
+                " array_agg(kind ORDER BY id), array_agg(body ORDER BY id)"
+                f" FROM {s}.messages WHERE instance_id = ANY(%(iids)s::text[])"
+                f" AND visible_at <= {NOW} GROUP BY instance_id"
+            ),
+            unfetch=(
+                f"UPDATE {s}.instances SET lock_token = NULL, locked_until = NULL,"
+                " owner = NULL, attempt = greatest(attempt - 1, 0)"
+                " WHERE instance_id = %(iid)s AND lock_token = %(token)s"
+            ),
+            commit=_commit(s),
+            abandon_orchestration=(
+                f"WITH released AS (UPDATE {s}.instances"
+                " SET lock_token = NULL, locked_until = NULL, owner = NULL"
+                " WHERE instance_id = %(iid)s AND lock_token = %(token)s"
+                " RETURNING instance_id),"
+                f" delayed AS (UPDATE {s}.messages SET visible_at = {NOW} + %(delay)s"
+                " WHERE %(delay)s > 0 AND instance_id IN"
+                f" (SELECT instance_id FROM released) AND visible_at <= {NOW}), "
+                + _wake(
+                    ("ch_orch", "%(delay)s <= 0 AND EXISTS (SELECT 1 FROM released)")
+                )
+                + " SELECT (SELECT count(*) FROM released), (SELECT count(*) FROM wake)"
+            ),
+            renew_orchestration=(
+                f"UPDATE {s}.instances SET locked_until = {NOW} + %(lease)s"
+                " WHERE instance_id = %(iid)s AND lock_token = %(token)s"
+            ),
+            fetch_activities=(
+                f"WITH picked AS (SELECT id FROM {s}.activities"
+                f" WHERE visible_at <= {NOW} ORDER BY visible_at, id"
+                " LIMIT %(n)s FOR UPDATE SKIP LOCKED)"
+                f" UPDATE {s}.activities a SET lock_token = gen_random_uuid()::text,"
+                f" visible_at = {NOW} + %(lease)s, attempt = a.attempt + 1"
+                " FROM picked WHERE a.id = picked.id"
+                " RETURNING a.id, a.instance_id, a.execution_id, a.event_id, a.name,"
+                " a.body, a.lock_token, a.attempt"
+            ),
+            complete_activities=_complete_activities(s),
+            abandon_activity=(
+                f"WITH released AS (UPDATE {s}.activities"
+                f" SET lock_token = NULL, visible_at = {NOW} + %(delay)s"
+                " WHERE id = %(id)s AND lock_token = %(token)s RETURNING id), "
+                + _wake(
+                    ("ch_act", "%(delay)s <= 0 AND EXISTS (SELECT 1 FROM released)")
+                )
+                + " SELECT (SELECT count(*) FROM released), (SELECT count(*) FROM wake)"
+            ),
+            renew_activities=(
+                "WITH held AS (SELECT * FROM unnest(%(ids)s::bigint[],"
+                " %(tokens)s::text[]) AS h(id, token)),"
+                f" renewed AS (UPDATE {s}.activities a"
+                f" SET visible_at = {NOW} + %(lease)s FROM held"
+                " WHERE a.id = held.id AND a.lock_token = held.token RETURNING a.id)"
+                " SELECT id FROM held WHERE id NOT IN (SELECT id FROM renewed)"
+            ),
+        )
+
+
+def _create_instance(s: str) -> str:
+    return (
+        f"WITH made AS (INSERT INTO {s}.instances (instance_id, name, version,"
+        " execution_id, status, parent_instance_id, created_at, updated_at)"
+        " VALUES (%(iid)s, %(name)s, %(version)s, 1, 'Running', %(parent)s,"
+        f" {NOW}, {NOW})"
+        " ON CONFLICT (instance_id) DO NOTHING RETURNING instance_id),"
+        f" sent AS (INSERT INTO {s}.messages (instance_id, kind, body, visible_at, key)"
+        f" SELECT instance_id, %(kind)s, %(body)s, coalesce(%(vis)s, {NOW}), %(key)s"
+        " FROM made RETURNING visible_at), "
+        + _wake(
+            ("ch_orch", f"EXISTS (SELECT 1 FROM sent WHERE visible_at <= {NOW})"),
+            ("ch_inst", "EXISTS (SELECT 1 FROM made)"),
+        )
+        + " SELECT (SELECT count(*) FROM made), (SELECT count(*) FROM wake)"
+    )
+
+
+def _fetch_orchestrations(s: str) -> str:
+    # cand: unlocked instances with due messages, oldest due message first
+    # (statement snapshot). Affinity: an instance another provider object
+    # fetched last (owner) is left to it until its oldest due message is
+    # "affinity" seconds old, so that the owner's cached driver runs the
+    # turn instead of a replay elsewhere; then anyone may take it.
+    # picked: lock them, skipping rows another fetch holds; FOR UPDATE
+    # rechecks the lease on the newest row version. "fresh" is false when
+    # that version is not the snapshot's (a turn committed in between): the
+    # snapshot's messages may then be consumed already, so the caller
+    # re-reads them under the lock instead.
+    return (
+        "WITH cand AS (SELECT i.instance_id, min(m.visible_at) AS due,"
+        " min(m.id) AS first_id, i.xmin::text AS seen"
+        f" FROM {s}.messages m JOIN {s}.instances i ON i.instance_id = m.instance_id"
+        f" WHERE m.visible_at <= {NOW}"
+        f" AND (i.locked_until IS NULL OR i.locked_until < {NOW})"
+        " GROUP BY i.instance_id"
+        " HAVING i.owner IS NULL OR i.owner = %(me)s"
+        f" OR min(m.visible_at) <= {NOW} - %(affinity)s"
+        " ORDER BY due, first_id LIMIT %(scan)s),"
+        " picked AS (SELECT i.instance_id, i.xmin::text AS now_seen, c.due,"
+        f" c.first_id, c.seen FROM {s}.instances i JOIN cand c"
+        " ON c.instance_id = i.instance_id"
+        f" WHERE i.locked_until IS NULL OR i.locked_until < {NOW}"
+        " ORDER BY c.due, c.first_id LIMIT %(n)s FOR UPDATE OF i SKIP LOCKED),"
+        f" locked AS (UPDATE {s}.instances i"
+        " SET lock_token = gen_random_uuid()::text,"
+        f" locked_until = {NOW} + %(lease)s, attempt = i.attempt + 1,"
+        " owner = %(me)s"
+        " FROM picked p WHERE i.instance_id = p.instance_id"
+        " RETURNING i.instance_id, i.name, i.version, i.execution_id, i.status,"
+        " i.output, i.error, i.custom_status, i.parent_instance_id, i.created_at,"
+        " i.updated_at, i.history_len, i.lock_token, i.attempt, p.due, p.first_id,"
+        " p.seen = p.now_seen AS fresh)"
+        " SELECT l.*, ms.ids, ms.kinds, ms.bodies FROM locked l"
+        " CROSS JOIN LATERAL (SELECT array_agg(m.id ORDER BY m.id) AS ids,"
+        " array_agg(m.kind ORDER BY m.id) AS kinds,"
+        " array_agg(m.body ORDER BY m.id) AS bodies"
+        f" FROM {s}.messages m WHERE l.fresh AND m.instance_id = l.instance_id"
+        f" AND m.visible_at <= {NOW}) ms"
+        " ORDER BY l.due, l.first_id"
+    )
+
+
+def _commit(s: str) -> str:
+    # One statement commits a batch of turns (distinct instances). "ok" is
+    # the guard: a turn whose lock or history position does not match
+    # updates no row, and every other step keeps only rows of turns in ok,
+    # so a rejected turn writes nothing. All steps see one snapshot, so the
+    # caller has already removed work cancelled and messages dropped within
+    # the same turn; "kids" stands in for the rows it inserts.
+    in_ok = "IN (SELECT idx FROM ok)"
+    exists = f"EXISTS (SELECT 1 FROM {s}.instances x WHERE x.instance_id = q.target)"
+    return (
+        "WITH t AS (SELECT * FROM unnest(%(t_idx)s::int[], %(t_iid)s::text[],"
+        " %(t_token)s::text[], %(t_exec)s::bigint[], %(t_start)s::int[],"
+        " %(t_len)s::int[], %(t_name)s::text[], %(t_version)s::text[],"
+        " %(t_status)s::text[], %(t_output)s::text[], %(t_error)s::text[],"
+        " %(t_custom)s::text[]) AS t(idx, iid, token, exec, hstart, hlen, name,"
+        " version, status, output, error, custom)),"
+        f" ok AS (UPDATE {s}.instances i SET execution_id = t.exec,"
+        " name = coalesce(t.name, i.name), version = coalesce(t.version, i.version),"
+        " status = t.status, output = t.output, error = t.error,"
+        " custom_status = coalesce(t.custom, i.custom_status),"
+        f" updated_at = {NOW}, history_len = t.hlen,"
+        " lock_token = NULL, locked_until = NULL, attempt = 0"
+        " FROM t WHERE i.instance_id = t.iid AND i.lock_token = t.token"
+        " AND ((i.execution_id = t.exec AND i.history_len = t.hstart)"
+        " OR (i.execution_id < t.exec AND t.hstart = 0))"
+        " RETURNING t.idx, t.status, t.custom),"
+        f" events AS (INSERT INTO {s}.history (instance_id, execution_id, event_id,"
+        " data) SELECT e.iid, e.exec, e.eid, e.data FROM unnest(%(e_idx)s::int[],"
+        " %(e_iid)s::text[], %(e_exec)s::bigint[], %(e_eid)s::int[],"
+        f" %(e_data)s::text[]) AS e(idx, iid, exec, eid, data) WHERE e.idx {in_ok}),"
+        f" consumed AS (DELETE FROM {s}.messages m USING unnest(%(c_idx)s::int[],"
+        " %(c_iid)s::text[], %(c_id)s::bigint[]) AS c(idx, iid, id)"
+        f" WHERE m.id = c.id AND m.instance_id = c.iid AND c.idx {in_ok}),"
+        f" work AS (INSERT INTO {s}.activities (instance_id, execution_id, event_id,"
+        f" name, body, visible_at) SELECT w.iid, w.exec, w.eid, w.name, w.body,"
+        f" coalesce(w.vis, {NOW}) FROM unnest(%(w_idx)s::int[], %(w_iid)s::text[],"
+        " %(w_exec)s::bigint[], %(w_eid)s::int[], %(w_name)s::text[],"
+        " %(w_body)s::text[], %(w_vis)s::float8[]) WITH ORDINALITY"
+        f" AS w(idx, iid, exec, eid, name, body, vis, pos) WHERE w.idx {in_ok}"
+        " ORDER BY w.pos ON CONFLICT (instance_id, execution_id, event_id)"
+        " DO NOTHING RETURNING visible_at),"
+        f" cancels AS (DELETE FROM {s}.activities a USING unnest(%(k_idx)s::int[],"
+        " %(k_iid)s::text[], %(k_exec)s::bigint[], %(k_eid)s::int[])"
+        " AS k(idx, iid, exec, eid) WHERE a.instance_id = k.iid"
+        f" AND a.execution_id = k.exec AND a.event_id = k.eid AND k.idx {in_ok}),"
+        f" kids AS (INSERT INTO {s}.instances (instance_id, name, version,"
+        " execution_id, status, parent_instance_id, created_at, updated_at)"
+        f" SELECT n.iid, n.name, n.version, 1, 'Running', n.parent, {NOW}, {NOW}"
+        " FROM unnest(%(n_idx)s::int[], %(n_iid)s::text[], %(n_name)s::text[],"
+        " %(n_version)s::text[], %(n_parent)s::text[]) WITH ORDINALITY"
+        f" AS n(idx, iid, name, version, parent, pos) WHERE n.idx {in_ok}"
+        " ORDER BY n.pos ON CONFLICT (instance_id) DO NOTHING"
+        " RETURNING instance_id),"
+        # mode 0: outbound to an existing (or just created) instance;
+        # 1: a created child's start message; 2: on_conflict of a child
+        # that was not created.
+        f" sent AS (INSERT INTO {s}.messages (instance_id, kind, body, visible_at,"
+        f" key) SELECT q.target, q.kind, q.body, coalesce(q.vis, {NOW}), q.key"
+        " FROM unnest(%(q_idx)s::int[], %(q_mode)s::int[], %(q_child)s::text[],"
+        " %(q_target)s::text[], %(q_kind)s::text[], %(q_body)s::text[],"
+        " %(q_vis)s::float8[], %(q_key)s::text[]) WITH ORDINALITY"
+        " AS q(idx, mode, child, target, kind, body, vis, key, pos)"
+        f" WHERE q.idx {in_ok} AND CASE q.mode"
+        f" WHEN 0 THEN q.target IN (SELECT instance_id FROM kids) OR {exists}"
+        " WHEN 1 THEN q.child IN (SELECT instance_id FROM kids)"
+        f" ELSE q.child NOT IN (SELECT instance_id FROM kids) AND {exists} END"
+        " ORDER BY q.pos RETURNING visible_at),"
+        f" drops AS (DELETE FROM {s}.messages m USING unnest(%(d_idx)s::int[],"
+        " %(d_iid)s::text[], %(d_key)s::text[]) AS d(idx, iid, key)"
+        f" WHERE m.instance_id = d.iid AND m.key = d.key AND d.idx {in_ok}), "
+        + _wake(
+            ("ch_orch", f"EXISTS (SELECT 1 FROM sent WHERE visible_at <= {NOW})"),
+            ("ch_act", f"EXISTS (SELECT 1 FROM work WHERE visible_at <= {NOW})"),
+            (
+                "ch_inst",
+                "EXISTS (SELECT 1 FROM ok WHERE status <> 'Running'"
+                " OR custom IS NOT NULL)",
+            ),
+        )
+        + " SELECT array(SELECT idx FROM ok), (SELECT count(*) FROM wake)"
+    )
+
+
+def _complete_activities(s: str) -> str:
+    # Only items still held under the caller's token are deleted, and only
+    # those produce a message (if their instance still exists): duplicate
+    # and stale completions are dropped here.
+    return (
+        "WITH r AS (SELECT * FROM unnest(%(ids)s::bigint[], %(tokens)s::text[],"
+        " %(iids)s::text[], %(kinds)s::text[], %(bodies)s::text[],"
+        " %(vis)s::float8[], %(keys)s::text[]) WITH ORDINALITY"
+        " AS r(id, token, iid, kind, body, vis, key, pos)),"
+        f" done AS (DELETE FROM {s}.activities a USING r"
+        " WHERE a.id = r.id AND a.lock_token = r.token RETURNING a.id),"
+        f" sent AS (INSERT INTO {s}.messages (instance_id, kind, body, visible_at,"
+        f" key) SELECT r.iid, r.kind, r.body, coalesce(r.vis, {NOW}), r.key"
+        " FROM r WHERE r.id IN (SELECT id FROM done)"
+        f" AND EXISTS (SELECT 1 FROM {s}.instances x WHERE x.instance_id = r.iid)"
+        " ORDER BY r.pos RETURNING visible_at), "
+        + _wake(("ch_orch", f"EXISTS (SELECT 1 FROM sent WHERE visible_at <= {NOW})"))
+        + " SELECT (SELECT count(*) FROM sent), (SELECT count(*) FROM wake)"
+    )
+
+
+# --- row mapping --------------------------------------------------------------
+
+
+def instance_record(row: Sequence[Any]) -> InstanceRecord:
+    """Map a row starting with the ``INSTANCE_COLUMNS``."""
+    return InstanceRecord(
+        instance_id=row[0],
+        name=row[1],
+        version=row[2],
+        execution_id=row[3],
+        status=cast(InstanceStatus, row[4]),
+        output=row[5],
+        error=row[6],
+        custom_status=row[7],
+        parent_instance_id=row[8],
+        created_at=row[9],
+        updated_at=row[10],
+    )
+
+
+def queued_messages(
+    ids: list[int] | None, kinds: list[str] | None, bodies: list[str] | None
+) -> list[QueuedMessage]:
+    """Zip the aggregated message columns (``NULL`` when there are none)."""
+    return [
+        QueuedMessage(id=i, kind=k, body=b)
+        for i, k, b in zip(ids or [], kinds or [], bodies or [], strict=True)
+    ]
+
+
+def message_params(message: Message) -> dict[str, Any]:
+    """The ``kind``/``body``/``vis``/``key`` parameters of one message."""
+    return {
+        "kind": message.kind,
+        "body": message.body,
+        "vis": message.visible_at,
+        "key": message.key,
+    }

@@ -1,0 +1,538 @@
+"""The PostgreSQL provider: psycopg 3 (async) with a connection pool.
+
+Several runtimes (processes, machines) may share one database: queues are
+fetched with ``FOR UPDATE SKIP LOCKED`` and held by expiring leases, so each
+instance turn and each activity attempt runs in one runtime at a time and the
+work of a crashed runtime is taken over once its leases expire. Wake-ups
+cross processes with ``LISTEN``/``NOTIFY`` on channels qualified by schema.
+An instance sticks for a moment to the runtime that ran its last turn (see
+``affinity``), so consecutive turns usually hit that runtime's instance
+cache instead of replaying the history in another process.
+
+Every hot-path verb (fetch and commit of turns, fetch and completion of
+activities) is one SQL statement, hence one round trip, whatever the batch
+size; see `perdure.providers._pg_sql` for the statements and for how time is
+handled (the database clock, except timer fire times).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from typing import Any, cast
+
+import psycopg
+from psycopg_pool import AsyncConnectionPool
+
+from perdure._errors import InstanceExists, InstanceNotFound, StorageError
+from perdure.providers._base import (
+    ActivityItem,
+    ActivityResult,
+    Channel,
+    InstanceRecord,
+    InstanceStatus,
+    Message,
+    NewInstance,
+    OrchestrationItem,
+    QueuedMessage,
+    TurnCommit,
+)
+from perdure.providers._pg_batch import check_events, commit
+from perdure.providers._pg_listen import Listener
+from perdure.providers._pg_schema import channel_names, migrate, quote_ident, split_url
+from perdure.providers._pg_sql import (
+    PgSql,
+    instance_record,
+    message_params,
+    queued_messages,
+)
+from perdure.providers._wakeups import LocalWakeups
+
+__all__ = ["PostgresProvider"]
+
+Conn = psycopg.AsyncConnection[Any]
+
+
+class PostgresProvider:
+    """A `Provider` storing everything in one schema of a PostgreSQL database.
+
+    Args:
+        url: ``postgresql://user:password@host:port/dbname?...``; a
+            ``schema=NAME`` query parameter selects the schema (it is
+            removed before connecting).
+        schema: The schema, as an alternative to the URL parameter
+            (default ``"perdure"``). It is created on `open` if missing;
+            give each application sharing a database its own.
+        min_size: Connections the pool keeps open.
+        max_size: Most connections the pool opens (plus one for LISTEN).
+        affinity: Seconds an instance is left to the runtime that ran its
+            last turn (it has the instance's state cached, while any other
+            runtime would have to replay its history) before another runtime
+            may take it; also how much later a crashed or stopped runtime's
+            instances are picked up. ``0`` turns affinity off.
+
+    Call `open` before anything else and `close` at the end; `open`
+    applies pending migrations, safely when several processes start at
+    once. Database errors surface as `StorageError`.
+
+    Raises:
+        ValueError: The URL and *schema* disagree, or the schema name is
+            invalid.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        schema: str | None = None,
+        min_size: int = 1,
+        max_size: int = 10,
+        affinity: float = 1.0,
+    ) -> None:
+        self._conninfo, self.schema = split_url(url, schema)
+        self._where = _describe(self._conninfo)
+        self._min_size = min_size
+        self._max_size = max(max_size, min_size)
+        self._affinity = max(float(affinity), 0.0)
+        self._sql = PgSql.for_schema(self.schema)
+        self._channels = channel_names(self.schema)
+        # Payload of our NOTIFYs: our own listener skips them (local waiters
+        # were woken directly), other provider objects act on them.
+        self._origin = uuid.uuid4().hex
+        self._wake_params = {
+            "origin": self._origin,
+            "ch_orch": self._channels["orchestrations"],
+            "ch_act": self._channels["activities"],
+            "ch_inst": self._channels["instances"],
+        }
+        self._wakeups = LocalWakeups()
+        self._pool: AsyncConnectionPool[Conn] | None = None
+        self._listener: Listener | None = None
+        self._opening: asyncio.Task[None] | None = None
+
+    def __repr__(self) -> str:
+        return f"PostgresProvider({self._where!r}, schema={self.schema!r})"
+
+    # --- plumbing -------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def _connection(self) -> AsyncIterator[Conn]:
+        """A pooled connection (autocommit); database errors become StorageError."""
+        pool = self._pool
+        if pool is None:
+            raise StorageError(f"{self!r} is not open; await its open() first")
+        self._wakeups.mark()
+        try:
+            async with pool.connection() as conn:
+                yield conn
+        except psycopg.Error as exc:
+            raise StorageError(f"PostgreSQL error on {self!r}: {exc}") from exc
+
+    async def _one(self, sql: str, params: dict[str, Any]) -> tuple[Any, ...]:
+        async with self._connection() as conn:
+            cursor = await conn.execute(sql, params)
+            row = await cursor.fetchone()
+        assert row is not None
+        return cast(tuple[Any, ...], row)
+
+    # --- lifecycle --------------------------------------------------------
+
+    async def open(self) -> None:
+        """Connect, create the schema and apply pending migrations (idempotent)."""
+        if self._pool is not None:
+            return
+        if self._opening is None or self._opening.done():
+            self._opening = asyncio.ensure_future(self._open())
+        await asyncio.shield(self._opening)
+
+    async def _open(self) -> None:
+        try:
+            async with await psycopg.AsyncConnection.connect(
+                self._conninfo, autocommit=True
+            ) as conn:
+                await migrate(conn, self.schema)
+            pool: AsyncConnectionPool[Conn] = AsyncConnectionPool(
+                self._conninfo,
+                min_size=self._min_size,
+                max_size=self._max_size,
+                kwargs={"autocommit": True},
+                open=False,
+                name=f"perdure-{self.schema}",
+            )
+            await pool.open(wait=True, timeout=30.0)
+            listener = Listener(
+                self._conninfo, self._channels, self._origin, self._wakeups.notify
+            )
+            try:
+                await listener.start()
+            except BaseException:
+                await pool.close()
+                raise
+        except psycopg.Error as exc:
+            raise StorageError(f"cannot open {self!r}: {exc}") from exc
+        self._listener = listener
+        self._pool = pool
+
+    async def close(self) -> None:
+        """Close the pool and the LISTEN connection (idempotent)."""
+        pool, self._pool = self._pool, None
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            await listener.stop()
+        if pool is not None:
+            await pool.close()
+
+    async def drop_schema(self) -> None:
+        """Drop the provider's schema with everything in it (tests, teardown)."""
+        async with self._connection() as conn:
+            await conn.execute(
+                f"DROP SCHEMA IF EXISTS {quote_ident(self.schema)} CASCADE"
+            )
+
+    # --- client verbs ---------------------------------------------------
+
+    async def create_instance(self, new: NewInstance) -> None:
+        """Create an instance row (status Running) and enqueue its start message.
+
+        Raises:
+            InstanceExists: The id is taken; nothing is written.
+        """
+        start = new.start
+        created, _ = await self._one(
+            self._sql.create_instance,
+            {
+                "iid": new.instance_id,
+                "name": new.name,
+                "version": new.version,
+                "parent": new.parent_instance_id,
+                **message_params(start),
+                **self._wake_params,
+            },
+        )
+        if created != 1:
+            raise InstanceExists(new.instance_id)
+        self._wakeups.due("orchestrations", start.visible_at)
+        self._wakeups.notify("orchestrations", "instances")
+
+    async def enqueue(self, instance_id: str, message: Message) -> None:
+        """Append a message to an instance's queue.
+
+        Raises:
+            InstanceNotFound: No such instance; nothing is written.
+        """
+        sent, _ = await self._one(
+            self._sql.enqueue,
+            {"iid": instance_id, **message_params(message), **self._wake_params},
+        )
+        if sent != 1:
+            raise InstanceNotFound(instance_id)
+        self._wakeups.due("orchestrations", message.visible_at)
+        self._wakeups.notify("orchestrations")
+
+    async def get_instance(self, instance_id: str) -> InstanceRecord | None:
+        """Return the instance row, or ``None``."""
+        async with self._connection() as conn:
+            cursor = await conn.execute(self._sql.get_instance, (instance_id,))
+            row = await cursor.fetchone()
+        return None if row is None else instance_record(row)
+
+    async def list_instances(
+        self, *, status: InstanceStatus | None = None, limit: int = 100
+    ) -> list[InstanceRecord]:
+        """Return instances, newest first, optionally filtered by status."""
+        sql = self._sql.list_all if status is None else self._sql.list_status
+        async with self._connection() as conn:
+            cursor = await conn.execute(sql, {"status": status, "limit": limit})
+            rows = await cursor.fetchall()
+        return [instance_record(row) for row in rows]
+
+    async def read_history(
+        self, instance_id: str, execution_id: int | None = None
+    ) -> list[str]:
+        """Return the JSON text of each event, in event-id order.
+
+        ``execution_id=None`` reads the instance's current execution; an
+        unknown instance has an empty history.
+        """
+        async with self._connection() as conn:
+            cursor = await conn.execute(
+                self._sql.read_history, {"iid": instance_id, "exec": execution_id}
+            )
+            rows = await cursor.fetchall()
+        return [row[0] for row in rows]
+
+    async def delete_instance(self, instance_id: str) -> bool:
+        """Delete an instance with its history, messages and activity work.
+
+        Returns:
+            ``False`` if there was no such instance.
+        """
+        params = {"iid": instance_id, **self._wake_params}
+        first, *rest = self._sql.delete_steps
+        async with self._connection() as conn, conn.transaction():
+            cursor = await conn.execute(first, params)
+            if await cursor.fetchone() is None:
+                return False
+            for sql in rest:
+                await conn.execute(sql, params)
+        self._wakeups.notify("instances")
+        return True
+
+    # --- orchestration dispatcher ---------------------------------------
+
+    async def fetch_orchestrations(
+        self, max_items: int, lock_timeout: float
+    ) -> list[OrchestrationItem]:
+        """Lock up to *max_items* instances that have visible messages.
+
+        Instances come in the order of their oldest due message; instances
+        other runtimes hold or are locking right now are skipped, never
+        waited for, and so are, for ``affinity`` seconds, instances whose
+        last turn another provider object fetched. Each comes with all its
+        visible messages in arrival order.
+        """
+        if max_items <= 0:
+            return []
+        params = {
+            "scan": max_items * 4,
+            "n": max_items,
+            "lease": lock_timeout,
+            "me": self._origin,
+            "affinity": self._affinity,
+        }
+        async with self._connection() as conn:
+            cursor = await conn.execute(self._sql.fetch_orchestrations, params)
+            rows = await cursor.fetchall()
+            stale = [row[0] for row in rows if not row[16]]
+            reread = await self._reread(conn, stale) if stale else {}
+            items: list[OrchestrationItem] = []
+            for row in rows:
+                if row[16]:
+                    messages = queued_messages(row[17], row[18], row[19])
+                else:
+                    messages = reread.get(row[0], [])
+                    if not messages:
+                        # A turn consumed everything just before we locked.
+                        await conn.execute(
+                            self._sql.unfetch, {"iid": row[0], "token": row[12]}
+                        )
+                        continue
+                items.append(
+                    OrchestrationItem(
+                        instance=instance_record(row),
+                        messages=messages,
+                        history_len=row[11],
+                        lock_token=row[12],
+                        attempt=row[13],
+                    )
+                )
+        return items
+
+    async def _reread(
+        self, conn: Conn, instance_ids: list[str]
+    ) -> dict[str, list[QueuedMessage]]:
+        """Messages of instances we hold, read with a fresh snapshot."""
+        cursor = await conn.execute(self._sql.reread_messages, {"iids": instance_ids})
+        return {
+            row[0]: queued_messages(row[1], row[2], row[3])
+            for row in await cursor.fetchall()
+        }
+
+    async def commit_turns(self, turns: Sequence[TurnCommit]) -> list[bool]:
+        """Commit turns; each one atomically. Returns per-turn success.
+
+        The batch is normally one statement, so one transaction: a guard
+        (lock still held, ``history_start`` equal to the stored length,
+        execution not older than the stored one) selects the turns that
+        commit and every write is restricted to them, so a rejected turn
+        writes nothing while the others commit. If the statement fails (a
+        constraint violated by one turn, a deadlock with another runtime),
+        the batch is retried one turn per savepoint (see `_pg_batch.commit`).
+
+        Raises:
+            ValueError: A turn's event ids are not consecutive from
+                ``history_start + 1`` (a runtime bug); nothing is written.
+        """
+        for turn in turns:
+            check_events(turn)
+        if not turns:
+            return []
+        async with self._connection() as conn:
+            committed = await commit(conn, self._sql.commit, self._wake_params, turns)
+        results = [index in committed for index in range(len(turns))]
+        self._after_commit([t for t, ok in zip(turns, results, strict=True) if ok])
+        return results
+
+    def _after_commit(self, committed: list[TurnCommit]) -> None:
+        if not committed:
+            return
+        for turn in committed:
+            for out in turn.outbound:
+                self._wakeups.due("orchestrations", out.message.visible_at)
+            for child in turn.new_instances:
+                self._wakeups.due("orchestrations", child.start.visible_at)
+            for work in turn.activities:
+                self._wakeups.due("activities", work.visible_at)
+        # Always "orchestrations": releasing a lock can make messages that
+        # arrived during the turn fetchable again.
+        self._wakeups.notify("orchestrations", "instances")
+        if any(turn.activities for turn in committed):
+            self._wakeups.notify("activities")
+
+    async def abandon_orchestration(
+        self, instance_id: str, lock_token: str, delay: float = 0.0
+    ) -> None:
+        """Release the lock without committing; messages become visible after *delay*.
+
+        The attempt counter is kept (it counts fetches since the last
+        commit), so an instance that keeps being abandoned shows up as poison.
+        """
+        released, _ = await self._one(
+            self._sql.abandon_orchestration,
+            {
+                "iid": instance_id,
+                "token": lock_token,
+                "delay": float(delay),
+                **self._wake_params,
+            },
+        )
+        if released:
+            if delay > 0:
+                self._wakeups.due("orchestrations", time.time() + delay)
+            else:
+                self._wakeups.notify("orchestrations")
+
+    async def renew_orchestration_lock(
+        self, instance_id: str, lock_token: str, lock_timeout: float
+    ) -> bool:
+        """Extend a held instance lock. ``False`` if it is no longer held."""
+        async with self._connection() as conn:
+            cursor = await conn.execute(
+                self._sql.renew_orchestration,
+                {"iid": instance_id, "token": lock_token, "lease": lock_timeout},
+            )
+            return cursor.rowcount == 1
+
+    # --- activity worker ------------------------------------------------
+
+    async def fetch_activities(
+        self, max_items: int, lock_timeout: float
+    ) -> list[ActivityItem]:
+        """Lock up to *max_items* visible activity work items, oldest first.
+
+        Items other runtimes hold or are locking right now are skipped.
+        """
+        if max_items <= 0:
+            return []
+        async with self._connection() as conn:
+            cursor = await conn.execute(
+                self._sql.fetch_activities, {"n": max_items, "lease": lock_timeout}
+            )
+            rows = await cursor.fetchall()
+        rows.sort(key=lambda row: row[0])  # RETURNING order is unspecified
+        return [
+            ActivityItem(
+                id=row[0],
+                instance_id=row[1],
+                execution_id=row[2],
+                event_id=row[3],
+                name=row[4],
+                body=row[5],
+                lock_token=row[6],
+                attempt=row[7],
+            )
+            for row in rows
+        ]
+
+    async def complete_activities(self, results: Sequence[ActivityResult]) -> None:
+        """Delete each held item and enqueue its completion, atomically per item.
+
+        A result whose item is gone or held under another token (cancelled,
+        or its lease expired and another worker took it) is dropped.
+        """
+        unique = list({result.id: result for result in reversed(results)}.values())
+        unique.reverse()  # first result of each id, in the given order
+        if not unique:
+            return
+        sent, _ = await self._one(
+            self._sql.complete_activities,
+            {
+                "ids": [r.id for r in unique],
+                "tokens": [r.lock_token for r in unique],
+                "iids": [r.instance_id for r in unique],
+                "kinds": [r.message.kind for r in unique],
+                "bodies": [r.message.body for r in unique],
+                "vis": [r.message.visible_at for r in unique],
+                "keys": [r.message.key for r in unique],
+                **self._wake_params,
+            },
+        )
+        if sent:
+            for result in unique:
+                self._wakeups.due("orchestrations", result.message.visible_at)
+            self._wakeups.notify("orchestrations")
+
+    async def abandon_activity(
+        self, id: int, lock_token: str, delay: float = 0.0
+    ) -> None:
+        """Release an item; it becomes visible again after *delay* (retries).
+
+        Its attempt counter is kept and grows on the next fetch.
+        """
+        released, _ = await self._one(
+            self._sql.abandon_activity,
+            {
+                "id": id,
+                "token": lock_token,
+                "delay": float(max(delay, 0.0)),
+                **self._wake_params,
+            },
+        )
+        if released:
+            if delay > 0:
+                self._wakeups.due("activities", time.time() + delay)
+            else:
+                self._wakeups.notify("activities")
+
+    async def renew_activity_locks(
+        self, leases: Sequence[tuple[int, str]], lock_timeout: float
+    ) -> list[int]:
+        """Extend held leases; return ids no longer held (deleted or taken)."""
+        if not leases:
+            return []
+        async with self._connection() as conn:
+            cursor = await conn.execute(
+                self._sql.renew_activities,
+                {
+                    "ids": [item_id for item_id, _ in leases],
+                    "tokens": [token for _, token in leases],
+                    "lease": lock_timeout,
+                },
+            )
+            return [row[0] for row in await cursor.fetchall()]
+
+    # --- wake-ups -------------------------------------------------------
+
+    async def wait(self, channel: Channel, timeout: float) -> None:
+        """Return when *channel* may have new work, or after *timeout* seconds.
+
+        Wakes on writes through this object at once, on writes by other
+        processes through ``NOTIFY``, and when a delayed message or retry
+        written through this object becomes due. It returns at once if such
+        a wake-up happened since the calling task's previous call to this
+        provider, so one landing between a fetch and the wait is never lost.
+        Delayed work written by other processes is seen after *timeout*.
+        """
+        await self._wakeups.wait(channel, timeout)
+
+
+def _describe(conninfo: str) -> str:
+    """``host/dbname`` for messages (never the password)."""
+    try:
+        params = psycopg.conninfo.conninfo_to_dict(conninfo)
+    except psycopg.Error:
+        return "?"
+    return f"{params.get('host') or 'localhost'}/{params.get('dbname') or ''}"
