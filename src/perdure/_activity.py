@@ -186,6 +186,11 @@ class ActivityWorker:
                 task = asyncio.create_task(self._execute(item, ctx))
                 self._tasks.add(task)
                 task.add_done_callback(self._task_done)
+            if len(items) < free:
+                # The queue is drained: wait for new work (the provider
+                # reports work enqueued since this fetch at once) instead
+                # of paying for an empty fetch.
+                await self._provider.wait("activities", options.poll_interval)
 
     def _task_done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)

@@ -11,9 +11,10 @@ import asyncio
 import bisect
 import time
 import weakref
+from collections.abc import Sequence
 from typing import Any
 
-from perdure.providers._base import Channel
+from perdure.providers._base import Channel, TurnCommit
 
 __all__ = ["LocalWakeups"]
 
@@ -84,6 +85,28 @@ class LocalWakeups:
         bisect.insort(due, at)
         if due[bisect.bisect_right(due, now)] == at:
             self._wake(i, False)  # sleepers re-arm for the earlier due time
+
+    def committed(self, turns: Sequence[TurnCommit]) -> None:
+        """Wake local waiters for what committed *turns* made available."""
+        if not turns:
+            return
+        finished = False
+        for turn in turns:
+            for out in turn.outbound:
+                self.due("orchestrations", out.message.visible_at)
+            for child in turn.new_instances:
+                self.due("orchestrations", child.start.visible_at)
+            for work in turn.activities:
+                self.due("activities", work.visible_at)
+            finished = finished or turn.status != "Running"
+        # Always "orchestrations": releasing a lock can make messages that
+        # arrived during the turn fetchable again. "instances" only when a
+        # status changed: waiting clients need not wake for every turn.
+        self.notify("orchestrations")
+        if finished:
+            self.notify("instances")
+        if any(turn.activities for turn in turns):
+            self.notify("activities")
 
     async def wait(self, channel: Channel, timeout: float) -> None:
         """Sleep until *channel* may have work; see the class docstring."""

@@ -367,20 +367,7 @@ class PostgresProvider:
         return results
 
     def _after_commit(self, committed: list[TurnCommit]) -> None:
-        if not committed:
-            return
-        for turn in committed:
-            for out in turn.outbound:
-                self._wakeups.due("orchestrations", out.message.visible_at)
-            for child in turn.new_instances:
-                self._wakeups.due("orchestrations", child.start.visible_at)
-            for work in turn.activities:
-                self._wakeups.due("activities", work.visible_at)
-        # Always "orchestrations": releasing a lock can make messages that
-        # arrived during the turn fetchable again.
-        self._wakeups.notify("orchestrations", "instances")
-        if any(turn.activities for turn in committed):
-            self._wakeups.notify("activities")
+        self._wakeups.committed(committed)
 
     async def abandon_orchestration(
         self, instance_id: str, lock_token: str, delay: float = 0.0

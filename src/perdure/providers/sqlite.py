@@ -161,22 +161,11 @@ class SqliteProvider:
         group, self._group = self._group, []
         if not group:
             return  # already flushed (by close)
-        outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
         try:
             conn = self._db()
             conn.execute("BEGIN IMMEDIATE")
             try:
-                now = time.time()
-                for fn, future in group:
-                    conn.execute("SAVEPOINT op")
-                    try:
-                        result = fn(conn, now)
-                    except Exception as exc:
-                        conn.execute("ROLLBACK TO op")
-                        outcomes.append((future, None, _storage_error(self, exc)))
-                    else:
-                        outcomes.append((future, result, None))
-                    conn.execute("RELEASE op")
+                outcomes = self._run_group(conn, group, time.time())
                 conn.execute("COMMIT")
             except BaseException:
                 if conn.in_transaction:
@@ -192,6 +181,31 @@ class SqliteProvider:
                 future.set_exception(failure)
             else:
                 future.set_result(result)
+
+    def _run_group(
+        self,
+        conn: sqlite3.Connection,
+        group: list[
+            tuple[Callable[[sqlite3.Connection, float], Any], asyncio.Future[Any]]
+        ],
+        now: float,
+    ) -> list[tuple[asyncio.Future[Any], Any, BaseException | None]]:
+        if len(group) == 1:
+            # Alone in its transaction: a failure rolls the whole of it back.
+            fn, future = group[0]
+            return [(future, fn(conn, now), None)]
+        outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
+        for fn, future in group:
+            conn.execute("SAVEPOINT op")
+            try:
+                result = fn(conn, now)
+            except Exception as exc:
+                conn.execute("ROLLBACK TO op")
+                outcomes.append((future, None, _storage_error(self, exc)))
+            else:
+                outcomes.append((future, result, None))
+            conn.execute("RELEASE op")
+        return outcomes
 
     def _db(self) -> sqlite3.Connection:
         if self._conn is None:
@@ -478,19 +492,8 @@ class SqliteProvider:
             wake = ("orchestrations", "activities")
         results = await self._transaction(tx, wake)
         committed = [turn for turn, ok in zip(turns, results, strict=True) if ok]
-        if committed:
-            for turn in committed:
-                for out in turn.outbound:
-                    self._wakeups.due("orchestrations", out.message.visible_at)
-                for child in turn.new_instances:
-                    self._wakeups.due("orchestrations", child.start.visible_at)
-                for work in turn.activities:
-                    self._wakeups.due("activities", work.visible_at)
-            # Always "orchestrations": releasing a lock can make messages that
-            # arrived during the turn fetchable again.
-            self._wakeups.notify("orchestrations", "instances")
-            if any(turn.activities for turn in committed):
-                self._wakeups.notify("activities")
+
+        self._wakeups.committed(committed)
         return results
 
     def _apply_isolated(
