@@ -192,7 +192,6 @@ class Dispatcher:
                 item.history_len,
                 driver,
                 now,
-                lambda: driver,
             )
         except NondeterminismError as exc:
             return self._fail(

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -93,9 +92,8 @@ def run_turn(
     history_len: int,
     driver: Driver | None,
     now: float,
-    load_driver: Callable[[], Driver | None],
 ) -> TurnOutput:
-    """Run one turn. *driver* is the cached driver (or None: *load_driver* replays).
+    """Run one turn on *driver* (cached or freshly replayed; None if no history).
 
     Raises:
         NondeterminismError, StorageError: from replay; the caller fails or
@@ -136,8 +134,6 @@ def run_turn(
         for name, data in fresh.get("carried", []):
             driver.deliver(h.EventRaised, name=name, data=data)
     else:
-        if driver is None:
-            driver = load_driver()
         if driver is None:
             # No history and no start message: nothing to run (stray messages).
             return TurnOutput(_empty_commit(record, lock_token, consumed), None)
@@ -336,8 +332,7 @@ def _to_commit(
 
 
 def _sub_target(driver: Driver, source_event_id: int | None) -> str | None:
-    work = driver._work.get(source_event_id) if source_event_id is not None else None
-    return work.target if work is not None else None
+    return driver.sub_target(source_event_id) if source_event_id is not None else None
 
 
 def _child(

@@ -292,6 +292,11 @@ class Driver:
             return f"{self.instance_id}::sub::{event_id}"
         return f"{self.instance_id}::sub::{self.execution_id}.{event_id}"
 
+    def sub_target(self, event_id: int) -> str | None:
+        """Instance id of the sub-orchestration scheduled as *event_id*."""
+        work = self._work.get(event_id)
+        return work.target if work is not None else None
+
     def unconsumed_events(self) -> list[tuple[str, Any]]:
         """Buffered external events no wait has taken, in arrival order."""
         items = [
