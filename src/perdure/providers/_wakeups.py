@@ -86,8 +86,15 @@ class LocalWakeups:
         if due[bisect.bisect_right(due, now)] == at:
             self._wake(i, False)  # sleepers re-arm for the earlier due time
 
-    def committed(self, turns: Sequence[TurnCommit]) -> None:
-        """Wake local waiters for what committed *turns* made available."""
+    def committed(
+        self, turns: Sequence[TurnCommit], prewoken: Sequence[Channel] = ()
+    ) -> None:
+        """Wake local waiters for what committed *turns* made available.
+
+        *prewoken* channels were notified before the write and their
+        fetches ordered after it (see the SQLite provider's grouped
+        writes): notifying them again would only cost an empty fetch.
+        """
         if not turns:
             return
         finished = False
@@ -105,7 +112,7 @@ class LocalWakeups:
         self.notify("orchestrations")
         if finished:
             self.notify("instances")
-        if any(turn.activities for turn in turns):
+        if "activities" not in prewoken and any(turn.activities for turn in turns):
             self.notify("activities")
 
     async def wait(self, channel: Channel, timeout: float) -> None:

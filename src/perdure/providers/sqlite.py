@@ -493,7 +493,8 @@ class SqliteProvider:
         results = await self._transaction(tx, wake)
         committed = [turn for turn, ok in zip(turns, results, strict=True) if ok]
 
-        self._wakeups.committed(committed)
+        inline = self._executor is None
+        self._wakeups.committed(committed, prewoken=wake if inline else ())
         return results
 
     def _apply_isolated(
