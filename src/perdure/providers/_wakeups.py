@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import bisect
 import time
-import weakref
 from collections.abc import Sequence
 from typing import Any
 
@@ -57,15 +56,22 @@ class LocalWakeups:
         self._gens = [0, 0, 0]
         self._due: list[list[float]] = [[], [], []]
         self._waiters: list[set[asyncio.Future[bool]]] = [set(), set(), set()]
-        self._marks: weakref.WeakKeyDictionary[
-            asyncio.Task[Any], tuple[float, tuple[int, ...]]
-        ] = weakref.WeakKeyDictionary()
+        # Per task; an entry is dropped when its task ends. (A plain dict:
+        # a WeakKeyDictionary makes a new weak reference on every store,
+        # and this runs on every provider call.)
+        self._marks: dict[asyncio.Task[Any], tuple[float, tuple[int, ...]]] = {}
 
     def mark(self) -> None:
         """Record what the current task has seen (call at each method start)."""
         task = asyncio.current_task()
         if task is not None:
-            self._marks[task] = (time.time(), tuple(self._gens))
+            marks = self._marks
+            if task not in marks:
+                task.add_done_callback(self._forget)
+            marks[task] = (time.time(), tuple(self._gens))
+
+    def _forget(self, task: asyncio.Task[Any]) -> None:
+        self._marks.pop(task, None)
 
     def notify(self, *channels: Channel) -> None:
         """Wake every waiter of *channels* and bump their generations."""
