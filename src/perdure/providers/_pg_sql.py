@@ -14,17 +14,15 @@ times) come from the runtime's clock.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 from perdure.providers._base import (
-    InstanceRecord,
-    InstanceStatus,
     Message,
     QueuedMessage,
 )
 from perdure.providers._pg_schema import quote_ident
+from perdure.providers._rows import instance_record
 
 __all__ = ["NOW", "PgSql", "instance_record", "message_params", "queued_messages"]
 
@@ -347,23 +345,6 @@ def _complete_activities(s: str) -> str:
 
 
 # --- row mapping --------------------------------------------------------------
-
-
-def instance_record(row: Sequence[Any]) -> InstanceRecord:
-    """Map a row starting with the ``INSTANCE_COLUMNS``."""
-    return InstanceRecord(
-        instance_id=row[0],
-        name=row[1],
-        version=row[2],
-        execution_id=row[3],
-        status=cast(InstanceStatus, row[4]),
-        output=row[5],
-        error=row[6],
-        custom_status=row[7],
-        parent_instance_id=row[8],
-        created_at=row[9],
-        updated_at=row[10],
-    )
 
 
 def queued_messages(

@@ -6,11 +6,10 @@ import importlib.resources
 import re
 import sqlite3
 import time
-from collections.abc import Sequence
-from typing import Any, cast
 
 from perdure._errors import StorageError
-from perdure.providers._base import InstanceRecord, InstanceStatus, Message
+from perdure.providers._base import Message
+from perdure.providers._rows import instance_record
 
 __all__ = [
     "COMMIT_INSTANCE",
@@ -166,23 +165,6 @@ LOCK_ACTIVITIES = (
     " RETURNING id, instance_id, execution_id, event_id, name, body,"
     " lock_token, attempt"
 )
-
-
-def instance_record(row: Sequence[Any]) -> InstanceRecord:
-    """Build a record from a row selected as `INSTANCE_COLUMNS`."""
-    return InstanceRecord(
-        instance_id=row[0],
-        name=row[1],
-        version=row[2],
-        execution_id=row[3],
-        status=cast(InstanceStatus, row[4]),
-        output=row[5],
-        error=row[6],
-        custom_status=row[7],
-        parent_instance_id=row[8],
-        created_at=row[9],
-        updated_at=row[10],
-    )
 
 
 def message_row(

@@ -49,6 +49,7 @@ from perdure.providers._pg_sql import (
     message_params,
     queued_messages,
 )
+from perdure.providers._rows import activity_items
 from perdure.providers._wakeups import LocalWakeups
 
 __all__ = ["PostgresProvider"]
@@ -419,20 +420,7 @@ class PostgresProvider:
                 self._sql.fetch_activities, {"n": max_items, "lease": lock_timeout}
             )
             rows = await cursor.fetchall()
-        rows.sort(key=lambda row: row[0])  # RETURNING order is unspecified
-        return [
-            ActivityItem(
-                id=row[0],
-                instance_id=row[1],
-                execution_id=row[2],
-                event_id=row[3],
-                name=row[4],
-                body=row[5],
-                lock_token=row[6],
-                attempt=row[7],
-            )
-            for row in rows
-        ]
+        return activity_items(rows)
 
     async def complete_activities(self, results: Sequence[ActivityResult]) -> None:
         """Delete each held item and enqueue its completion, atomically per item.

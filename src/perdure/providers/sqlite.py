@@ -41,6 +41,7 @@ from perdure.providers._base import (
     QueuedMessage,
     TurnCommit,
 )
+from perdure.providers._rows import activity_items
 from perdure.providers._sqlite_schema import (
     COMMIT_INSTANCE,
     INSERT_ACTIVITY,
@@ -662,20 +663,7 @@ class SqliteProvider:
             ).fetchall()
 
         rows = await self._transaction(tx)
-        rows.sort(key=lambda row: row[0])  # RETURNING order is unspecified
-        return [
-            ActivityItem(
-                id=row[0],
-                instance_id=row[1],
-                execution_id=row[2],
-                event_id=row[3],
-                name=row[4],
-                body=row[5],
-                lock_token=row[6],
-                attempt=row[7],
-            )
-            for row in rows
-        ]
+        return activity_items(rows)
 
     async def complete_activities(self, results: Sequence[ActivityResult]) -> None:
         """Delete each held item and enqueue its completion, atomically per item.
