@@ -174,3 +174,31 @@ def test_open_provider_postgres_without_extra(monkeypatch, url):
     monkeypatch.setitem(sys.modules, "perdure.providers.postgres", None)
     with pytest.raises(StorageError, match=r"pip install \"perdure\[postgres\]\""):
         open_provider(url)
+
+
+def test_a_failing_call_in_a_grouped_write_leaves_the_others_intact(tmp_path):
+    # Writes issued in one loop tick share a transaction; one of them failing
+    # (a duplicate id) must fail alone while the others commit.
+    from perdure.providers import Message, NewInstance
+
+    def new(instance_id: str) -> NewInstance:
+        start = Message(kind="start", body="{}")
+        return NewInstance(instance_id=instance_id, name="o", version="1", start=start)
+
+    async def body(p: SqliteProvider) -> None:
+        await p.create_instance(new("a"))
+        results = await asyncio.gather(
+            p.create_instance(new("b")),
+            p.create_instance(new("a")),
+            p.create_instance(new("c")),
+            return_exceptions=True,
+        )
+        assert results[0] is None and results[2] is None
+        assert type(results[1]).__name__ == "InstanceExists"
+        ids = sorted(r.instance_id for r in await p.list_instances())
+        assert ids == ["a", "b", "c"]
+        items = await p.fetch_orchestrations(10, 30)
+        assert sorted(i.instance.instance_id for i in items) == ["a", "b", "c"]
+        assert all(len(i.messages) == 1 for i in items)
+
+    run_on(tmp_path / "group.db", body)

@@ -191,10 +191,19 @@ class SqliteProvider:
         ],
         now: float,
     ) -> list[tuple[asyncio.Future[Any], Any, BaseException | None]]:
-        if len(group) == 1:
-            # Alone in its transaction: a failure rolls the whole of it back.
-            fn, future = group[0]
-            return [(future, fn(conn, now), None)]
+        # Fast path: every call in turn, no savepoints. Calls fail rarely
+        # (a duplicate id, a corrupt row); then the transaction is rolled
+        # back and the group redone with a savepoint per call, so each call
+        # stays atomic on its own. Redoing is safe: a call's only effects
+        # are its statements, and its result is not handed out until the
+        # group commits.
+        try:
+            return [(future, fn(conn, now), None) for fn, future in group]
+        except Exception:
+            if len(group) == 1:
+                raise  # alone in its transaction: the rollback isolates it
+        conn.execute("ROLLBACK")
+        conn.execute("BEGIN IMMEDIATE")
         outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
         for fn, future in group:
             conn.execute("SAVEPOINT op")
