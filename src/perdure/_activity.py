@@ -112,8 +112,11 @@ class ActivityWorker:
             tuple[str, int, int], tuple[ActivityItem, ActivityContext]
         ] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        # Results not yet acknowledged; the activity task that finds no
+        # acknowledgement in flight writes them (and any that arrive while it
+        # writes): batches grow with load, and no extra task is woken.
         self._acks: list[ActivityResult] = []
-        self._ack_ready = asyncio.Event()
+        self._acking = False
         self._slot_free = asyncio.Event()
         self._stopping = False
         self._threads = ThreadPoolExecutor(
@@ -130,7 +133,6 @@ class ActivityWorker:
     async def run(self) -> None:
         """Fetch and run work until `stop` is called."""
         loops = [
-            asyncio.create_task(self._ack_loop()),
             asyncio.create_task(self._renew_loop()),
         ]
         try:
@@ -207,7 +209,7 @@ class ActivityWorker:
             self._options.max_attempts, retry.max_attempts if retry else 0
         ):
             self._running.pop(key, None)
-            self._finish(
+            await self._finish(
                 item,
                 error=ErrorInfo(
                     "PoisonMessage",
@@ -244,12 +246,12 @@ class ActivityWorker:
                 )
                 await self._provider.abandon_activity(item.id, item.lock_token, delay)
                 return
-            self._finish(item, error=info)
+            await self._finish(item, error=info)
             return
         finally:
             self._running.pop(key, None)
         if not ctx.is_cancelled():
-            self._finish(item, result=value)
+            await self._finish(item, result=value)
 
     def _may_retry(
         self, retry: RetryPolicy, item: ActivityItem, body: dict[str, Any]
@@ -288,7 +290,7 @@ class ActivityWorker:
             ) from None
         return to_json(result, f"result of activity {item.name!r}")
 
-    def _finish(
+    async def _finish(
         self, item: ActivityItem, *, result: Any = None, error: ErrorInfo | None = None
     ) -> None:
         body: dict[str, Any] = {
@@ -309,19 +311,22 @@ class ActivityWorker:
                 message=m.message(kind, body),
             )
         )
-        self._ack_ready.set()
-
-    async def _ack_loop(self) -> None:
-        while True:
-            await self._ack_ready.wait()
-            self._ack_ready.clear()
+        if self._acking:
+            return  # the task acknowledging now takes this one too
+        self._acking = True
+        try:
             await self._flush_acks()
+        finally:
+            self._acking = False
 
     async def _flush_acks(self) -> None:
         while self._acks:
             batch, self._acks = self._acks, []
             try:
                 await self._provider.complete_activities(batch)
+            except asyncio.CancelledError:
+                self._acks[:0] = batch  # shutdown flushes them
+                raise
             except Exception:
                 _log.exception(
                     "acknowledging %d activities failed; retrying", len(batch)
