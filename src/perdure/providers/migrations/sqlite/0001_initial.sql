@@ -41,10 +41,13 @@ CREATE TABLE history (
 
 -- Orchestrator queue. visible_at is never NULL in storage: "now" is
 -- written at enqueue time so that one index serves both timers and
--- ordinary messages. AUTOINCREMENT keeps ids strictly growing (arrival
--- order) even after the newest message is deleted.
+-- ordinary messages. A new id is always above every stored one, so ids
+-- order the messages that exist by arrival. (No AUTOINCREMENT: an id may
+-- be reused once its message is gone, which nothing depends on: consumed
+-- ids are deleted under the instance lock, and a stale turn is refused by
+-- its lock token. It saves a page write per commit.)
 CREATE TABLE messages (
-    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    id          INTEGER PRIMARY KEY,
     instance_id TEXT NOT NULL,
     kind        TEXT NOT NULL,
     body        TEXT NOT NULL,
@@ -60,7 +63,7 @@ CREATE INDEX messages_by_key ON messages (instance_id, key) WHERE key IS NOT NUL
 -- lease, so "visible_at <= now" alone selects both never-fetched items and
 -- items whose lease expired: one index range, no scan over running work.
 CREATE TABLE activities (
-    id           INTEGER PRIMARY KEY AUTOINCREMENT,
+    id           INTEGER PRIMARY KEY,
     instance_id  TEXT NOT NULL,
     execution_id INTEGER NOT NULL,
     event_id     INTEGER NOT NULL,
