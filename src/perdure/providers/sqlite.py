@@ -1,17 +1,9 @@
 """The SQLite provider: stdlib ``sqlite3``, the default storage.
 
-One connection. By default it is used inline on the event loop's thread:
-a local WAL transaction takes tens of microseconds, far less than a hop to
-another thread and back, and one runtime's dispatcher and worker then share
-the connection without locking. With ``threaded=True`` every method instead
-makes exactly one hop to a dedicated thread (``run_in_executor``) and does
-all its SQL there, so the event loop never blocks on disk.
-
-Several processes may open the same file (a
-crashed worker is restarted next to the survivors): writes take the write
-lock up front (``BEGIN IMMEDIATE``) so that a read-then-write never fails
-half-way with ``SQLITE_BUSY``, and leases are wall-clock (``time.time()``)
-so that they mean the same thing in every process.
+The domain verbs, as SQL; how the connection is used (inline or on a
+thread, writes of one loop tick grouped into one transaction) lives in
+`perdure.providers._sqlite_conn`. Leases are wall-clock (``time.time()``) so
+that they mean the same thing in every process sharing the file.
 
 Wake-ups only reach waiters in this process, for writes made through this
 object (see `LocalWakeups`); other processes are noticed by the caller's
@@ -20,15 +12,13 @@ polling timeout.
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
 import time
 import uuid
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from collections.abc import Sequence
+from typing import Any
 
-from perdure._errors import InstanceExists, InstanceNotFound, StorageError
+from perdure._errors import InstanceExists, InstanceNotFound
 from perdure.providers._base import (
     ActivityItem,
     ActivityResult,
@@ -42,6 +32,7 @@ from perdure.providers._base import (
     TurnCommit,
 )
 from perdure.providers._rows import activity_items
+from perdure.providers._sqlite_conn import SqliteConnection
 from perdure.providers._sqlite_schema import (
     COMMIT_INSTANCE,
     INSERT_ACTIVITY,
@@ -56,19 +47,9 @@ from perdure.providers._sqlite_schema import (
     VISIBLE_MESSAGES,
     instance_record,
     message_row,
-    migrate,
 )
-from perdure.providers._wakeups import LocalWakeups
 
 __all__ = ["SqliteProvider"]
-
-_T = TypeVar("_T")
-
-
-def _storage_error(provider: SqliteProvider, exc: Exception) -> Exception:
-    if isinstance(exc, sqlite3.Error):
-        return StorageError(f"SQLite error on {provider.path!r}: {exc}")
-    return exc
 
 
 def _check_events(turn: TurnCommit) -> None:
@@ -80,7 +61,7 @@ def _check_events(turn: TurnCommit) -> None:
         )
 
 
-class SqliteProvider:
+class SqliteProvider(SqliteConnection):
     """A `Provider` storing everything in one SQLite file (or in memory).
 
     Args:
@@ -92,226 +73,10 @@ class SqliteProvider:
     """
 
     def __init__(self, path: str, *, threaded: bool = False) -> None:
-        self.path = path
-        self._threaded = threaded
-        self._opened = False
-        self._conn: sqlite3.Connection | None = None
-        self._executor: ThreadPoolExecutor | None = None
-        # Inline writes waiting for this tick's grouped transaction.
-        self._group: list[
-            tuple[Callable[[sqlite3.Connection, float], Any], asyncio.Future[Any]]
-        ] = []
-        self._wakeups = LocalWakeups()
+        super().__init__(path, threaded=threaded)
 
     def __repr__(self) -> str:
         return f"SqliteProvider({self.path!r})"
-
-    # --- plumbing -------------------------------------------------------
-
-    async def _call(self, fn: Callable[[], _T]) -> _T:
-        """Run *fn* on the connection (inline, or on its thread)."""
-        if not self._opened:
-            raise StorageError(f"{self!r} is not open; await its open() first")
-        self._wakeups.mark()
-        executor = self._executor
-        try:
-            if executor is None:
-                # Yield once so that a caller that always finds work (the
-                # dispatcher under load) cannot starve the other tasks.
-                await asyncio.sleep(0)
-                return fn()
-            return await asyncio.get_running_loop().run_in_executor(executor, fn)
-        except sqlite3.Error as exc:
-            raise StorageError(f"SQLite error on {self.path!r}: {exc}") from exc
-
-    async def _transaction(
-        self,
-        fn: Callable[[sqlite3.Connection, float], _T],
-        wake: tuple[Channel, ...] = (),
-    ) -> _T:
-        """Run *fn* in a write transaction.
-
-        Inline, writes issued during the same event-loop tick (the
-        dispatcher's commit, the worker's acknowledgements, a client's
-        start) are grouped into one transaction, each in its own savepoint:
-        one commit instead of several, with the same per-call atomicity.
-
-        *wake* names the channels this write will give work to. Their
-        waiters are woken at once, before the write, and the group is
-        flushed one tick later, so the fetch a woken dispatcher or worker
-        makes joins this very transaction (after the write, so it sees it):
-        a completed activity and the turn that consumes it cost one commit,
-        not two. The callers notify again after the commit, so a waiter
-        that looked too early is not left behind.
-        """
-        if self._executor is not None:
-            return await self._call(lambda: self._write(fn))
-        if not self._opened:
-            raise StorageError(f"{self!r} is not open; await its open() first")
-        self._wakeups.mark()
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[Any] = loop.create_future()
-        self._group.append((fn, future))
-        if len(self._group) == 1:
-            loop.call_soon(loop.call_soon, self._flush_group)
-        if wake:
-            self._wakeups.notify(*wake)
-        return await future  # type: ignore[no-any-return]
-
-    def _flush_group(self) -> None:
-        group, self._group = self._group, []
-        if not group:
-            return  # already flushed (by close)
-        try:
-            conn = self._db()
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                outcomes = self._run_group(conn, group, time.time())
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
-        except Exception as exc:
-            error = _storage_error(self, exc)
-            outcomes = [(future, None, error) for _, future in group]
-        for future, result, failure in outcomes:
-            if future.done():
-                continue  # its caller was cancelled meanwhile
-            if failure is not None:
-                future.set_exception(failure)
-            else:
-                future.set_result(result)
-
-    def _run_group(
-        self,
-        conn: sqlite3.Connection,
-        group: list[
-            tuple[Callable[[sqlite3.Connection, float], Any], asyncio.Future[Any]]
-        ],
-        now: float,
-    ) -> list[tuple[asyncio.Future[Any], Any, BaseException | None]]:
-        # Fast path: every call in turn, no savepoints. Calls fail rarely
-        # (a duplicate id, a corrupt row); then the transaction is rolled
-        # back and the group redone with a savepoint per call, so each call
-        # stays atomic on its own. Redoing is safe: a call's only effects
-        # are its statements, and its result is not handed out until the
-        # group commits.
-        try:
-            return [(future, fn(conn, now), None) for fn, future in group]
-        except Exception:
-            if len(group) == 1:
-                raise  # alone in its transaction: the rollback isolates it
-        conn.execute("ROLLBACK")
-        conn.execute("BEGIN IMMEDIATE")
-        outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
-        for fn, future in group:
-            conn.execute("SAVEPOINT op")
-            try:
-                result = fn(conn, now)
-            except Exception as exc:
-                conn.execute("ROLLBACK TO op")
-                outcomes.append((future, None, _storage_error(self, exc)))
-            else:
-                outcomes.append((future, result, None))
-            conn.execute("RELEASE op")
-        return outcomes
-
-    def _db(self) -> sqlite3.Connection:
-        if self._conn is None:
-            raise StorageError(f"{self!r} is not open; await its open() first")
-        return self._conn
-
-    def _write(self, fn: Callable[[sqlite3.Connection, float], _T]) -> _T:
-        conn = self._db()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            # "now" is read once the write lock is held, so leases compare
-            # consistently with the order in which writers commit.
-            result = fn(conn, time.time())
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
-        return result
-
-    # --- lifecycle --------------------------------------------------------
-
-    async def open(self) -> None:
-        """Connect and apply pending migrations (idempotent)."""
-        if self._opened:
-            return
-        # Set before the first await: a concurrent open() returns at once and
-        # its calls queue behind the migration on the single worker thread.
-        self._opened = True
-        if not self._threaded:
-            try:
-                self._open_sync()
-            except sqlite3.Error as exc:
-                self._opened = False
-                raise StorageError(f"SQLite error on {self.path!r}: {exc}") from exc
-            except BaseException:
-                self._opened = False
-                raise
-            return
-        executor = ThreadPoolExecutor(
-            max_workers=1, thread_name_prefix="perdure-sqlite"
-        )
-        self._executor = executor
-        try:
-            await self._call(self._open_sync)
-        except BaseException:
-            self._opened = False
-            self._executor = None
-            executor.shutdown(wait=False)
-            raise
-
-    def _open_sync(self) -> None:
-        conn = sqlite3.connect(
-            self.path, isolation_level=None, timeout=5.0, cached_statements=256
-        )
-        try:
-            conn.execute("PRAGMA busy_timeout = 5000")
-            # Small pages (new files only): a turn dirties ~9 pages spread
-            # over the queue tables and their indexes, and every dirty page
-            # is written to the WAL at commit; 1 KiB instead of 4 KiB pages
-            # made a long sequential history ~10 % faster per step.
-            conn.execute("PRAGMA page_size = 1024")
-            conn.execute("PRAGMA page_size = 1024")
-            if self.path != ":memory:":
-                conn.execute("PRAGMA journal_mode = WAL")
-            conn.execute("PRAGMA synchronous = NORMAL")
-            # A larger page cache and rarer checkpoints: the hot tables stay
-            # in memory and the WAL is folded back in bigger, fewer batches
-            # (measured: commits ~40% cheaper on the race workload).
-            conn.execute("PRAGMA cache_size = -32768")
-            conn.execute("PRAGMA wal_autocheckpoint = 10000")
-            migrate(conn)
-        except BaseException:
-            conn.close()
-            raise
-        self._conn = conn
-
-    async def close(self) -> None:
-        """Close the connection and stop its thread (idempotent)."""
-        if not self._opened:
-            return
-        executor = self._executor
-        if self._group:
-            self._flush_group()  # writes already accepted must not be lost
-        try:
-            await self._call(self._close_sync)
-        finally:
-            self._opened = False
-            self._executor = None
-            if executor is not None:
-                executor.shutdown(wait=False)
-
-    def _close_sync(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
 
     # --- client verbs ---------------------------------------------------
 
