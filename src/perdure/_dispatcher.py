@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import heapq
 import logging
-import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -81,7 +80,7 @@ class Dispatcher:
             await self._process(items)
 
     def _idle_timeout(self) -> float:
-        now = time.time()
+        now = self._provider.clock()
         timers = self._timers
         while timers and timers[0] <= now - 1.0:
             heapq.heappop(timers)
@@ -140,7 +139,9 @@ class Dispatcher:
         record = item.instance
         iid = record.instance_id
         consumed = [msg.id for msg in item.messages]
-        now = time.time()
+        # The storage's clock (the database's on PostgreSQL): turn times and
+        # timer fire times then share one clock with every occurrence time.
+        now = self._provider.clock()
         if record.status != "Running":
             # Late messages for a finished instance: consume, change nothing.
             commit = TurnCommit(

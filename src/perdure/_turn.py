@@ -17,7 +17,7 @@ from ._codec import dumps, from_json, loads
 from ._context import OrchestrationContext
 from ._core import _history as h
 from ._core._driver import Driver, TurnResult
-from ._errors import ErrorInfo, HandlerNotFound
+from ._errors import ErrorInfo, HandlerNotFound, NondeterminismError
 from ._registry import Registry
 from .providers._base import (
     ActivityWork,
@@ -33,6 +33,11 @@ from .providers._base import (
 __all__ = ["TurnOutput", "build_driver", "failure_commit", "run_turn"]
 
 _log = logging.getLogger("perdure.dispatcher")
+
+# A delivered event records when its message occurred (``occurred_at``) if
+# the turn came at least this much later: downtime or a backlog, not the
+# ordinary milliseconds between a write and the turn that reads it.
+_RECORD_LAG = 0.01
 
 _STATUS: dict[str, InstanceStatus] = {
     "Completed": "Completed",
@@ -58,7 +63,18 @@ def build_driver(
     execution_id: int,
     start: h.OrchestrationStarted,
 ) -> Driver:
-    """Create a driver whose body runs the registered orchestration."""
+    """Create a driver whose body runs the registered orchestration.
+
+    Raises:
+        NondeterminismError: The history was written by a newer engine than
+            this code (its replay rules are unknown here).
+    """
+    if start.engine is not None and start.engine > h.ENGINE_VERSION:
+        raise NondeterminismError(
+            f"the history of {instance_id!r} was written by engine version "
+            f"{start.engine}; this perdure replays versions up to "
+            f"{h.ENGINE_VERSION}: run a newer perdure for this instance"
+        )
     driver = Driver(instance_id, execution_id, _missing_body)
     try:
         odef = registry.orchestration(start.name, start.version or None)
@@ -99,13 +115,15 @@ def run_turn(
         NondeterminismError, StorageError: from replay; the caller fails or
             abandons the instance.
     """
-    parsed = [(msg.kind, loads(msg.body)) for msg in messages]
+    # Messages come in occurrence order (DESIGN §7): the provider sorts them.
+    parsed = [(msg.kind, loads(msg.body), msg.occurred_at) for msg in messages]
     consumed = [msg.id for msg in messages]
     execution_id = record.execution_id
     history_start: int
     # A continue-as-new (or the very first start) begins a fresh execution.
     fresh = next(
-        (body for kind, body in parsed if kind in (m.START, m.CONTINUE_AS_NEW)), None
+        (body for kind, body, _ in parsed if kind in (m.START, m.CONTINUE_AS_NEW)),
+        None,
     )
     fresh_id = fresh.get("execution_id", 1) if fresh is not None else 0
     if fresh is not None and (
@@ -120,6 +138,7 @@ def run_turn(
             version=version,
             input=fresh.get("input"),
             parent=fresh.get("parent"),
+            engine=h.ENGINE_VERSION,
         )
         driver = build_driver(registry, record.instance_id, execution_id, start)
         history_start = 0
@@ -130,6 +149,7 @@ def run_turn(
             version=version,
             input=start.input,
             parent=start.parent,
+            engine=h.ENGINE_VERSION,
         )
         for name, data in fresh.get("carried", []):
             driver.deliver(h.EventRaised, name=name, data=data)
@@ -140,12 +160,15 @@ def run_turn(
         history_start = driver.history_len
         driver.begin_turn(now)
     carry_cancel: dict[str, Any] | None = None
-    for kind, body in parsed:
+    for kind, body, occurred_at in parsed:
         if kind in (m.START, m.CONTINUE_AS_NEW):
             continue
         if kind in m.COMPLETIONS and body.get("execution_id") != execution_id:
             continue  # answer for an earlier execution
-        if not _deliver(driver, kind, body) and kind == m.CANCEL:
+        extra: dict[str, Any] = {}
+        if occurred_at is not None and occurred_at <= now - _RECORD_LAG:
+            extra["occurred_at"] = occurred_at
+        if not _deliver(driver, kind, body, extra) and kind == m.CANCEL:
             carry_cancel = body
     result = driver.end_turn()
     output = _to_commit(record, lock_token, consumed, driver, result, history_start)
@@ -162,28 +185,37 @@ def run_turn(
     return output
 
 
-def _deliver(driver: Driver, kind: str, body: dict[str, Any]) -> bool:
+def _deliver(
+    driver: Driver, kind: str, body: dict[str, Any], extra: dict[str, Any]
+) -> bool:
     if kind == m.ACTIVITY_COMPLETED:
         return driver.deliver(
-            h.ActivityCompleted, body["event_id"], result=body.get("result")
+            h.ActivityCompleted, body["event_id"], result=body.get("result"), **extra
         )
     if kind == m.ACTIVITY_FAILED:
-        return driver.deliver(h.ActivityFailed, body["event_id"], error=body["error"])
+        return driver.deliver(
+            h.ActivityFailed, body["event_id"], error=body["error"], **extra
+        )
     if kind == m.TIMER_FIRED:
-        return driver.deliver(h.TimerFired, body["event_id"])
+        return driver.deliver(h.TimerFired, body["event_id"], **extra)
     if kind == m.SUB_COMPLETED:
         return driver.deliver(
-            h.SubOrchestrationCompleted, body["event_id"], result=body.get("result")
+            h.SubOrchestrationCompleted,
+            body["event_id"],
+            result=body.get("result"),
+            **extra,
         )
     if kind == m.SUB_FAILED:
         return driver.deliver(
-            h.SubOrchestrationFailed, body["event_id"], error=body["error"]
+            h.SubOrchestrationFailed, body["event_id"], error=body["error"], **extra
         )
     if kind == m.EVENT_RAISED:
-        return driver.deliver(h.EventRaised, name=body["name"], data=body.get("data"))
+        return driver.deliver(
+            h.EventRaised, name=body["name"], data=body.get("data"), **extra
+        )
     if kind == m.CANCEL:
         return driver.deliver(
-            h.OrchestrationCancelRequested, reason=body.get("reason", "")
+            h.OrchestrationCancelRequested, reason=body.get("reason", ""), **extra
         )
     _log.warning("dropping message of unknown kind %r", kind)
     return False

@@ -83,7 +83,7 @@ def shape(history: list[perdure.Event], iid: str | None = None) -> list[dict[str
     rows = []
     for event in history:
         row = {"type": event.type, **dataclasses.asdict(event)}
-        for key in ("timestamp", "fire_at"):
+        for key in ("timestamp", "fire_at", "occurred_at"):
             row.pop(key, None)
         rows.append(row)
     return _anonymise(rows, iid)

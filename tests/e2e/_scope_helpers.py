@@ -247,6 +247,7 @@ def normalize(events: list[Event], instance_id: str) -> list[str]:
     for event in events:
         data = {"type": event.type, **_fields(event)}
         data.pop("fire_at", None)  # derived from the turn's wall-clock time
+        data.pop("occurred_at", None)  # wall clock too, and only when late
         out.append(json.dumps(data, sort_keys=True).replace(instance_id, "<id>"))
     return out
 

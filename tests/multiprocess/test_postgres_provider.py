@@ -129,7 +129,7 @@ async def test_concurrent_first_opens_migrate_once():
             cursor = await conn.execute(
                 f'SELECT version FROM "{conn_provider.schema}".schema_version'
             )
-            assert [row[0] for row in await cursor.fetchall()] == [1]
+            assert [row[0] for row in await cursor.fetchall()] == [1, 2]
 
 
 # --- wake-ups across objects -----------------------------------------------

@@ -44,7 +44,7 @@ def test_concurrent_first_opens_of_one_file(tmp_path):
         ]
         mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
     conn.close()
-    assert versions == [1]
+    assert versions == [1, 2]
     assert mode == "wal"
 
 

@@ -17,6 +17,8 @@ from .._errors import StorageError
 
 __all__ = [
     "COMPLETION_TYPES",
+    "DELIVERED_TYPES",
+    "ENGINE_VERSION",
     "SCHEDULING_TYPES",
     "ActivityCancelRequested",
     "ActivityCompleted",
@@ -44,6 +46,12 @@ __all__ = [
     "event_from_json",
     "event_to_json",
 ]
+
+#: Version of the history format and of the replay rules this code writes
+#: (``OrchestrationStarted.engine``). 2: occurrence order (DESIGN §7) and
+#: the task-scope rules of §8; histories without the field are version 1.
+#: Every version ever written must keep replaying (tests/histories).
+ENGINE_VERSION = 2
 
 _REGISTRY: dict[str, type[Event]] = {}
 _ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
@@ -73,6 +81,9 @@ class OrchestrationStarted(Event):
     version: str
     input: Any = None
     parent: dict[str, Any] | None = None
+    # History format version (ENGINE_VERSION when written); None: written
+    # by the first milestone's engine, before the field existed.
+    engine: int | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -89,6 +100,8 @@ class ActivityCompleted(Event):
     """An activity returned ``result``."""
 
     result: Any = None
+    # When what it reports happened, if it was delivered later (DESIGN §7).
+    occurred_at: float | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -96,6 +109,8 @@ class ActivityFailed(Event):
     """An activity failed (after its retries); ``error`` is an ErrorInfo dict."""
 
     error: dict[str, Any]
+    # When what it reports happened, if it was delivered later (DESIGN §7).
+    occurred_at: float | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -116,6 +131,9 @@ class TimerCreated(Event):
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TimerFired(Event):
     """A timer became due."""
+
+    # When what it reports happened, if it was delivered later (DESIGN §7).
+    occurred_at: float | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -139,6 +157,8 @@ class EventRaised(Event):
 
     name: str
     data: Any = None
+    # When what it reports happened, if it was delivered later (DESIGN §7).
+    occurred_at: float | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -164,6 +184,8 @@ class SubOrchestrationCompleted(Event):
     """A child orchestration completed with ``result``."""
 
     result: Any = None
+    # When what it reports happened, if it was delivered later (DESIGN §7).
+    occurred_at: float | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -171,6 +193,8 @@ class SubOrchestrationFailed(Event):
     """A child orchestration failed or was cancelled."""
 
     error: dict[str, Any]
+    # When what it reports happened, if it was delivered later (DESIGN §7).
+    occurred_at: float | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -202,6 +226,8 @@ class OrchestrationCancelRequested(Event):
     """A client asked to cancel the instance."""
 
     reason: str = ""
+    # When what it reports happened, if it was delivered later (DESIGN §7).
+    occurred_at: float | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -245,6 +271,20 @@ SCHEDULING_TYPES: frozenset[type[Event]] = frozenset(
         SubOrchestrationScheduled,
         OrchestrationChained,
         CustomStatusUpdated,
+    }
+)
+
+#: Events made from queued messages: they carry ``occurred_at`` when their
+#: turn came later than the thing they report (DESIGN §7).
+DELIVERED_TYPES: frozenset[type[Event]] = frozenset(
+    {
+        ActivityCompleted,
+        ActivityFailed,
+        TimerFired,
+        EventRaised,
+        SubOrchestrationCompleted,
+        SubOrchestrationFailed,
+        OrchestrationCancelRequested,
     }
 )
 

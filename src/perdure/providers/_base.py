@@ -48,7 +48,10 @@ class Message:
             ``cancel``, ...). Opaque to providers.
         body: JSON text, opaque to providers.
         visible_at: Unix time before which the message must not be fetched
-            (timers); ``None`` means now.
+            (timers); ``None`` means now (the storage's clock, see
+            `Provider.clock`). It is also the message's *occurrence time*
+            (DESIGN §7): the provider stores it as ``occurred_at`` at enqueue
+            and never changes it, even when a backoff delays ``visible_at``.
         key: Optional handle (unique per instance) by which a later turn can
             drop the message before it is delivered (`TurnCommit.drop_messages`;
             used to delete the fire message of a cancelled timer).
@@ -62,11 +65,20 @@ class Message:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class QueuedMessage:
-    """A stored orchestrator message, as fetched (``id`` orders arrival)."""
+    """A stored orchestrator message, as fetched.
+
+    Attributes:
+        id: Orders arrival (ties of ``occurred_at``).
+        kind: See `Message.kind`.
+        body: See `Message.body`.
+        occurred_at: When what it reports happened (`Message.visible_at` at
+            enqueue); fetches return an instance's messages in this order.
+    """
 
     id: int
     kind: str
     body: str
+    occurred_at: float | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -118,7 +130,8 @@ class OrchestrationItem:
 
     Attributes:
         instance: The instance row as it is now.
-        messages: Every visible message of the instance, in arrival order.
+        messages: Every visible message of the instance, in occurrence
+            order (``occurred_at``, then arrival): DESIGN §7.
         history_len: Number of history events of ``instance.execution_id``.
         lock_token: Proves ownership in `commit_turns`/`abandon`.
         attempt: How many times this instance has been fetched since its
@@ -253,6 +266,15 @@ class Provider(Protocol):
 
     async def close(self) -> None:
         """Release connections and threads."""
+
+    def clock(self) -> float:
+        """Return the current time on the storage's clock (Unix seconds).
+
+        The runtime stamps turns (and so timer fire times) with it, so that
+        every occurrence time an instance sees comes from one clock: the
+        database server's on PostgreSQL, this machine's on SQLite. Must not
+        block (an estimate kept up to date by other calls is fine).
+        """
 
     # --- client verbs -------------------------------------------------
     async def create_instance(self, new: NewInstance) -> None:

@@ -8,8 +8,9 @@ it is sent exactly when the write commits.
 Time: ``NOW`` is the database clock (``statement_timestamp()``, stable
 within a statement, so it can use indexes). Leases, enqueue times and retry
 delays are all computed with it, which makes them mean the same thing on
-every machine. Only ``visible_at`` values the runtime supplies (timer fire
-times) come from the runtime's clock.
+every machine. The ``visible_at`` values the runtime supplies (timer fire
+times) are computed from `PostgresProvider.clock`, the database clock as
+seen from the runtime, so all occurrence times come from one clock.
 """
 
 from __future__ import annotations
@@ -73,9 +74,9 @@ class PgSql:
             create_instance=_create_instance(s),
             enqueue=(
                 f"WITH sent AS (INSERT INTO {s}.messages"
-                " (instance_id, kind, body, visible_at, key)"
+                " (instance_id, kind, body, visible_at, key, occurred_at)"
                 " SELECT %(iid)s, %(kind)s, %(body)s,"
-                f" coalesce(%(vis)s, {NOW}), %(key)s"
+                f" coalesce(%(vis)s, {NOW}), %(key)s, coalesce(%(vis)s, {NOW})"
                 f" WHERE EXISTS (SELECT 1 FROM {s}.instances"
                 " WHERE instance_id = %(iid)s) RETURNING visible_at), "
                 + _wake(
@@ -118,8 +119,10 @@ class PgSql:
             ),
             fetch_orchestrations=_fetch_orchestrations(s),
             reread_messages=(
-                "SELECT instance_id, array_agg(id ORDER BY id),"
-                " array_agg(kind ORDER BY id), array_agg(body ORDER BY id)"
+                "SELECT instance_id, array_agg(id ORDER BY occurred_at, id),"
+                " array_agg(kind ORDER BY occurred_at, id),"
+                " array_agg(body ORDER BY occurred_at, id),"
+                " array_agg(occurred_at ORDER BY occurred_at, id)"
                 f" FROM {s}.messages WHERE instance_id = ANY(%(iids)s::text[])"
                 f" AND visible_at <= {NOW} GROUP BY instance_id"
             ),
@@ -184,8 +187,9 @@ def _create_instance(s: str) -> str:
         " VALUES (%(iid)s, %(name)s, %(version)s, 1, 'Running', %(parent)s,"
         f" {NOW}, {NOW})"
         " ON CONFLICT (instance_id) DO NOTHING RETURNING instance_id),"
-        f" sent AS (INSERT INTO {s}.messages (instance_id, kind, body, visible_at, key)"
-        f" SELECT instance_id, %(kind)s, %(body)s, coalesce(%(vis)s, {NOW}), %(key)s"
+        f" sent AS (INSERT INTO {s}.messages (instance_id, kind, body, visible_at, key,"
+        " occurred_at) SELECT instance_id, %(kind)s, %(body)s,"
+        f" coalesce(%(vis)s, {NOW}), %(key)s, coalesce(%(vis)s, {NOW})"
         " FROM made RETURNING visible_at), "
         + _wake(
             ("ch_orch", f"EXISTS (SELECT 1 FROM sent WHERE visible_at <= {NOW})"),
@@ -230,10 +234,14 @@ def _fetch_orchestrations(s: str) -> str:
         " i.output, i.error, i.custom_status, i.parent_instance_id, i.created_at,"
         " i.updated_at, i.history_len, i.lock_token, i.attempt, p.due, p.first_id,"
         " p.seen = p.now_seen AS fresh)"
-        " SELECT l.*, ms.ids, ms.kinds, ms.bodies FROM locked l"
-        " CROSS JOIN LATERAL (SELECT array_agg(m.id ORDER BY m.id) AS ids,"
-        " array_agg(m.kind ORDER BY m.id) AS kinds,"
-        " array_agg(m.body ORDER BY m.id) AS bodies"
+        # Messages in occurrence order, ties in arrival order (DESIGN §7);
+        # the database clock rides along for PostgresProvider.clock.
+        f" SELECT l.*, ms.ids, ms.kinds, ms.bodies, ms.occurred, {NOW}"
+        " FROM locked l CROSS JOIN LATERAL"
+        " (SELECT array_agg(m.id ORDER BY m.occurred_at, m.id) AS ids,"
+        " array_agg(m.kind ORDER BY m.occurred_at, m.id) AS kinds,"
+        " array_agg(m.body ORDER BY m.occurred_at, m.id) AS bodies,"
+        " array_agg(m.occurred_at ORDER BY m.occurred_at, m.id) AS occurred"
         f" FROM {s}.messages m WHERE l.fresh AND m.instance_id = l.instance_id"
         f" AND m.visible_at <= {NOW}) ms"
         " ORDER BY l.due, l.first_id"
@@ -297,7 +305,8 @@ def _commit(s: str) -> str:
         # 1: a created child's start message; 2: on_conflict of a child
         # that was not created.
         f" sent AS (INSERT INTO {s}.messages (instance_id, kind, body, visible_at,"
-        f" key) SELECT q.target, q.kind, q.body, coalesce(q.vis, {NOW}), q.key"
+        " key, occurred_at) SELECT q.target, q.kind, q.body,"
+        f" coalesce(q.vis, {NOW}), q.key, coalesce(q.vis, {NOW})"
         " FROM unnest(%(q_idx)s::int[], %(q_mode)s::int[], %(q_child)s::text[],"
         " %(q_target)s::text[], %(q_kind)s::text[], %(q_body)s::text[],"
         " %(q_vis)s::float8[], %(q_key)s::text[]) WITH ORDINALITY"
@@ -335,7 +344,8 @@ def _complete_activities(s: str) -> str:
         f" done AS (DELETE FROM {s}.activities a USING r"
         " WHERE a.id = r.id AND a.lock_token = r.token RETURNING a.id),"
         f" sent AS (INSERT INTO {s}.messages (instance_id, kind, body, visible_at,"
-        f" key) SELECT r.iid, r.kind, r.body, coalesce(r.vis, {NOW}), r.key"
+        " key, occurred_at) SELECT r.iid, r.kind, r.body,"
+        f" coalesce(r.vis, {NOW}), r.key, coalesce(r.vis, {NOW})"
         " FROM r WHERE r.id IN (SELECT id FROM done)"
         f" AND EXISTS (SELECT 1 FROM {s}.instances x WHERE x.instance_id = r.iid)"
         " ORDER BY r.pos RETURNING visible_at), "
@@ -348,12 +358,17 @@ def _complete_activities(s: str) -> str:
 
 
 def queued_messages(
-    ids: list[int] | None, kinds: list[str] | None, bodies: list[str] | None
+    ids: list[int] | None,
+    kinds: list[str] | None,
+    bodies: list[str] | None,
+    occurred: list[float] | None,
 ) -> list[QueuedMessage]:
     """Zip the aggregated message columns (``NULL`` when there are none)."""
     return [
-        QueuedMessage(id=i, kind=k, body=b)
-        for i, k, b in zip(ids or [], kinds or [], bodies or [], strict=True)
+        QueuedMessage(id=i, kind=k, body=b, occurred_at=o)
+        for i, k, b, o in zip(
+            ids or [], kinds or [], bodies or [], occurred or [], strict=True
+        )
     ]
 
 

@@ -46,11 +46,20 @@ class SqliteConnection:
     Args:
         path: Database file, or ``":memory:"``.
         threaded: Run SQL on a dedicated thread instead of inline.
+        clock: Returns the current Unix time (default `time.time`); tests
+            pass a fake one to make time pass without sleeping.
     """
 
-    def __init__(self, path: str, *, threaded: bool = False) -> None:
+    def __init__(
+        self,
+        path: str,
+        *,
+        threaded: bool = False,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
         self.path = path
         self._threaded = threaded
+        self._clock = clock if clock is not None else time.time
         self._opened = False
         self._conn: sqlite3.Connection | None = None
         self._executor: ThreadPoolExecutor | None = None
@@ -59,6 +68,10 @@ class SqliteConnection:
             tuple[Callable[[sqlite3.Connection, float], Any], asyncio.Future[Any]]
         ] = []
         self._wakeups = LocalWakeups()
+
+    def clock(self) -> float:
+        """Return this machine's time: every process sharing the file uses it."""
+        return self._clock()
 
     async def _call(self, fn: Callable[[], _T]) -> _T:
         """Run *fn* on the connection (inline, or on its thread)."""
@@ -118,7 +131,7 @@ class SqliteConnection:
             conn = self._db()
             conn.execute("BEGIN IMMEDIATE")
             try:
-                outcomes = self._run_group(conn, group, time.time())
+                outcomes = self._run_group(conn, group, self._clock())
                 conn.execute("COMMIT")
             except BaseException:
                 if conn.in_transaction:
@@ -180,7 +193,7 @@ class SqliteConnection:
         try:
             # "now" is read once the write lock is held, so leases compare
             # consistently with the order in which writers commit.
-            result = fn(conn, time.time())
+            result = fn(conn, self._clock())
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:

@@ -107,13 +107,15 @@ INSERT_INSTANCE = (
     " parent_instance_id, created_at, updated_at)"
     " VALUES (?, ?, ?, 1, 'Running', ?, ?, ?) ON CONFLICT (instance_id) DO NOTHING"
 )
+# A message occurs when it first becomes visible (see 0002): occurred_at
+# takes the initial visible_at and keeps it when a backoff moves visible_at.
 INSERT_MESSAGE = (
-    "INSERT INTO messages (instance_id, kind, body, visible_at, key)"
-    " VALUES (?, ?, ?, ?, ?)"
+    "INSERT INTO messages (instance_id, kind, body, visible_at, key, occurred_at)"
+    " VALUES (?1, ?2, ?3, ?4, ?5, ?4)"
 )
 INSERT_MESSAGE_IF_INSTANCE = (
-    "INSERT INTO messages (instance_id, kind, body, visible_at, key)"
-    " SELECT ?1, ?2, ?3, ?4, ?5"
+    "INSERT INTO messages (instance_id, kind, body, visible_at, key, occurred_at)"
+    " SELECT ?1, ?2, ?3, ?4, ?5, ?4"
     " WHERE EXISTS (SELECT 1 FROM instances WHERE instance_id = ?1)"
 )
 # Messages in due order, skipping locked instances. CROSS JOIN pins the
@@ -129,9 +131,10 @@ LOCK_INSTANCE = (
     "UPDATE instances SET lock_token = ?, locked_until = ?, attempt = attempt + 1"
     f" WHERE instance_id = ? RETURNING {INSTANCE_COLUMNS}, history_len, attempt"
 )
+# Occurrence order (DESIGN §7), ties in arrival order.
 VISIBLE_MESSAGES = (
-    "SELECT id, kind, body FROM messages"
-    " WHERE instance_id = ? AND visible_at <= ? ORDER BY id"
+    "SELECT id, kind, body, occurred_at FROM messages"
+    " WHERE instance_id = ? AND visible_at <= ? ORDER BY occurred_at, id"
 )
 # The turn's guard: lock held, and the history it was computed against is
 # the stored one (same execution and length, or a move to a newer execution

@@ -113,6 +113,9 @@ class PostgresProvider:
         self._pool: AsyncConnectionPool[Conn] | None = None
         self._listener: Listener | None = None
         self._opening: asyncio.Task[None] | None = None
+        # Database clock minus this machine's (see clock()); measured at
+        # open and refreshed by every fetch that returns work.
+        self._skew = 0.0
 
     def __repr__(self) -> str:
         return f"PostgresProvider({self._where!r}, schema={self.schema!r})"
@@ -155,6 +158,7 @@ class PostgresProvider:
                 self._conninfo, autocommit=True
             ) as conn:
                 await migrate(conn, self.schema)
+                self._skew = await _measure_skew(conn)
             pool: AsyncConnectionPool[Conn] = AsyncConnectionPool(
                 self._conninfo,
                 min_size=self._min_size,
@@ -176,6 +180,16 @@ class PostgresProvider:
             raise StorageError(f"cannot open {self!r}: {exc}") from exc
         self._listener = listener
         self._pool = pool
+
+    def clock(self) -> float:
+        """Return the database server's current time, as estimated here.
+
+        Every occurrence time on PostgreSQL comes from the database clock
+        (DESIGN §7): the provider stamps messages with it, and the runtime
+        stamps turns, and so timer fire times, with this estimate, so
+        runtimes whose clocks are skewed cannot reorder what happened.
+        """
+        return time.time() + self._skew
 
     async def close(self) -> None:
         """Close the pool and the LISTEN connection (idempotent)."""
@@ -293,7 +307,7 @@ class PostgresProvider:
         other runtimes hold or are locking right now are skipped, never
         waited for, and so are, for ``affinity`` seconds, instances whose
         last turn another provider object fetched. Each comes with all its
-        visible messages in arrival order.
+        visible messages in occurrence order (ties: arrival order).
         """
         if max_items <= 0:
             return []
@@ -305,14 +319,17 @@ class PostgresProvider:
             "affinity": self._affinity,
         }
         async with self._connection() as conn:
+            sent = time.time()
             cursor = await conn.execute(self._sql.fetch_orchestrations, params)
             rows = await cursor.fetchall()
+            if rows:
+                self._skew = rows[0][21] - sent
             stale = [row[0] for row in rows if not row[16]]
             reread = await self._reread(conn, stale) if stale else {}
             items: list[OrchestrationItem] = []
             for row in rows:
                 if row[16]:
-                    messages = queued_messages(row[17], row[18], row[19])
+                    messages = queued_messages(row[17], row[18], row[19], row[20])
                 else:
                     messages = reread.get(row[0], [])
                     if not messages:
@@ -338,7 +355,7 @@ class PostgresProvider:
         """Messages of instances we hold, read with a fresh snapshot."""
         cursor = await conn.execute(self._sql.reread_messages, {"iids": instance_ids})
         return {
-            row[0]: queued_messages(row[1], row[2], row[3])
+            row[0]: queued_messages(row[1], row[2], row[3], row[4])
             for row in await cursor.fetchall()
         }
 
@@ -511,3 +528,13 @@ def _describe(conninfo: str) -> str:
     except psycopg.Error:
         return "?"
     return f"{params.get('host') or 'localhost'}/{params.get('dbname') or ''}"
+
+
+async def _measure_skew(conn: Conn) -> float:
+    """Database clock minus this machine's, from one round trip."""
+    before = time.time()
+    cursor = await conn.execute("SELECT extract(epoch FROM clock_timestamp())::float8")
+    row = await cursor.fetchone()
+    after = time.time()
+    assert row is not None
+    return float(row[0]) - (before + after) / 2

@@ -13,9 +13,8 @@ polling timeout.
 from __future__ import annotations
 
 import sqlite3
-import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from perdure._errors import InstanceExists, InstanceNotFound
@@ -67,13 +66,22 @@ class SqliteProvider(SqliteConnection):
     Args:
         path: Database file, or ``":memory:"`` for a private in-memory
             database (gone on `close`; not shared with other objects).
+        threaded: Run SQL on a dedicated thread instead of inline.
+        clock: Returns the current Unix time (default `time.time`); every
+            time the provider stamps (enqueue, leases, delays) comes from it.
 
     Call `open` before anything else and `close` at the end. Errors from
     SQLite surface as `StorageError`.
     """
 
-    def __init__(self, path: str, *, threaded: bool = False) -> None:
-        super().__init__(path, threaded=threaded)
+    def __init__(
+        self,
+        path: str,
+        *,
+        threaded: bool = False,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        super().__init__(path, threaded=threaded, clock=clock)
 
     def __repr__(self) -> str:
         return f"SqliteProvider({self.path!r})"
@@ -224,7 +232,9 @@ class SqliteProvider(SqliteConnection):
                     OrchestrationItem(
                         instance=instance_record(row),
                         messages=[
-                            QueuedMessage(id=m[0], kind=m[1], body=m[2])
+                            QueuedMessage(
+                                id=m[0], kind=m[1], body=m[2], occurred_at=m[3]
+                            )
                             for m in messages
                         ],
                         history_len=row[11],
@@ -409,7 +419,7 @@ class SqliteProvider(SqliteConnection):
 
         if await self._transaction(tx):
             if delay > 0:
-                self._wakeups.due("orchestrations", time.time() + delay)
+                self._wakeups.due("orchestrations", self._clock() + delay)
             else:
                 self._wakeups.notify("orchestrations")
 
@@ -422,7 +432,7 @@ class SqliteProvider(SqliteConnection):
             renewed = self._db().execute(
                 "UPDATE instances SET locked_until = ?"
                 " WHERE instance_id = ? AND lock_token = ?",
-                (time.time() + lock_timeout, instance_id, lock_token),
+                (self._clock() + lock_timeout, instance_id, lock_token),
             )
             return renewed.rowcount == 1
 
@@ -486,13 +496,13 @@ class SqliteProvider(SqliteConnection):
             released = self._db().execute(
                 "UPDATE activities SET lock_token = NULL, visible_at = ?"
                 " WHERE id = ? AND lock_token = ?",
-                (time.time() + max(delay, 0.0), id, lock_token),
+                (self._clock() + max(delay, 0.0), id, lock_token),
             )
             return released.rowcount == 1
 
         if await self._call(run):
             if delay > 0:
-                self._wakeups.due("activities", time.time() + delay)
+                self._wakeups.due("activities", self._clock() + delay)
             else:
                 self._wakeups.notify("activities")
 
