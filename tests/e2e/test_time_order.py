@@ -23,11 +23,10 @@ import time
 from typing import Any
 
 import pytest
+from _helpers import WAIT, reached, runtime
 
 import perdure
 from perdure import OrchestrationContext
-
-from _helpers import WAIT, reached, runtime
 
 # Seconds: the first thing happens at FIRST, the second at SECOND, and the
 # instance cannot run a turn until HELD (all after the first turn).
@@ -237,7 +236,7 @@ async def test_event_raised_before_its_deadline_wins(storage_url, variant):
     )
     assert state.status == "Completed", state
     assert state.output == [1, {"approved": True}]
-    raised = [e for e in history if e.type == "EventRaised"][0]
+    raised = next(e for e in history if e.type == "EventRaised")
     # Delivered late: the event records when it really happened.
     assert raised.occurred_at is not None  # type: ignore[attr-defined]
     assert raised.occurred_at < raised.timestamp  # type: ignore[attr-defined]
@@ -307,9 +306,8 @@ async def test_postgres_runtime_with_a_skewed_clock_orders_by_the_database_clock
 ) -> None:
     import uuid
 
-    from conftest import _drop_schema, postgres_url, with_schema
-
     import perdure.providers.postgres as pg
+    from conftest import _drop_schema, postgres_url, with_schema
 
     base = postgres_url()
     if base is None:
@@ -331,7 +329,7 @@ async def test_postgres_runtime_with_a_skewed_clock_orders_by_the_database_clock
     finally:
         await _drop_schema(base, schema)
     assert state.output == [1, "yes"]
-    created = [e for e in history if e.type == "TimerCreated"][0]
+    created = next(e for e in history if e.type == "TimerCreated")
     start = history[0]
     assert abs(start.timestamp - time.time()) < 30  # the database's clock
     assert abs(created.fire_at - (start.timestamp + SECOND)) < 1e-6  # type: ignore[attr-defined]
