@@ -1,0 +1,73 @@
+"""The history format version (``engine`` on OrchestrationStarted, DESIGN §7)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+from _helpers import WAIT, reached, runtime
+
+import perdure
+from perdure import OrchestrationContext
+from perdure._core._history import ENGINE_VERSION
+
+
+@perdure.orchestration(name="WaitForGo")
+async def wait_for_go(ctx: OrchestrationContext) -> str:
+    return str(await ctx.schedule_wait("go"))
+
+
+async def test_new_histories_record_the_engine_version(storage_url):
+    async with runtime(storage_url, [wait_for_go]) as rt:
+        await rt.client.start_orchestration("v", "WaitForGo")
+        await reached(rt.client, "v", "EventWaitStarted")
+        await rt.client.raise_event("v", "go", "went")
+        state = await rt.client.wait_for_orchestration("v", timeout=WAIT)
+        history = await rt.client.get_history("v")
+    assert state.output == "went"
+    assert history[0].engine == ENGINE_VERSION == 2  # type: ignore[attr-defined]
+
+
+async def test_a_history_from_a_newer_engine_is_refused_with_both_versions(
+    sqlite_url,
+):
+    async with runtime(sqlite_url, [wait_for_go], instance_cache_size=0) as rt:
+        await rt.client.start_orchestration("v", "WaitForGo")
+        await reached(rt.client, "v", "EventWaitStarted")
+        # As if a newer perdure had written this execution.
+        path = sqlite_url.removeprefix("sqlite:///")
+        conn = sqlite3.connect(path, timeout=10)
+        with conn:
+            (data,) = conn.execute(
+                "SELECT data FROM history WHERE instance_id = 'v' AND event_id = 1"
+            ).fetchone()
+            start = json.loads(data)
+            start["engine"] = ENGINE_VERSION + 1
+            conn.execute(
+                "UPDATE history SET data = ? WHERE instance_id = 'v' AND event_id = 1",
+                (json.dumps(start),),
+            )
+        conn.close()
+        await rt.client.raise_event("v", "go", "went")
+        state = await rt.client.wait_for_orchestration("v", timeout=WAIT)
+    assert state.status == "Failed"
+    assert state.error is not None
+    assert state.error.category == "configuration"
+    assert f"engine version {ENGINE_VERSION + 1}" in state.error.message
+    assert f"up to {ENGINE_VERSION}" in state.error.message
+
+
+def test_first_milestone_histories_have_no_engine_and_still_replay():
+    from perdure.testing import replay
+
+    events = [
+        '{"type":"OrchestrationStarted","event_id":1,"timestamp":1.0,'
+        '"name":"WaitForGo","version":"1.0.0"}',
+        '{"type":"EventWaitStarted","event_id":2,"timestamp":1.0,"name":"go"}',
+        '{"type":"EventRaised","event_id":3,"timestamp":2.0,"name":"go","data":"went"}',
+        '{"type":"OrchestrationCompleted","event_id":4,"timestamp":2.0,'
+        '"output":"went"}',
+    ]
+    result = replay(wait_for_go, events)
+    assert result.status == "Completed"
+    assert result.output == "went"
