@@ -24,6 +24,7 @@ from perdure.providers._base import (
     TurnCommit,
     WorkRef,
 )
+from perdure.providers._urls import redact_url
 
 __all__ = [
     "ActivityItem",
@@ -76,7 +77,7 @@ def open_provider(url_or_provider: str | Provider) -> Provider:
     scheme = scheme.lower()
     if not sep:
         raise ValueError(
-            f"storage URL {url!r} has no scheme; use e.g. 'sqlite:///perdure.db'"
+            f"storage URL {redact_url(url)!r} has no scheme; use e.g. 'sqlite:///perdure.db'"
             " or 'postgresql://user@host/db'"
         )
     if scheme == "sqlite":
@@ -95,7 +96,7 @@ def open_provider(url_or_provider: str | Provider) -> Provider:
             ) from exc
         return PostgresProvider(url)  # type: ignore[no-any-return, unused-ignore]
     raise ValueError(
-        f"unknown storage URL scheme {scheme!r} in {url!r};"
+        f"unknown storage URL scheme {scheme!r} in {redact_url(url)!r};"
         " expected 'sqlite://' or 'postgresql://'"
     )
 

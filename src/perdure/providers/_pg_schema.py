@@ -10,6 +10,7 @@ from urllib.parse import unquote_plus, urlsplit, urlunsplit
 
 from psycopg import AsyncConnection
 
+from perdure._errors import StorageError
 from perdure.providers._base import Channel
 
 __all__ = [
@@ -112,6 +113,10 @@ async def migrate(conn: AsyncConnection[Any], schema: str) -> None:
     processes starting at once on a fresh database are safe: the first
     applies, the others wait and then find nothing to do. Each migration's
     SQL runs with ``search_path`` set to the schema.
+
+    Raises:
+        StorageError: The schema is newer than the packaged migrations
+            (nothing is written).
     """
     ident = quote_ident(schema)
     async with conn.transaction():
@@ -134,7 +139,15 @@ async def migrate(conn: AsyncConnection[Any], schema: str) -> None:
             )
         cursor = await conn.execute(f"SELECT version FROM {ident}.schema_version")
         applied = {row[0] for row in await cursor.fetchall()}
-        pending = [(v, sql) for v, sql in _migrations() if v not in applied]
+        migrations = _migrations()
+        newest = migrations[-1][0]
+        if applied and max(applied) > newest:
+            raise StorageError(
+                f"PostgreSQL schema {schema!r} has schema version {max(applied)},"
+                f" but this perdure supports versions up to {newest};"
+                " upgrade perdure to use it"
+            )
+        pending = [(v, sql) for v, sql in migrations if v not in applied]
         if not pending:
             return
         await conn.execute(f"SET LOCAL search_path TO {ident}")

@@ -18,6 +18,8 @@ IMMEDIATE``) so that a read-then-write never fails half-way with
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import sqlite3
 import time
 from collections.abc import Callable
@@ -26,7 +28,7 @@ from typing import Any, TypeVar
 
 from perdure._errors import StorageError
 from perdure.providers._base import Channel
-from perdure.providers._sqlite_schema import migrate
+from perdure.providers._sqlite_schema import check_database, migrate
 from perdure.providers._wakeups import LocalWakeups
 
 __all__ = ["SqliteConnection"]
@@ -38,6 +40,17 @@ def _storage_error(owner: SqliteConnection, exc: Exception) -> Exception:
     if isinstance(exc, sqlite3.Error):
         return StorageError(f"SQLite error on {owner.path!r}: {exc}")
     return exc
+
+
+def _create_owner_only(path: str) -> None:
+    """Create a missing database file readable by its owner only (0600).
+
+    It holds every input, output and error in clear text; SQLite gives the
+    ``-wal`` and ``-shm`` files the database file's mode. An existing file
+    keeps its mode, and any failure is left for ``sqlite3.connect`` to report.
+    """
+    with contextlib.suppress(OSError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
 
 
 class SqliteConnection:
@@ -233,11 +246,14 @@ class SqliteConnection:
             raise
 
     def _open_sync(self) -> None:
+        if self.path not in ("", ":memory:"):
+            _create_owner_only(self.path)
         conn = sqlite3.connect(
             self.path, isolation_level=None, timeout=5.0, cached_statements=256
         )
         try:
             conn.execute("PRAGMA busy_timeout = 5000")
+            check_database(conn, self.path)
             # Small pages (new files only): a turn dirties ~9 pages spread
             # over the queue tables and their indexes, and every dirty page
             # is written to the WAL at commit; 1 KiB instead of 4 KiB pages
@@ -252,7 +268,7 @@ class SqliteConnection:
             # (measured: commits ~40% cheaper on the race workload).
             conn.execute("PRAGMA cache_size = -32768")
             conn.execute("PRAGMA wal_autocheckpoint = 10000")
-            migrate(conn)
+            migrate(conn, self.path)
         except BaseException:
             conn.close()
             raise

@@ -23,6 +23,7 @@ __all__ = [
     "LOCK_INSTANCE",
     "READY_INSTANCES",
     "VISIBLE_MESSAGES",
+    "check_database",
     "instance_record",
     "message_row",
     "migrate",
@@ -65,11 +66,53 @@ def _statements(script: str) -> list[str]:
     return statements
 
 
-def migrate(conn: sqlite3.Connection) -> None:
+def _refuse_newer(applied: set[int], path: str) -> None:
+    newest = _migrations()[-1][0]
+    if applied and max(applied) > newest:
+        raise StorageError(
+            f"SQLite database {path!r} has schema version {max(applied)}, but this"
+            f" perdure supports versions up to {newest}; upgrade perdure to use it"
+        )
+
+
+def check_database(conn: sqlite3.Connection, path: str) -> None:
+    """Refuse a file perdure must not change, before anything is written.
+
+    A file with tables but no ``schema_version`` belongs to another
+    application, and one whose schema is newer than the packaged migrations
+    was written by a newer perdure: either is refused before the switch to
+    WAL, which would rewrite the file's header.
+
+    Raises:
+        StorageError: The file is foreign or its schema is too new.
+    """
+    tables = {
+        row[0]
+        for row in conn.execute(
+            "SELECT name FROM sqlite_master"
+            " WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'"
+        )
+    }
+    if not tables:
+        return  # a new (or empty) file
+    if "schema_version" not in tables:
+        raise StorageError(
+            f"{path!r} is not a perdure database (it has tables such as"
+            f" {min(tables)!r} but no schema_version); refusing to change it"
+        )
+    _refuse_newer(
+        {row[0] for row in conn.execute("SELECT version FROM schema_version")}, path
+    )
+
+
+def migrate(conn: sqlite3.Connection, path: str = ":memory:") -> None:
     """Apply pending migrations in one transaction.
 
     ``BEGIN IMMEDIATE`` around check-and-apply makes two processes opening a
     fresh file at once safe: the second waits, then finds nothing to do.
+
+    Raises:
+        StorageError: The schema is newer than the packaged migrations.
     """
     conn.execute("BEGIN IMMEDIATE")
     try:
@@ -78,6 +121,7 @@ def migrate(conn: sqlite3.Connection) -> None:
             " (version INTEGER PRIMARY KEY, applied_at REAL NOT NULL)"
         )
         applied = {row[0] for row in conn.execute("SELECT version FROM schema_version")}
+        _refuse_newer(applied, path)
         for version, script in _migrations():
             if version in applied:
                 continue
