@@ -17,7 +17,7 @@ from ._client import Client
 from ._core._history import event_to_json
 from ._errors import InstanceNotFound
 from ._state import OrchestrationState
-from ._tree import render_history
+from ._tree import printable, render_history
 
 __all__ = [
     "CliUsageError",
@@ -98,7 +98,7 @@ def _print_state(state: OrchestrationState, as_json: bool) -> None:
         rows.append(("custom", json.dumps(state.custom_status, ensure_ascii=False)))
     rows += [("created", data["created_at"]), ("updated", data["updated_at"])]
     for key, value in rows:
-        print(f"{key:<10} {value}")
+        print(f"{key:<10} {printable(value)}")
 
 
 async def _require(client: Client, instance_id: str) -> OrchestrationState:
@@ -114,7 +114,7 @@ async def cmd_start(args: argparse.Namespace, client: Client) -> int:
     await client.start_orchestration(
         args.instance_id, args.name, value, version=args.version
     )
-    print(f"started {args.instance_id} ({args.name})")
+    print(printable(f"started {args.instance_id} ({args.name})"))
     return 0
 
 
@@ -135,7 +135,7 @@ async def cmd_raise(args: argparse.Namespace, client: Client) -> int:
     """``perdure raise INSTANCE EVENT [--data JSON]``."""
     data = parse_json(args.data, "--data")
     await client.raise_event(args.instance_id, args.event, data)
-    print(f"raised event {args.event!r} on {args.instance_id}")
+    print(printable(f"raised event {args.event!r} on {args.instance_id}"))
     return 0
 
 
@@ -143,10 +143,14 @@ async def cmd_cancel(args: argparse.Namespace, client: Client) -> int:
     """``perdure cancel INSTANCE [--reason TEXT]``."""
     state = await _require(client, args.instance_id)
     if state.status != "Running":
-        print(f"{args.instance_id} is already {state.status}; nothing to cancel")
+        print(
+            printable(
+                f"{args.instance_id} is already {state.status}; nothing to cancel"
+            )
+        )
         return 0
     await client.cancel_instance(args.instance_id, args.reason)
-    print(f"cancellation of {args.instance_id} requested")
+    print(printable(f"cancellation of {args.instance_id} requested"))
     return 0
 
 
@@ -161,13 +165,13 @@ async def cmd_list(args: argparse.Namespace, client: Client) -> int:
     if not states:
         print("no instances")
         return 0
-    width = max(len("INSTANCE"), *(len(s.instance_id) for s in states))
-    name_width = max(len("NAME"), *(len(s.name) for s in states))
+    rows = [(printable(s.instance_id), printable(s.name), s) for s in states]
+    width = max(len("INSTANCE"), *(len(iid) for iid, _, _ in rows))
+    name_width = max(len("NAME"), *(len(name) for _, name, _ in rows))
     print(f"{'INSTANCE':<{width}}  {'NAME':<{name_width}}  {'STATUS':<9}  UPDATED")
-    for s in states:
-        name = f"{s.name:<{name_width}}"
+    for iid, name, s in rows:
         updated = s.updated_at.isoformat(timespec="seconds")
-        print(f"{s.instance_id:<{width}}  {name}  {s.status:<9}  {updated}")
+        print(f"{iid:<{width}}  {name:<{name_width}}  {s.status:<9}  {updated}")
     return 0
 
 

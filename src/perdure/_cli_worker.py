@@ -24,6 +24,7 @@ from typing import Any
 
 from ._registry import _ACT_ATTR, _ORCH_ATTR
 from ._runtime import Runtime
+from .providers._urls import redact_url
 
 __all__ = ["CliError", "load_handlers", "run_worker"]
 
@@ -135,8 +136,8 @@ async def run_worker(
     try:
         print(
             f"perdure worker (pid {os.getpid()}) running {len(orchestrations)} "
-            f"orchestration(s) and {len(activities)} activity(ies) on {url}; "
-            "stop with Ctrl+C or SIGTERM",
+            f"orchestration(s) and {len(activities)} activity(ies) on "
+            f"{redact_url(url)}; stop with Ctrl+C or SIGTERM",
             flush=True,
         )
         await stop.wait()

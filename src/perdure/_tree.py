@@ -17,6 +17,7 @@ scope holding the cancelled work but not that cause. The cause's side of a
 from __future__ import annotations
 
 import json
+import re
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -25,7 +26,22 @@ from typing import Any
 from ._core import _history as h
 from ._errors import ErrorInfo
 
-__all__ = ["render_history"]
+__all__ = ["printable", "render_history"]
+
+# C0 and C1 controls, DEL, and bidirectional overrides: an instance id or a
+# name holding them could rewrite an operator's terminal.
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def printable(text: str) -> str:
+    r"""Return *text* with control characters escaped (``\x1b``, ``\u202e``)."""
+    return _UNPRINTABLE.sub(_escape, text)
+
+
+def _escape(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
 
 _CANCEL_TYPES = (
     h.ActivityCancelRequested,
@@ -408,4 +424,5 @@ def render_history(
     """
     builder = _Builder()
     builder.build(events)
-    return _Renderer(builder, _ASCII if ascii else _UNICODE).render(title)
+    text = _Renderer(builder, _ASCII if ascii else _UNICODE).render(title)
+    return "\n".join(printable(line) for line in text.split("\n"))

@@ -21,6 +21,7 @@ from . import _cli_commands as c
 from ._cli_worker import CliError, load_handlers, run_worker
 from ._client import Client
 from ._errors import PerdureError
+from ._tree import printable
 
 __all__ = ["DEFAULT_DB", "build_parser", "main", "storage_url"]
 
@@ -226,7 +227,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("perdure: interrupted", file=sys.stderr)
         return 130
     except c.CliUsageError as exc:
-        print(f"perdure: error: {exc}", file=sys.stderr)
+        print(f"perdure: error: {printable(str(exc))}", file=sys.stderr)
         return 2
     except (CliError, PerdureError, TimeoutError, ValueError, OSError) as exc:
         print(f"perdure: error: {_one_line(exc)}", file=sys.stderr)
@@ -236,4 +237,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _one_line(exc: BaseException) -> str:
     # Multi-line messages (tracebacks from storage drivers) would break the
     # one-line contract; whitespace runs collapse to single spaces.
-    return " ".join(str(exc).split()) or type(exc).__name__
+    return printable(" ".join(str(exc).split())) or type(exc).__name__
