@@ -8,9 +8,12 @@ that it is not too big); `from_json` turns it back, guided by a type hint.
 from __future__ import annotations
 
 import dataclasses
+import datetime
+import decimal
 import enum
 import json
 import typing
+import uuid
 from typing import Any
 
 from ._errors import PayloadError
@@ -21,15 +24,48 @@ __all__ = ["MAX_PAYLOAD_BYTES", "check_size", "dumps", "from_json", "loads", "to
 MAX_PAYLOAD_BYTES = 4 * 1024 * 1024
 
 _SCALARS = (str, int, float, bool, type(None))
+_INF = float("inf")
+# Values written as JSON strings and rebuilt from a type hint.
+_TEXT_TYPES = (
+    datetime.datetime,
+    datetime.date,
+    datetime.time,
+    uuid.UUID,
+    decimal.Decimal,
+)
 # One encoder for the process: json.dumps with options builds a new one per
 # call, which showed up in profiles of the turn loop.
 _ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+
+def _check_text(text: str, path: str) -> None:
+    """Refuse a string storage cannot write (a lone surrogate).
+
+    ``os.listdir`` (surrogateescape) and JSON with a truncated escape make
+    such strings; caught here, the call that made one fails with a
+    `PayloadError` instead of a later commit failing for everything batched
+    with it.
+    """
+    if text.isascii():
+        return
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise PayloadError(
+            f"{path}: string has a lone surrogate {text[exc.start]!r} at index "
+            f"{exc.start}, which UTF-8 cannot encode (decode bytes with "
+            "errors='replace', or send them base64-encoded)"
+        ) from None
 
 
 def _convert(value: Any, path: str) -> Any:
     if isinstance(value, _SCALARS):
         if isinstance(value, float) and value != value:  # NaN is not JSON
             raise PayloadError(f"{path}: NaN is not a JSON value")
+        if isinstance(value, float) and value in (_INF, -_INF):
+            raise PayloadError(f"{path}: {value} is not a JSON value")
+        if isinstance(value, str):
+            _check_text(value, path)
         return value
     if isinstance(value, dict):
         out: dict[str, Any] = {}
@@ -39,12 +75,17 @@ def _convert(value: Any, path: str) -> Any:
                     f"{path}: dict key {key!r} is a {type(key).__name__}; "
                     "JSON object keys must be str"
                 )
+            _check_text(key, path)
             out[key] = _convert(item, f"{path}.{key}")
         return out
     if isinstance(value, list | tuple):
         return [_convert(item, f"{path}[{i}]") for i, item in enumerate(value)]
     if isinstance(value, enum.Enum):
         return _convert(value.value, path)
+    if isinstance(value, _TEXT_TYPES):
+        # As pydantic's JSON mode writes them; from_json rebuilds them from
+        # the type hint (a dataclass field typed datetime, ...).
+        return value.isoformat() if hasattr(value, "isoformat") else str(value)
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {
             f.name: _convert(getattr(value, f.name), f"{path}.{f.name}")
@@ -66,7 +107,10 @@ def to_json(value: Any, what: str = "payload") -> Any:
         PayloadError: The value cannot be represented as JSON, or its encoded
             size exceeds `MAX_PAYLOAD_BYTES`.
     """
-    converted = _convert(value, what)
+    try:
+        converted = _convert(value, what)
+    except RecursionError:
+        raise PayloadError(f"{what} is nested too deeply to encode") from None
     check_size(converted, what)
     return converted
 
@@ -95,8 +139,9 @@ def loads(text: str) -> Any:
 def from_json(value: Any, hint: Any) -> Any:
     """Decode a JSON value into *hint* when the hint asks for a richer type.
 
-    Dataclasses, pydantic models, enums, and lists/dicts/optionals of them
-    are rebuilt; anything else is returned unchanged.
+    Dataclasses, pydantic models, enums, datetimes, dates, times, UUIDs,
+    decimals, and lists/dicts/optionals of them are rebuilt; anything else
+    is returned unchanged.
 
     Raises:
         PayloadError: The value does not fit the requested type.
@@ -145,4 +190,12 @@ def _decode(value: Any, hint: Any) -> Any:
         return validate(value)
     if issubclass(hint, enum.Enum):
         return hint(value)
+    if isinstance(value, str) and issubclass(hint, _TEXT_TYPES):
+        return _from_text(hint, value)
     return value
+
+
+def _from_text(hint: type[Any], value: str) -> Any:
+    if issubclass(hint, datetime.date | datetime.time):
+        return hint.fromisoformat(value)
+    return hint(value)

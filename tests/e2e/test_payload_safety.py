@@ -1,0 +1,99 @@
+"""One unwritable value fails the call that made it, never its neighbours.
+
+Reproducers of the reliability probe's F1 (an activity result with a lone
+surrogate stalled every acknowledgement) and F2 (an orchestration output
+with one failed every instance committed in the same batch).
+"""
+
+from __future__ import annotations
+
+import pytest
+from _helpers import WAIT, runtime
+
+import perdure
+from perdure import ActivityContext, OrchestrationContext
+
+LATIN1_NAME = b"caf\xe9.txt".decode("utf-8", "surrogateescape")  # os.listdir()
+
+
+@perdure.activity(name="ListDir")
+async def list_dir(ctx: ActivityContext) -> list[str]:
+    return [LATIN1_NAME]
+
+
+@perdure.activity(name="Step")
+async def step(ctx: ActivityContext, i: int) -> int:
+    return i
+
+
+@perdure.orchestration(name="BadResult")
+async def bad_result(ctx: OrchestrationContext) -> list[str]:
+    return await ctx.schedule_activity("ListDir")
+
+
+@perdure.orchestration(name="BadOutput")
+async def bad_output(ctx: OrchestrationContext) -> str:
+    return LATIN1_NAME
+
+
+@perdure.orchestration(name="Good")
+async def good(ctx: OrchestrationContext, n: int) -> int:
+    return await ctx.schedule_activity("Step", n)
+
+
+ALL = [bad_result, bad_output, good]
+
+
+async def test_an_unencodable_activity_result_fails_only_its_activity(storage_url):
+    async with runtime(
+        storage_url, ALL, [list_dir, step], lock_timeout=1, max_attempts=3
+    ) as rt:
+        await rt.client.start_orchestration("bad", "BadResult")
+        for n in range(5):
+            await rt.client.start_orchestration(f"good-{n}", "Good", n)
+        bad = await rt.client.wait_for_orchestration("bad", timeout=WAIT)
+        goods = [
+            await rt.client.wait_for_orchestration(f"good-{n}", timeout=WAIT)
+            for n in range(5)
+        ]
+    assert [s.output for s in goods] == [0, 1, 2, 3, 4]
+    assert bad.status == "Failed"
+    assert bad.error is not None
+    assert "lone surrogate" in bad.error.message
+    assert bad.error.type == "PayloadError"  # raised by the await in the orchestration
+
+
+async def test_an_unencodable_output_fails_only_its_instance(storage_url):
+    # Queued before the runtime starts: one fetch, one commit batch.
+    async with perdure.Client(storage_url) as client:
+        await client.start_orchestration("bad", "BadOutput")
+        for n in range(5):
+            await client.start_orchestration(f"good-{n}", "Good", n)
+    async with runtime(
+        storage_url, ALL, [list_dir, step], lock_timeout=1, max_attempts=3
+    ) as rt:
+        bad = await rt.client.wait_for_orchestration("bad", timeout=WAIT)
+        goods = [
+            await rt.client.wait_for_orchestration(f"good-{n}", timeout=WAIT)
+            for n in range(5)
+        ]
+    assert [s.output for s in goods] == [0, 1, 2, 3, 4]
+    assert bad.status == "Failed"
+    assert bad.error is not None
+    assert bad.error.type == "PayloadError"
+    assert "lone surrogate" in bad.error.message
+
+
+@pytest.mark.parametrize("where", ["input", "event"])
+async def test_client_refuses_unencodable_input_and_stores_nothing(storage_url, where):
+    async with perdure.Client(storage_url) as client:
+        if where == "input":
+            with pytest.raises(perdure.PayloadError, match="lone surrogate"):
+                await client.start_orchestration("x", "Good", LATIN1_NAME)
+            assert await client.get_status("x") is None
+        else:
+            await client.start_orchestration("x", "Good", 1)
+            before = await client.get_history("x")
+            with pytest.raises(perdure.PayloadError, match="lone surrogate"):
+                await client.raise_event("x", "e", {"name": LATIN1_NAME})
+            assert await client.get_history("x") == before
