@@ -8,6 +8,7 @@ however many attempts it took).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -16,12 +17,21 @@ __all__ = ["RetryPolicy", "seconds"]
 
 
 def seconds(value: float | timedelta, what: str = "duration") -> float:
-    """Normalise a duration given as seconds or `timedelta` to seconds."""
+    """Normalise a duration given as seconds or `timedelta` to seconds.
+
+    Raises:
+        TypeError: Not a number of seconds or a `timedelta`.
+        ValueError: NaN or infinite: a timer or lease that can never be
+            due (or always is) is refused before anything is stored.
+    """
     if isinstance(value, timedelta):
         return value.total_seconds()
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise TypeError(f"{what} must be seconds (float) or a timedelta, got {value!r}")
-    return float(value)
+    result = float(value)
+    if not math.isfinite(result):
+        raise ValueError(f"{what} must be a finite number of seconds, got {value!r}")
+    return result
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,8 +54,21 @@ class RetryPolicy:
     timeout: float | None = None
 
     def __post_init__(self) -> None:
-        if self.max_attempts < 1:
+        attempts = self.max_attempts
+        if isinstance(attempts, bool) or not isinstance(attempts, int):
+            raise TypeError(
+                f"RetryPolicy.max_attempts must be an int, got {attempts!r}"
+            )
+        if attempts < 1:
             raise ValueError("RetryPolicy.max_attempts must be >= 1")
+        for name in ("initial_interval", "max_interval"):
+            seconds(getattr(self, name), f"RetryPolicy.{name}")
+        if not isinstance(self.backoff, int | float) or not math.isfinite(self.backoff):
+            raise ValueError(
+                f"RetryPolicy.backoff must be a finite number, got {self.backoff!r}"
+            )
+        if self.timeout is not None:
+            seconds(self.timeout, "RetryPolicy.timeout")
         if self.initial_interval < 0 or self.max_interval < 0:
             raise ValueError("RetryPolicy intervals must be >= 0")
         if self.backoff < 1:
@@ -53,8 +76,11 @@ class RetryPolicy:
 
     def delay(self, attempt: int) -> float:
         """Seconds to wait after failed attempt number *attempt* (1-based)."""
-        raw = self.initial_interval * self.backoff ** max(attempt - 1, 0)
-        return min(raw, self.max_interval)
+        try:
+            raw = self.initial_interval * self.backoff ** max(attempt - 1, 0)
+        except OverflowError:  # a long retry series: the cap applies
+            return float(self.max_interval)
+        return float(min(raw, self.max_interval))
 
     def to_json(self) -> dict[str, Any]:
         """Return the JSON form stored with the activity work item."""
