@@ -63,7 +63,8 @@ class RetryPolicy:
             raise ValueError("RetryPolicy.max_attempts must be >= 1")
         for name in ("initial_interval", "max_interval"):
             seconds(getattr(self, name), f"RetryPolicy.{name}")
-        if not isinstance(self.backoff, int | float) or not math.isfinite(self.backoff):
+        backoff: object = self.backoff  # annotated float, but user-supplied
+        if not isinstance(backoff, int | float) or not math.isfinite(backoff):
             raise ValueError(
                 f"RetryPolicy.backoff must be a finite number, got {self.backoff!r}"
             )
