@@ -82,9 +82,12 @@ class Client:
         Raises:
             InstanceExists: The id is already used (nothing is changed).
             PayloadError: *input* is not serialisable (nothing is stored).
+            ValueError: *instance_id* is not a usable id (empty, not a str,
+                over `MAX_NAME_CHARS`, NUL, a lone surrogate).
         """
         _check_id(instance_id)
         orch = name_of(name)
+        _check_id(orch, "orchestration name")
         payload = to_json(input, f"input of orchestration {orch!r}")
         start = m.message(
             m.START,
@@ -103,7 +106,10 @@ class Client:
         Raises:
             InstanceNotFound: Unknown instance.
             PayloadError: *data* is not serialisable.
+            ValueError: *name* is not a usable event name (empty, not a
+                str, too long, NUL).
         """
+        _check_id(name, "event name")
         payload = to_json(data, f"data of event {name!r}")
         store = await self._store()
         await store.enqueue(
@@ -202,6 +208,24 @@ class Client:
         return [event_from_json(row) for row in rows]
 
 
-def _check_id(instance_id: object) -> None:
+#: Longest instance id or event name: ids are indexed, and PostgreSQL's
+#: index entries must stay well under 2.7 kB however the text is encoded.
+MAX_NAME_CHARS = 512
+
+
+def _check_id(instance_id: object, what: str = "instance_id") -> None:
+    """Refuse ids and names every backend cannot store the same way (F15)."""
     if not isinstance(instance_id, str) or not instance_id:
-        raise ValueError(f"instance_id must be a non-empty str, got {instance_id!r}")
+        raise ValueError(f"{what} must be a non-empty str, got {instance_id!r}")
+    if len(instance_id) > MAX_NAME_CHARS:
+        raise ValueError(
+            f"{what} is {len(instance_id)} characters; the limit is {MAX_NAME_CHARS}"
+        )
+    if "\x00" in instance_id:
+        raise ValueError(f"{what} {instance_id!r} contains a NUL character")
+    try:
+        instance_id.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError(
+            f"{what} {instance_id!r} has a lone surrogate, which UTF-8 cannot encode"
+        ) from None

@@ -70,3 +70,31 @@ async def test_client_wait_refuses_a_nan_timeout(sqlite_url):
             await client.wait_for_orchestration("x", timeout=float("nan"))
         with pytest.raises(TimeoutError):
             await client.wait_for_orchestration("x", timeout=timedelta(0))
+
+
+@pytest.mark.parametrize(
+    ("instance_id", "message"),
+    [
+        ("", "non-empty"),
+        ("a\x00b", "NUL"),
+        ("x" * 513, "limit is 512"),
+        ("caf\udce9", "lone surrogate"),
+    ],
+)
+async def test_unusable_instance_ids_are_refused_on_every_backend(
+    storage_url, instance_id, message
+):
+    async with perdure.Client(storage_url) as client:
+        with pytest.raises(ValueError, match=message):
+            await client.start_orchestration(instance_id, "Fine")
+        assert await client.list_instances() == []
+
+
+async def test_event_names_must_be_usable(storage_url):
+    async with perdure.Client(storage_url) as client:
+        await client.start_orchestration("x", "Fine")
+        before = await client.get_history("x")
+        for name in (5, "", "e\x00"):
+            with pytest.raises(ValueError, match="event name"):
+                await client.raise_event("x", name, None)  # type: ignore[arg-type]
+        assert await client.get_history("x") == before
