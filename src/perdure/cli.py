@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import math
 import os
 import sys
 from collections.abc import Awaitable, Callable, Sequence
@@ -48,11 +49,40 @@ def storage_url(value: str | None) -> str:
     """Resolve the storage URL: *value*, else ``$PERDURE_DB``, else the default.
 
     A value without ``://`` is a SQLite file path.
+
+    Raises:
+        CliError: ``--db`` or ``$PERDURE_DB`` is set but empty (it must not
+            silently mean the default file).
     """
-    url = value or os.environ.get("PERDURE_DB") or DEFAULT_DB
+    env = os.environ.get("PERDURE_DB")
+    if value == "" or (value is None and env == ""):
+        raise CliError("the storage URL is empty (--db or PERDURE_DB)")
+    url = value or env or DEFAULT_DB
     if "://" not in url:
         url = f"sqlite:///{Path(url).expanduser()}"
     return url
+
+
+def _seconds(text: str) -> float:
+    """argparse type: a finite, non-negative number of seconds."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"not a finite number of seconds: {text!r}")
+    return value
+
+
+def _execution(text: str) -> int:
+    """argparse type: an execution id (1 to 2**62)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an execution id: {text!r}") from None
+    if not 1 <= value <= 2**62:
+        raise argparse.ArgumentTypeError(f"no execution {text} (ids start at 1)")
+    return value
 
 
 def _sqlite_file(url: str) -> Path | None:
@@ -133,7 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="wait until an instance ends (exit 0 only if Completed)",
     )
     wait.add_argument("instance_id", metavar="INSTANCE")
-    wait.add_argument("--timeout", type=float, default=60.0, metavar="S")
+    wait.add_argument("--timeout", type=_seconds, default=60.0, metavar="S")
 
     raise_ = sub.add_parser("raise", parents=[common], help="raise an external event")
     raise_.add_argument("instance_id", metavar="INSTANCE")
@@ -160,7 +190,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     history.add_argument("instance_id", metavar="INSTANCE")
     history.add_argument(
-        "--execution", type=int, metavar="N", help="execution id (default: latest)"
+        "--execution",
+        type=_execution,
+        metavar="N",
+        help="execution id (default: latest)",
     )
     return parser
 

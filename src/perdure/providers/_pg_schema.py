@@ -38,7 +38,7 @@ def split_url(url: str, schema: str | None) -> tuple[str, str]:
 
     Raises:
         ValueError: The URL and the keyword name different schemas, or the
-            schema name is empty or too long.
+            schema name is empty, too long, or has a NUL or a ``%``.
     """
     conninfo, from_url = url, None
     if url.lower().startswith(("postgresql://", "postgres://")):
@@ -54,10 +54,15 @@ def split_url(url: str, schema: str | None) -> tuple[str, str]:
         raise ValueError(
             f"schema {schema!r} given as an argument, but the URL says {from_url!r}"
         )
+    if schema == "" or from_url == "":
+        # An empty value must not fall back to the default schema: that
+        # could point an application at another one's data (probe F15).
+        raise ValueError("the PostgreSQL schema name is empty")
     chosen = schema or from_url or DEFAULT_SCHEMA
-    if not chosen or len(chosen.encode()) > _MAX_IDENT or "\x00" in chosen:
+    if len(chosen.encode()) > _MAX_IDENT or "\x00" in chosen or "%" in chosen:
+        # '%' would be read as a query placeholder in every statement.
         raise ValueError(
-            f"invalid PostgreSQL schema name {chosen!r} (1 to 63 bytes, no NUL)"
+            f"invalid PostgreSQL schema name {chosen!r} (1 to 63 bytes, no NUL, no '%')"
         )
     return conninfo, chosen
 
