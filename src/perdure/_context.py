@@ -17,7 +17,7 @@ from ._core._futures import DurableFuture, JoinFuture, SelectFuture
 from ._registry import Registry, name_of
 from ._retry import RetryPolicy, seconds
 
-__all__ = ["OrchestrationContext", "durable_async"]
+__all__ = ["OrchestrationContext", "durable_async", "log_unobserved"]
 
 T = TypeVar("T")
 
@@ -239,7 +239,13 @@ class OrchestrationContext:
         """End this execution now and start a fresh one with *input*.
 
         Unconsumed external events are carried over to the new execution.
+
+        Raises:
+            Cancelled: Called inside a cancelled task (a select loser, or the
+                body after ``Client.cancel_instance``): a cancelled task
+                cannot start new durable work, a new execution included.
         """
+        self._driver.require_live_task()
         raise ContinueAsNewSignal(input, version)
 
     # ---------------------------------------------------------- task scopes
@@ -250,7 +256,10 @@ class OrchestrationContext:
     def select2(
         self, first: DurableFuture[Any], second: DurableFuture[Any]
     ) -> DurableFuture[tuple[int, Any]]:
-        """Race two futures;``await`` gives ``(index, value)``, loser cancelled."""
+        """Race two futures; ``await`` gives ``(index, value)``, loser cancelled.
+
+        Same rules as `select`.
+        """
         return SelectFuture(self._driver, [first, second])
 
     def select(self, *futures: DurableFuture[Any]) -> DurableFuture[tuple[int, Any]]:
@@ -258,6 +267,17 @@ class OrchestrationContext:
 
         Lowest index wins when several are already complete. Every other
         future is cancelled at that moment. Raises the winner's failure.
+
+        Ties on one history event go to the argument that settles first:
+        work settles when its event is applied, a task when its coroutine
+        returns, which is after the work it awaited. So in
+        ``select(task, x)`` where the task awaits ``x``, ``x`` wins, and of
+        two tasks awaiting one future, the one that started waiting first
+        wins, whatever their indexes.
+
+        Raises:
+            ValueError: No future given, or one was already handed to a
+                select/join (then none of them is taken).
         """
         return SelectFuture(self._driver, _flatten(futures))
 
@@ -297,6 +317,30 @@ def durable_async(ctx: OrchestrationContext, coro: Awaitable[T]) -> DurableFutur
     if not inspect.iscoroutine(coro):
         coro = _await(coro)
     return ctx._driver.create_task(coro)
+
+
+def log_unobserved(driver: Driver) -> None:
+    """Log the exceptions no orchestration code will see (DESIGN §8).
+
+    Called after each new turn (never for replayed ones, so nothing is
+    logged twice): an exception a task raised after it was cancelled, and
+    failures of tasks nothing awaited by the time the execution ended.
+    Logged at ERROR on ``perdure.orchestration``, with the traceback.
+    """
+    for scope, error, after_cancel in driver.take_unobserved():
+        how = (
+            "after the task was cancelled (its result is Cancelled)"
+            if after_cancel
+            else "and nothing awaited the task"
+        )
+        _log.error(
+            "[%s] task scope %s raised %s %s",
+            driver.instance_id,
+            scope,
+            type(error).__name__,
+            how,
+            exc_info=error,
+        )
 
 
 async def _await(awaitable: Awaitable[T]) -> T:

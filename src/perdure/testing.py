@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ._codec import to_json
+from ._context import log_unobserved
 from ._core import _history as h
 from ._core._driver import Driver, Outcome
 from ._errors import ErrorInfo, NondeterminismError
@@ -151,7 +152,10 @@ class Simulator:
     one turn, unless made inside ``with sim.turn():``, which delivers them
     together in one turn. Nothing runs by itself: activities complete when
     the test says so (`complete`, `fail`, `run_activity`, `run`), timers fire
-    when the clock passes them (`advance`) or on `fire`.
+    when the clock passes them (`advance`) or on `fire`. Exceptions no
+    orchestration code will see (a task's error raised after it was
+    cancelled, an unawaited task's failure) are logged on the
+    ``perdure.orchestration`` logger, as the runtime does.
 
     Args:
         orchestration: The orchestration function (decorated or not).
@@ -414,6 +418,7 @@ class Simulator:
         for cls, source_event_id, fields in messages:
             driver.deliver(cls, source_event_id, **fields)
         result = driver.end_turn()
+        log_unobserved(driver)  # as the runtime does
         self._last_turn = list(result.events)
         self._history.extend(result.events)
         if result.outcome is not None and self._outcome is None:

@@ -18,6 +18,7 @@ Invariants:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import random as _random
 import uuid
@@ -37,23 +38,23 @@ from .._errors import (
 )
 from . import _history as h
 from ._futures import CANCELLED, DONE, FAILED, PENDING, DurableFuture, WorkFuture
-from ._scope import Task, cancel_task, cancel_tree
-from ._traps import foreign_await_error
+from ._runaway import (
+    MAX_BAD_AWAITS,
+    MAX_UNWIND,
+    TOO_DEEP,
+    RunawayTask,
+    close_refusal,
+    deep_recursion,
+    force_close,
+    refusal,
+    refused_future,
+)
+from ._scope import Task, Unobserved, cancel_task, cancel_tree, unawaited_failures
+from ._traps import foreign_await_error, self_await_error
 
 __all__ = ["ContinueAsNewSignal", "Driver", "Outcome", "TurnResult"]
 
 _GUID_NAMESPACE = uuid.UUID("6f1c3a52-6c8e-4c1e-9d0b-7e5f0e2a9b11")
-# A cancelled coroutine that keeps catching Cancelled and awaiting again is
-# closed after this many re-throws, so it cannot stall the driver.
-_MAX_UNWIND = 100
-# A cancelled task whose code keeps calling the context after this many
-# refusals is stopped outright.
-_MAX_CANCELLED_CALLS = 1000
-
-
-class _RunawayTask(BaseException):
-    """Stops a cancelled task that keeps swallowing `Cancelled` in a loop."""
-
 
 _CANCEL_EVENT: dict[str, type[h.Event]] = {
     "activity": h.ActivityCancelRequested,
@@ -165,20 +166,31 @@ class Driver:
         self._terminal_seen = False
         self._new: list[h.Event] = []
         self._options: dict[int, Any] = {}
+        # Futures failed or cancelled so far (each one's stamp, for join).
+        self.failure_count = 0
+        # The task being force-closed (see _runaway.force_close), if any.
+        self.closing: Task | None = None
+        # Exceptions no code will see, from new turns only (never replayed,
+        # so a rebuilt driver does not report them twice).
+        self._unobserved: list[Unobserved] = []
 
     # ------------------------------------------------------------------ turns
     def replay(self, events: list[h.Event]) -> None:
         """Re-apply stored events (cache miss). Raises `NondeterminismError`."""
         self.is_replaying = True
         try:
-            for event in events:
-                if event.event_id != self.history_len + 1:
-                    raise NondeterminismError(
-                        f"corrupted history: event id {event.event_id} at "
-                        f"position {self.history_len + 1}"
-                    )
-                self.history_len = event.event_id
-                self._apply(event)
+            with deep_recursion:
+                for event in events:
+                    if event.event_id != self.history_len + 1:
+                        raise NondeterminismError(
+                            f"corrupted history: event id {event.event_id} at "
+                            f"position {self.history_len + 1}"
+                        )
+                    self.history_len = event.event_id
+                    try:
+                        self._apply(event)
+                    except RecursionError:
+                        self._too_deep()
         finally:
             self.is_replaying = False
         if self._emitted:
@@ -243,7 +255,11 @@ class Driver:
         )
         self.history_len += 1
         self._new.append(event)
-        self._apply(event)
+        with deep_recursion:
+            try:
+                self._apply(event)
+            except RecursionError:
+                self._too_deep()
         return True
 
     def end_turn(self) -> TurnResult:
@@ -277,10 +293,23 @@ class Driver:
         carried: list[tuple[str, Any]] = []
         if self.outcome is not None and not self._terminal_seen:
             self._terminal_seen = True
+            if self.root is not None:
+                self._unobserved.extend(unawaited_failures(self.root))
             self._push(self._terminal_event(self.outcome))
             if self.outcome.status == "ContinuedAsNew":
                 carried = self.unconsumed_events()
         return TurnResult(self._new, self.outcome, self._options, carried)
+
+    def take_unobserved(self) -> list[Unobserved]:
+        """Exceptions no orchestration code will see, collected in new turns.
+
+        A task's exception raised after it was cancelled (its future ends
+        cancelled instead), and failures of tasks nothing retrieved by the
+        time the execution ended. The runtime logs them (DESIGN §8); this
+        clears the list.
+        """
+        taken, self._unobserved = self._unobserved, []
+        return taken
 
     def child_id(self, event_id: int) -> str:
         """Default instance id of a sub-orchestration scheduled as *event_id*.
@@ -326,6 +355,14 @@ class Driver:
         return h.OrchestrationContinuedAsNew(input=outcome.output, **common)
 
     # --------------------------------------------------------------- applying
+    def _too_deep(self) -> None:
+        # Even the raised limit (_runaway.deep_recursion) was not enough:
+        # fail the instance with a clear error rather than letting the turn
+        # fail until its message is poison. (_end sets the outcome first,
+        # so a cascade cut short keeps it.)
+        with contextlib.suppress(RecursionError):
+            self._end(Outcome("Failed", error=TOO_DEEP))
+
     def _apply(self, event: h.Event) -> None:
         self.now = event.timestamp
         cls = type(event)
@@ -471,33 +508,37 @@ class Driver:
         self._terminal_seen = True
 
     # ------------------------------------------------------------- scheduling
-    def _require_task(self) -> Task:
-        task = self.current
-        if task is None:
-            raise self.outside_task_error()
-        if task.cancel_reason is not None:
-            task.cancelled_calls += 1
-            if task.cancelled_calls > _MAX_CANCELLED_CALLS:
-                # A loop that swallows Cancelled around a scheduling call
-                # would spin forever without yielding: stop the task.
-                raise _RunawayTask(task.cancel_reason)
-            raise Cancelled(task.cancel_reason)
-        return task
+    def _require_task(self) -> Task | None:
+        """The running task, for a durable call; raise if it may not make one.
 
-    def outside_task_error(self) -> BaseException:
-        """The error for a durable call made while no task is being stepped.
-
-        That happens legitimately in one case: a discarded driver's suspended
-        coroutine is closed (garbage collection) and its ``finally`` block
-        awaits or schedules. `GeneratorExit` then lets ``close()`` finish
-        quietly; anything else is a misuse of the context.
+        Returns:
+            None when the call must quietly do nothing (see
+            `_runaway.refusal`); the caller then returns a future that is
+            already cancelled.
         """
-        if self.root is not None and _any_running(self.root):
-            return GeneratorExit()
-        return RuntimeError(
-            "durable operations can only be started by orchestration code "
-            "while the orchestration is running"
-        )
+        task = self.current
+        if task is not None and task.cancel_reason is None:
+            return task
+        error = refusal(self)
+        if error is None:
+            return None
+        raise error
+
+    def outside_task_error(self) -> BaseException | None:
+        """The error for an await made while no task is being stepped.
+
+        See `_runaway.close_refusal`; None means: suspend.
+        """
+        return close_refusal(self)
+
+    def require_live_task(self) -> None:
+        """Raise unless the running task may act (for ``continue_as_new``).
+
+        Raises:
+            Cancelled: The running task was cancelled (DESIGN §8).
+        """
+        if self._require_task() is None:
+            raise GeneratorExit  # a coroutine being closed: end it
 
     def current_cancelled(self) -> bool:
         """Return True if the running task has been cancelled."""
@@ -513,9 +554,11 @@ class Driver:
         *,
         decode: Callable[[Any], Any] | None = None,
         options: Any = None,
-    ) -> WorkFuture[Any]:
+    ) -> DurableFuture[Any]:
         """Create work owned by the running task and emit its action."""
         task = self._require_task()
+        if task is None:
+            return refused_future(self)
         self._token += 1
         work: WorkFuture[Any] = WorkFuture(self, kind, self._token, task, label, decode)
         task.children.append(work)
@@ -532,16 +575,19 @@ class Driver:
 
     def emit(self, cls: type[h.Event], fields: dict[str, Any]) -> None:
         """Emit an action that creates no work (custom status, detached start)."""
-        self._require_task()
-        self._emitted.append(_Action(cls, fields, None))
+        if self._require_task() is not None:
+            self._emitted.append(_Action(cls, fields, None))
 
-    def create_task(self, coro: Coroutine[Any, Any, Any]) -> Task:
+    def create_task(self, coro: Coroutine[Any, Any, Any]) -> DurableFuture[Any]:
         """Start a child task of the running task; it runs to its first block."""
         try:
             parent = self._require_task()
         except BaseException:
             coro.close()
             raise
+        if parent is None:
+            coro.close()
+            return refused_future(self)
         task = Task(self, coro, parent)
         self._step(task, None)
         return task
@@ -602,8 +648,8 @@ class Driver:
     def _step(self, task: Task, exc: BaseException | None) -> bool:
         """Advance *task* once; return True if it is still suspended."""
         coro = task.coro
-        if getattr(coro, "cr_frame", None) is None:
-            return False  # already finished (closed or returned)
+        if task.abandoned or getattr(coro, "cr_frame", None) is None:
+            return False  # already finished (closed or returned), or dropped
         previous = self.current
         self.current = task
         self._stack.append(task)
@@ -613,10 +659,11 @@ class Driver:
             self._finished(task, DONE, stop.value)
             return False
         except ContinueAsNewSignal as signal:
-            self._continue_as_new(signal)
+            if task.cancel_reason is None:  # a cancelled task cannot (§8)
+                self._continue_as_new(signal)
             self._finished(task, CANCELLED, Cancelled("continued as new"))
             return False
-        except (Cancelled, _RunawayTask) as cancelled:
+        except (Cancelled, RunawayTask) as cancelled:
             self._finished(task, CANCELLED, cancelled)
             return False
         except Exception as error:
@@ -627,16 +674,32 @@ class Driver:
             self.current = previous
         if task.cancel_reason is not None:
             if task._state != PENDING and task not in self._stack:
-                # Cancelled while it was running (deferred unwinding).
-                self._ready.append((task, Cancelled(task.cancel_reason)))
+                # Cancelled while it was running (deferred unwinding), with
+                # the same bound as a parked task's unwinding.
+                if task.unwinds < MAX_UNWIND:
+                    task.unwinds += 1
+                    self._ready.append((task, Cancelled(task.cancel_reason)))
+                else:
+                    self._force_close(task)
+                    return False
             return True
         if isinstance(yielded, DurableFuture) and yielded._driver is self:
-            if yielded._state != PENDING:
-                self._ready.append((task, None))
-            else:
-                self._park(task, yielded)
+            if yielded is not task:
+                if task.bad_awaits:
+                    task.bad_awaits = 0
+                if yielded._state != PENDING:
+                    self._ready.append((task, None))
+                else:
+                    self._park(task, yielded)
+                return True
+            bad_await: BaseException = self_await_error()
         else:
-            self._ready.append((task, foreign_await_error(yielded)))
+            bad_await = foreign_await_error(yielded)
+        task.bad_awaits += 1
+        if task.bad_awaits <= MAX_BAD_AWAITS:
+            self._ready.append((task, bad_await))
+        # else: it keeps swallowing the error; rather than spin, it stays
+        # suspended (until cancelled, like any parked task).
         return True
 
     def unwind_cancelled(self, task: Task) -> None:
@@ -647,21 +710,27 @@ class Driver:
         if task in self._stack:
             return  # running right now: it unwinds at its next await
         reason = task.cancel_reason or "cancelled"
-        for _ in range(_MAX_UNWIND):
+        while task.unwinds < MAX_UNWIND:
+            task.unwinds += 1
             if not self._step(task, Cancelled(reason)):
                 return
-        # Forced close, treated like a discarded driver's coroutine being
-        # garbage-collected: no current task, so durable calls in its
-        # finally blocks raise GeneratorExit (a quiet close) and
-        # OrchestrationContext.is_replaying is true.
-        previous, self.current = self.current, None
-        try:
-            task.coro.close()
-        finally:
-            self.current = previous
+        self._force_close(task)
+
+    def _force_close(self, task: Task) -> None:
+        error = force_close(self, task)
+        if error is not None:
+            self._note_unobserved(task, error)
+
+    def _note_unobserved(self, task: Task, error: BaseException) -> None:
+        if not self.is_replaying:
+            self._unobserved.append(Unobserved(task.path, error, after_cancel=True))
 
     def _finished(self, task: Task, state: int, value: Any) -> None:
         if task.cancel_reason is not None:
+            if state == FAILED:
+                # Raised from its except/finally after losing: nobody can
+                # see it (its future ends cancelled), so it is reported.
+                self._note_unobserved(task, value)
             state, value = CANCELLED, Cancelled(task.cancel_reason)
         task._settle(state, value)
         if task is self.root:
@@ -696,17 +765,14 @@ class Driver:
         self.outcome = outcome
         root = self.root
         if root is not None:
-            reason = f"orchestration {outcome.status.lower()}"
+            status = outcome.status
+            reason = "orchestration " + (
+                "continued as new" if status == "ContinuedAsNew" else status.lower()
+            )
             if root._state == PENDING:
                 cancel_task(self, root, reason)
             else:
                 cancel_tree(self, root, reason)
-
-
-def _any_running(task: Task) -> bool:
-    if getattr(task.coro, "cr_running", False):
-        return True
-    return any(_any_running(c) for c in task.children if isinstance(c, Task))
 
 
 def _describe_event(event: h.Event) -> str:

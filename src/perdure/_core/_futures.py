@@ -33,7 +33,14 @@ class DurableFuture(Generic[T]):
     is created; awaiting is not needed for it to run.
     """
 
-    __slots__ = ("_callbacks", "_claimed", "_driver", "_state", "_value")
+    __slots__ = (
+        "_callbacks",
+        "_claimed",
+        "_driver",
+        "_failed_at",
+        "_state",
+        "_value",
+    )
 
     def __init__(self, driver: Driver) -> None:
         self._driver = driver
@@ -41,6 +48,9 @@ class DurableFuture(Generic[T]):
         self._value: Any = None
         self._callbacks: list[Callback] | None = None
         self._claimed = False
+        # When it failed or was cancelled: the driver's count of those, which
+        # follows history order (join's "first failure", DESIGN §4.4).
+        self._failed_at = 0
 
     def done(self) -> bool:
         """Return True once the future has a result, an error, or was cancelled."""
@@ -61,12 +71,14 @@ class DurableFuture(Generic[T]):
             return self._value  # type: ignore[no-any-return]
         if self._state == PENDING:
             raise RuntimeError("durable future is not done yet; await it first")
+        self._mark_observed()
         raise self._value
 
     def exception(self) -> BaseException | None:
         """Return the failure of a done future (None if it succeeded)."""
         if self._state == PENDING:
             raise RuntimeError("durable future is not done yet; await it first")
+        self._mark_observed()
         return self._value if self._state != DONE else None
 
     def cancel(self, reason: str = "cancelled") -> bool:
@@ -83,12 +95,24 @@ class DurableFuture(Generic[T]):
     def __await__(self) -> Generator[Any, None, T]:
         driver = self._driver
         if driver.current is None:
-            raise driver.outside_task_error()
-        if self._state == PENDING or driver.current_cancelled():
+            error = driver.outside_task_error()
+            if error is not None:
+                raise error
+            # A coroutine being closed that keeps swallowing GeneratorExit:
+            # suspending makes close() give up on it instead of looping here.
+            yield self
+        elif self._state == PENDING or driver.current_cancelled():
             yield self
         return self.result()
 
     # --- driver side -------------------------------------------------------
+    def _mark_observed(self) -> None:
+        """Code (or a combinator) took this future's outcome.
+
+        Only tasks track it: a task failure nothing took is reported when
+        the execution ends (DESIGN §8).
+        """
+
     def _cancel(self, reason: str) -> None:
         """Cancel this future's work; overridden by each kind."""
         self._settle(CANCELLED, Cancelled(reason))
@@ -98,6 +122,10 @@ class DurableFuture(Generic[T]):
             return
         self._state = state
         self._value = value
+        if state != DONE:
+            driver = self._driver
+            driver.failure_count += 1
+            self._failed_at = driver.failure_count
         callbacks, self._callbacks = self._callbacks, None
         if callbacks:
             for callback in callbacks:
@@ -114,14 +142,6 @@ class DurableFuture(Generic[T]):
     def _remove_callback(self, callback: Callback) -> None:
         if self._callbacks and callback in self._callbacks:
             self._callbacks.remove(callback)
-
-    def _claim(self) -> None:
-        if self._claimed:
-            raise ValueError(
-                "this durable future was already passed to select/join; "
-                "a future may be handed to one combinator at most"
-            )
-        self._claimed = True
 
 
 class WorkFuture(DurableFuture[T]):
@@ -156,7 +176,18 @@ class WorkFuture(DurableFuture[T]):
 
 
 class SelectFuture(DurableFuture[tuple[int, Any]]):
-    """Resolves with ``(index, value)`` of the first child to complete."""
+    """Resolves with ``(index, value)`` of the first child to settle.
+
+    The first argument to settle wins (DESIGN §4.4), which also decides
+    ties on one history event: work settles when its event is applied, a
+    task when its coroutine returns, which is after the work it awaited.
+    So in ``select(t, x)`` where task ``t`` awaits ``x``, ``x`` wins; and of
+    two tasks finishing on one event, the one that resumes first (parked
+    first) wins, whatever the indexes. Arguments already done when the
+    select is created: the lowest index wins. (Kept as defined: stored
+    histories depend on it, and deciding otherwise would make a select wait
+    for unrelated code to run.)
+    """
 
     __slots__ = ("_futures", "_owner")
 
@@ -165,12 +196,13 @@ class SelectFuture(DurableFuture[tuple[int, Any]]):
         if not futures:
             raise ValueError("select() needs at least one future")
         self._owner = driver.current
-        for future in futures:
-            future._claim()
+        _claim_all(futures)
         self._futures = futures
         for index, future in enumerate(futures):
             if future.done():
-                self._win(index)
+                # Built by a cancelled task: no reaction (see _quiet_cancel).
+                if not _quiet_cancel(self):
+                    self._win(index)
                 return
         for index, future in enumerate(futures):
             future._on_done(self._make_callback(index))
@@ -184,6 +216,7 @@ class SelectFuture(DurableFuture[tuple[int, Any]]):
 
     def _win(self, index: int) -> None:
         winner = self._futures[index]
+        winner._mark_observed()
         # Settle first (so a loser's cancellation cannot re-enter this
         # select), then cancel the losers at this same point of the history.
         if winner._state == DONE:
@@ -214,8 +247,7 @@ class JoinFuture(DurableFuture[list[Any]]):
     ) -> None:
         super().__init__(driver)
         self._owner = driver.current
-        for future in futures:
-            future._claim()
+        _claim_all(futures)
         self._futures = futures
         self._return_exceptions = return_exceptions
         self._results: list[Any] = [None] * len(futures)
@@ -223,6 +255,14 @@ class JoinFuture(DurableFuture[list[Any]]):
         if not futures:
             self._settle(DONE, [])
             return
+        if not return_exceptions:
+            failed = [f for f in futures if f._state in (FAILED, CANCELLED)]
+            if failed:
+                # Several failed before the join existed: the first in
+                # history order is raised, not the lowest index.
+                if not _quiet_cancel(self):
+                    self._fail(min(failed, key=_failed_at))
+                return
         for index, future in enumerate(futures):
             if self._state != PENDING:
                 break
@@ -233,11 +273,9 @@ class JoinFuture(DurableFuture[list[Any]]):
             if self._state != PENDING or _quiet_cancel(self):
                 return
             if child._state != DONE and not self._return_exceptions:
-                self._settle(FAILED, child._value)
-                for other in self._futures:
-                    if other._state == PENDING:
-                        self._driver.cancel_future(other, "join failed")
+                self._fail(child)
                 return
+            child._mark_observed()
             self._results[index] = child._value
             self._remaining -= 1
             if self._remaining == 0:
@@ -245,11 +283,41 @@ class JoinFuture(DurableFuture[list[Any]]):
 
         return child_done
 
+    def _fail(self, child: DurableFuture[Any]) -> None:
+        """Fail fast with *child*'s failure; cancel the unfinished rest."""
+        child._mark_observed()
+        self._settle(FAILED, child._value)
+        for other in self._futures:
+            if other._state == PENDING:
+                self._driver.cancel_future(other, "join failed")
+
     def _cancel(self, reason: str) -> None:
         self._settle(CANCELLED, Cancelled(reason))
         for future in self._futures:
             if future._state == PENDING:
                 self._driver.cancel_future(future, reason)
+
+
+def _failed_at(future: DurableFuture[Any]) -> int:
+    return future._failed_at
+
+
+def _claim_all(futures: list[DurableFuture[Any]]) -> None:
+    """Hand *futures* to a combinator: all of them, or (ValueError) none."""
+    for index, future in enumerate(futures):
+        if future._claimed:
+            earlier = futures[:index]
+            for taken in earlier:
+                taken._claimed = False
+            if any(future is other for other in earlier):
+                raise ValueError(
+                    "the same durable future was passed twice to one select/join"
+                )
+            raise ValueError(
+                "this durable future was already passed to select/join; "
+                "a future may be handed to one combinator at most"
+            )
+        future._claimed = True
 
 
 def _quiet_cancel(combinator: SelectFuture | JoinFuture) -> bool:
@@ -260,7 +328,10 @@ def _quiet_cancel(combinator: SelectFuture | JoinFuture) -> bool:
     belong to another scope (DESIGN §4.2-4.3).
     """
     owner: Task | None = combinator._owner
-    if owner is None or owner.cancel_reason is None:
+    if owner is not None and owner.cancel_reason is None:
         return False
-    combinator._settle(CANCELLED, Cancelled(owner.cancel_reason))
+    # No owner: built while no task was running, i.e. by a coroutine being
+    # closed; it must not act either.
+    reason = owner.cancel_reason if owner is not None else None
+    combinator._settle(CANCELLED, Cancelled(reason or "closed"))
     return True

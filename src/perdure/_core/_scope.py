@@ -19,29 +19,34 @@ Cancelling a task (DESIGN §4.3) is one synchronous operation:
 
 from __future__ import annotations
 
-from collections.abc import Coroutine
-from typing import TYPE_CHECKING, Any
+from collections.abc import Coroutine, Iterator
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .._errors import Cancelled
-from ._futures import CANCELLED, PENDING, Callback, DurableFuture, WorkFuture
+from ._futures import CANCELLED, FAILED, PENDING, Callback, DurableFuture, WorkFuture
 
 if TYPE_CHECKING:
     from ._driver import Driver
 
-__all__ = ["Task", "cancel_task", "cancel_tree"]
+__all__ = ["Task", "Unobserved", "cancel_task", "cancel_tree", "unawaited_failures"]
 
 
 class Task(DurableFuture[Any]):
     """A coroutine run by the driver, and the scope that owns its work."""
 
     __slots__ = (
+        "abandoned",
+        "bad_awaits",
         "cancel_reason",
         "cancelled_calls",
         "children",
+        "close_refusals",
         "coro",
         "n_tasks",
+        "observed",
         "parent",
         "path",
+        "unwinds",
         "wait_callback",
         "waiting",
     )
@@ -66,11 +71,25 @@ class Task(DurableFuture[Any]):
             parent.children.append(self)
         # Set once the task is cancelled; the coroutine may still be unwinding.
         self.cancel_reason: str | None = None
-        # Durable calls refused since cancellation (a runaway-loop guard).
+        # Runaway guards (see _runaway.py): durable calls refused since
+        # cancellation, Cancelled re-thrown into the coroutine, durable calls
+        # refused while it was being closed, bad awaits in a row; and
+        # whether the driver gave up on a coroutine that ignored
+        # GeneratorExit (never resumed again).
         self.cancelled_calls = 0
+        self.unwinds = 0
+        self.close_refusals = 0
+        self.bad_awaits = 0
+        self.abandoned = False
+        # Whether code took its outcome (result/exception, await, select,
+        # join); a failure nothing took is reported at the end (DESIGN §8).
+        self.observed = False
         # The future this task is parked on, and the callback that wakes it.
         self.waiting: DurableFuture[Any] | None = None
         self.wait_callback: Callback | None = None
+
+    def _mark_observed(self) -> None:
+        self.observed = True
 
     def _cancel(self, reason: str) -> None:
         cancel_task(self._driver, self, reason)
@@ -89,6 +108,36 @@ def cancel_task(driver: Driver, task: Task, reason: str) -> None:
     # A cancelled task's future ends cancelled whatever its coroutine did.
     if task._state == PENDING:
         task._settle(CANCELLED, Cancelled(reason))
+
+
+class Unobserved(NamedTuple):
+    """An exception no orchestration code will ever see (DESIGN §8).
+
+    Attributes:
+        scope: Path of the task that raised it.
+        error: The exception (with its traceback).
+        after_cancel: True if the task raised it after being cancelled (its
+            future ends cancelled instead); False if the task failed and
+            nothing retrieved the failure before the execution ended.
+    """
+
+    scope: str
+    error: BaseException
+    after_cancel: bool
+
+
+def unawaited_failures(root: Task) -> Iterator[Unobserved]:
+    """Failed tasks under *root* whose failure nothing retrieved.
+
+    Depth-first in creation order; iterative, so deep trees are fine. The
+    root is left out: its failure is the execution's outcome.
+    """
+    stack = [c for c in reversed(root.children) if isinstance(c, Task)]
+    while stack:
+        task = stack.pop()
+        if task._state == FAILED and not task.observed:
+            yield Unobserved(task.path, task._value, after_cancel=False)
+        stack.extend(c for c in reversed(task.children) if isinstance(c, Task))
 
 
 def cancel_tree(driver: Driver, task: Task, reason: str) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["foreign_await_error"]
+__all__ = ["foreign_await_error", "self_await_error"]
 
 
 def foreign_await_error(obj: Any) -> TypeError:
@@ -26,3 +26,11 @@ def foreign_await_error(obj: Any) -> TypeError:
         "ctx.schedule_timer(...) instead of asyncio.sleep(...) and do I/O in "
         "activities."
     )
+
+
+def self_await_error() -> RuntimeError:
+    """Build the error thrown into a task that awaited its own future.
+
+    It could never resume (asyncio: "Task cannot await on itself").
+    """
+    return RuntimeError("a durable task cannot await its own future")
