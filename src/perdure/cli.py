@@ -64,7 +64,7 @@ def storage_url(value: str | None) -> str:
 
 
 def _seconds(text: str) -> float:
-    """argparse type: a finite, non-negative number of seconds."""
+    """Parse a finite, non-negative number of seconds (an argparse type)."""
     try:
         value = float(text)
     except ValueError:
@@ -75,7 +75,7 @@ def _seconds(text: str) -> float:
 
 
 def _execution(text: str) -> int:
-    """argparse type: an execution id (1 to 2**62)."""
+    """Parse an execution id, 1 to 2**62 (an argparse type)."""
     try:
         value = int(text)
     except ValueError:
