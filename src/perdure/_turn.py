@@ -14,7 +14,7 @@ from typing import Any
 
 from . import _messages as m
 from ._codec import dumps, from_json, loads
-from ._context import OrchestrationContext
+from ._context import OrchestrationContext, log_unobserved
 from ._core import _history as h
 from ._core._driver import Driver, TurnResult
 from ._errors import ErrorInfo, HandlerNotFound, NondeterminismError
@@ -171,6 +171,8 @@ def run_turn(
         if not _deliver(driver, kind, body, extra) and kind == m.CANCEL:
             carry_cancel = body
     result = driver.end_turn()
+    # Exceptions no orchestration code will see are logged (DESIGN §8).
+    log_unobserved(driver)
     output = _to_commit(record, lock_token, consumed, driver, result, history_start)
     outcome = result.outcome
     if carry_cancel is not None and outcome and outcome.status == "ContinuedAsNew":
