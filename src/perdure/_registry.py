@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
 import typing
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, TypeVar, overload
+from typing import Any, TypeVar, cast, overload
 
+from ._core._traps import IN_ORCHESTRATION
 from ._errors import HandlerNotFound
 
 __all__ = [
@@ -120,26 +122,56 @@ def activity(fn: Any = None, /, *, name: str | None = None) -> Any:
         fn: The function (when used without parentheses).
         name: Registered name; the function's name by default.
 
-    Sync activities run in a thread pool. The function stays callable.
+    Sync activities run in a thread pool. The function stays callable
+    (tests, other activities), except from orchestration code: there a
+    direct call would run it inline on every replay, so it raises
+    `TypeError` saying to schedule it instead.
     """
 
     def mark(func: F) -> F:
         sig = _signature(func)
-        setattr(
+        definition = ActivityDef(
+            name or func.__name__,
             func,
-            _ACT_ATTR,
-            ActivityDef(
-                name or func.__name__,
-                func,
-                inspect.iscoroutinefunction(func),
-                sig.has_input,
-                sig.input_hint,
-                sig.return_hint,
-            ),
+            inspect.iscoroutinefunction(func),
+            sig.has_input,
+            sig.input_hint,
+            sig.return_hint,
         )
-        return func
+        guarded = _guard(func, definition.name, definition.is_async)
+        setattr(guarded, _ACT_ATTR, definition)
+        return cast(F, guarded)
 
     return mark(fn) if fn is not None else mark
+
+
+def _guard(func: Callable[..., Any], name: str, is_async: bool) -> Callable[..., Any]:
+    """Wrap an activity so a direct call from orchestration code is refused."""
+
+    def refuse() -> TypeError:
+        return TypeError(
+            f"activity {name!r} was called directly from orchestration code, "
+            "where it would run again on every replay; schedule it instead: "
+            f"await ctx.schedule_activity({func.__name__}, ...)"
+        )
+
+    if is_async:
+
+        @functools.wraps(func)
+        async def guarded_async(*args: Any, **kwargs: Any) -> Any:
+            if IN_ORCHESTRATION.get():
+                raise refuse()
+            return await func(*args, **kwargs)
+
+        return guarded_async
+
+    @functools.wraps(func)
+    def guarded(*args: Any, **kwargs: Any) -> Any:
+        if IN_ORCHESTRATION.get():
+            raise refuse()
+        return func(*args, **kwargs)
+
+    return guarded
 
 
 def name_of(target: str | Callable[..., Any]) -> str:
@@ -228,8 +260,10 @@ class Registry:
         """
         found = self.activities.get(name)
         if found is None:
+            known = ", ".join(sorted(self.activities)) or "none"
             raise HandlerNotFound(
-                f"activity {name!r} is not registered with this runtime"
+                f"activity {name!r} is not registered with this runtime "
+                f"(registered: {known})"
             )
         return found
 

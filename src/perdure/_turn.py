@@ -300,10 +300,14 @@ def _to_commit(
         elif cls is h.SubOrchestrationCancelRequested:
             target = _sub_target(driver, event.source_event_id)
             if target:
+                # The child says who cancelled it and why ("lost select",
+                # "join failed", the client's reason): the parent itself may
+                # well go on running.
+                reason = f"cancelled by parent {iid}: {getattr(event, 'reason', '')}"
                 commit.outbound.append(
                     Outbound(
                         instance_id=target,
-                        message=m.message(m.CANCEL, {"reason": "parent cancelled"}),
+                        message=m.message(m.CANCEL, {"reason": reason}),
                     )
                 )
         elif cls is h.OrchestrationChained:

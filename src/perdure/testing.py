@@ -24,6 +24,7 @@ Example::
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -34,7 +35,7 @@ from ._codec import to_json
 from ._context import log_unobserved
 from ._core import _history as h
 from ._core._driver import Driver, Outcome
-from ._errors import ErrorInfo, NondeterminismError
+from ._errors import ErrorInfo, NondeterminismError, StorageError
 from ._registry import Registry, name_of
 from ._turn import build_driver
 
@@ -110,7 +111,7 @@ class PendingWork:
 
 def replay(
     orchestration: Callable[..., Any],
-    history: Iterable[h.Event | str],
+    history: Iterable[h.Event | str | dict[str, Any]] | str,
     *,
     activities: Iterable[Callable[..., Any]] = (),
     instance_id: str = "replay",
@@ -122,8 +123,9 @@ def replay(
         orchestration: The orchestration function (decorated or not). Its
             name and version need not match the history's: replaying an old
             history against new code is the point.
-        history: One execution's events, e.g. from ``Client.get_history``,
-            as events or their JSON text.
+        history: One execution's events: as events (``Client.get_history``),
+            each as JSON text or a decoded dict, or the whole JSON array
+            ``perdure history INSTANCE --json`` prints (text).
         activities: Activity functions whose return type hints decode
             results (as registered with the runtime).
         instance_id: The instance's id; it seeds ``new_guid()`` and
@@ -138,11 +140,28 @@ def replay(
             than the history records, ends differently, or the history is
             corrupted (does not begin with OrchestrationStarted, bad ids).
     """
-    events = [h.event_from_json(e) if isinstance(e, str) else e for e in history]
+    events = _events(history)
     registry = Registry([orchestration], activities)
     driver = _new_driver(registry, orchestration, instance_id, execution_id, events)
     driver.replay(events)
     return _result(driver.outcome, events, ())
+
+
+def _events(history: Iterable[h.Event | str | dict[str, Any]] | str) -> list[h.Event]:
+    """Events from any of the forms `replay` accepts."""
+    if isinstance(history, str):
+        try:
+            history = json.loads(history)
+        except json.JSONDecodeError as exc:
+            raise StorageError(f"history is not a JSON array of events: {exc}") from exc
+        if not isinstance(history, list):
+            raise StorageError("history is not a JSON array of events")
+    events: list[h.Event] = []
+    for item in history:
+        if isinstance(item, dict):
+            item = json.dumps(item)
+        events.append(h.event_from_json(item) if isinstance(item, str) else item)
+    return events
 
 
 class Simulator:
@@ -196,11 +215,20 @@ class Simulator:
         self._batch: list[tuple[type[h.Event], int | None, dict[str, Any]]] | None
         self._batch = None
         start = h.OrchestrationStarted(
-            event_id=1, timestamp=self.now, name=odef.name, version=odef.version
+            event_id=1,
+            timestamp=self.now,
+            name=odef.name,
+            version=odef.version,
+            engine=h.ENGINE_VERSION,
         )
         self._driver = build_driver(self._registry, instance_id, 1, start)
         payload = to_json(input, "orchestration input")
-        fields = {"name": odef.name, "version": odef.version, "input": payload}
+        fields = {
+            "name": odef.name,
+            "version": odef.version,
+            "input": payload,
+            "engine": h.ENGINE_VERSION,
+        }
         self._run_turn([(h.OrchestrationStarted, None, fields)])
 
     # ------------------------------------------------------------ inspection

@@ -147,6 +147,10 @@ async def test_cancelling_parent_cancels_children(storage_url: str) -> None:
     )
     assert [s["status"] for s in summary] == ["Cancelled"] * 3
     assert summary[0]["error"]["message"] == "stop everything"
+    # Each child says who cancelled it and why (new-user trial §4).
+    assert summary[1]["error"]["message"] == (
+        "cancelled by parent chain-cached: stop everything"
+    )
     assert types_tail(history) == [
         "OrchestrationCancelRequested",
         "SubOrchestrationCancelRequested",

@@ -50,7 +50,7 @@ from ._runaway import (
     refused_future,
 )
 from ._scope import Task, Unobserved, cancel_task, cancel_tree, unawaited_failures
-from ._traps import foreign_await_error, self_await_error
+from ._traps import IN_ORCHESTRATION, foreign_await_error, self_await_error
 
 __all__ = ["ContinueAsNewSignal", "Driver", "Outcome", "TurnResult"]
 
@@ -653,6 +653,7 @@ class Driver:
         previous = self.current
         self.current = task
         self._stack.append(task)
+        running = IN_ORCHESTRATION.set(True)
         try:
             yielded = coro.send(None) if exc is None else coro.throw(exc)
         except StopIteration as stop:
@@ -670,6 +671,7 @@ class Driver:
             self._finished(task, FAILED, error)
             return False
         finally:
+            IN_ORCHESTRATION.reset(running)
             self._stack.pop()
             self.current = previous
         if task.cancel_reason is not None:
