@@ -302,32 +302,23 @@ class _SkewedTime:
 
 
 async def test_postgres_runtime_with_a_skewed_clock_orders_by_the_database_clock(
-    monkeypatch: pytest.MonkeyPatch,
+    storage_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import uuid
-
     import perdure.providers.postgres as pg
-    from conftest import _drop_schema, postgres_url, with_schema
 
-    base = postgres_url()
-    if base is None:
-        pytest.skip("PERDURE_TEST_POSTGRES_URL is not set")
-    schema = f"perdure_t_{uuid.uuid4().hex[:12]}"
-    url = with_schema(base, schema)
+    if not storage_url.startswith("postgres"):
+        pytest.skip("the database clock is PostgreSQL's (SQLite uses this machine's)")
     # The runtime's machine is 30 s behind the database: a timer stamped
     # with its own clock would be due at once and beat the event.
     monkeypatch.setattr(pg, "time", _SkewedTime)
-    try:
-        state, history = await race(
-            url,
-            "cached",
-            "Approval",
-            SECOND,
-            first_turn="EventWaitStarted",
-            during=raise_at("decision", FIRST, "yes"),
-        )
-    finally:
-        await _drop_schema(base, schema)
+    state, history = await race(
+        storage_url,
+        "cached",
+        "Approval",
+        SECOND,
+        first_turn="EventWaitStarted",
+        during=raise_at("decision", FIRST, "yes"),
+    )
     assert state.output == [1, "yes"]
     created = next(e for e in history if e.type == "TimerCreated")
     start = history[0]
