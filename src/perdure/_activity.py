@@ -1,11 +1,13 @@
-"""`ActivityContext` and the activity worker.
+"""The activity worker.
 
 The worker fetches activity work items, runs them (``async def`` on the
-event loop, ``def`` in a thread pool), retries failures per the item's
+event loop, ``def`` in `ActivityThreads`), retries failures per the item's
 `RetryPolicy` by putting the item back with a delay, and acknowledges
 results in batches. Cancellation reaches a running activity at once when
 the cancelling turn was committed in this process, and within one lease
-renewal otherwise.
+renewal otherwise. `Leases` keeps each item leased until its outcome is
+written; on shutdown the leases of unfinished items are given back, so
+another runtime runs them at once.
 """
 
 from __future__ import annotations
@@ -14,78 +16,22 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 from . import _messages as m
+from ._activity_context import ActivityContext
 from ._codec import from_json, loads, to_json
 from ._errors import ErrorInfo, HandlerNotFound
+from ._leases import Leases, label
 from ._registry import Registry
 from ._retry import RetryPolicy
-from .providers._base import ActivityItem, ActivityResult, Provider
+from ._threads import ActivityThreads, Job
+from .providers._base import ActivityItem, Provider
 
 __all__ = ["ActivityContext", "ActivityWorker", "WorkerOptions"]
 
 _log = logging.getLogger("perdure.worker")
-
-
-class ActivityContext:
-    """What a running activity knows about itself.
-
-    Attributes:
-        instance_id: The orchestration instance that scheduled it.
-        execution_id: That instance's execution.
-        activity_name: The registered activity name.
-        attempt: 1 for the first attempt, 2 for the first retry, ...
-    """
-
-    def __init__(
-        self, instance_id: str, execution_id: int, activity_name: str, attempt: int
-    ) -> None:
-        self.instance_id = instance_id
-        self.execution_id = execution_id
-        self.activity_name = activity_name
-        self.attempt = attempt
-        self._is_cancelled = False
-        self._event: asyncio.Event | None = None
-        self._task: asyncio.Task[Any] | None = None
-        self._grace = 0.0
-
-    @property
-    def logger(self) -> logging.LoggerAdapter[logging.Logger]:
-        """A logger tagged with the instance and activity."""
-        return logging.LoggerAdapter(
-            logging.getLogger("perdure.activity"),
-            {"instance_id": self.instance_id, "activity": self.activity_name},
-        )
-
-    def is_cancelled(self) -> bool:
-        """True once the orchestration has cancelled this activity."""
-        return self._is_cancelled
-
-    @property
-    def cancelled(self) -> Awaitable[bool]:
-        """An awaitable that resolves when the activity is cancelled."""
-        if self._event is None:
-            self._event = asyncio.Event()
-            if self._is_cancelled:
-                self._event.set()
-        return self._event.wait()
-
-    def _cancel(self) -> None:
-        # Cooperative first: the activity can see is_cancelled()/cancelled;
-        # after the grace period its asyncio task is cancelled. Its outcome
-        # is discarded either way.
-        if self._is_cancelled:
-            return
-        self._is_cancelled = True
-        if self._event is not None:
-            self._event.set()
-        task = self._task
-        if task is not None and not task.done():
-            asyncio.get_running_loop().call_later(self._grace, task.cancel)
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,35 +54,30 @@ class ActivityWorker:
         self._provider = provider
         self._registry = registry
         self._options = options
-        self._running: dict[
-            tuple[str, int, int], tuple[ActivityItem, ActivityContext]
-        ] = {}
+        self._leases = Leases(provider, options.lock_timeout)
         self._tasks: set[asyncio.Task[None]] = set()
-        # Results not yet acknowledged; the activity task that finds no
-        # acknowledgement in flight writes them (and any that arrive while it
-        # writes): batches grow with load, and no extra task is woken.
-        self._acks: list[ActivityResult] = []
-        self._acking = False
         self._slot_free = asyncio.Event()
         self._stopping = False
-        self._threads = ThreadPoolExecutor(
-            max_workers=max(4, min(options.concurrency, 32)),
-            thread_name_prefix="perdure-activity",
-        )
+        self._finished = asyncio.Event()
+        size = max(4, min(options.concurrency, 32))
+        self._threads = ActivityThreads(size, spare=2 * size)
 
     def cancel_local(self, instance_id: str, execution_id: int, event_id: int) -> None:
         """Signal a running activity whose cancellation this process committed."""
-        entry = self._running.get((instance_id, execution_id, event_id))
-        if entry is not None:
-            entry[1]._cancel()
+        ctx = self._leases.context((instance_id, execution_id, event_id))
+        if ctx is not None:
+            ctx._cancel()
 
     async def run(self) -> None:
         """Fetch and run work until `stop` is called."""
         loops = [
-            asyncio.create_task(self._renew_loop()),
+            asyncio.create_task(self._leases.renew_loop()),
         ]
         try:
             await self._fetch_loop()
+            # Leases are renewed until stop() has written or given back
+            # every one of them, however long its grace period.
+            await self._finished.wait()
         finally:
             for loop in loops:
                 loop.cancel()
@@ -145,7 +86,12 @@ class ActivityWorker:
                     await loop
 
     async def stop(self, timeout: float) -> None:
-        """Stop fetching, let running activities finish for *timeout*, flush acks."""
+        """Stop fetching and let running activities finish for *timeout*.
+
+        Then acknowledge what finished and give back the leases of the rest
+        (another runtime runs them at once). Sync activities still running
+        in their threads are left behind: a thread cannot be stopped.
+        """
         self._stopping = True
         self._slot_free.set()
         if self._tasks:
@@ -154,8 +100,16 @@ class ActivityWorker:
                 task.cancel()
             if pending:
                 await asyncio.wait(pending, timeout=1.0)
-        await self._flush_acks()
-        self._threads.shutdown(wait=False, cancel_futures=True)
+        await self._leases.close()
+        self._finished.set()
+        self._threads.shutdown()
+        hung = self._threads.running()
+        if hung:
+            _log.warning(
+                "shutdown: sync activities still running in their threads, "
+                "abandoned (a thread cannot be stopped; outcomes ignored): %s",
+                ", ".join(hung),
+            )
 
     async def _fetch_loop(self) -> None:
         options = self._options
@@ -176,6 +130,9 @@ class ActivityWorker:
             if not items:
                 await self._provider.wait("activities", options.poll_interval)
                 continue
+            if self._stopped():  # stop() began during the fetch
+                await self._leases.give_back(items)
+                return
             for item in items:
                 # Registered before its task first runs, so a cancellation
                 # this process commits in between still reaches it.
@@ -183,8 +140,7 @@ class ActivityWorker:
                     item.instance_id, item.execution_id, item.name, item.attempt
                 )
                 ctx._grace = self._options.grace_period
-                key = (item.instance_id, item.execution_id, item.event_id)
-                self._running[key] = (item, ctx)
+                self._leases.hold(item, ctx)
                 task = asyncio.create_task(self._execute(item, ctx))
                 self._tasks.add(task)
                 task.add_done_callback(self._task_done)
@@ -194,12 +150,15 @@ class ActivityWorker:
                 # of paying for an empty fetch.
                 await self._provider.wait("activities", options.poll_interval)
 
+    def _stopped(self) -> bool:
+        # (A method: mypy would keep `self._stopping` narrowed across awaits.)
+        return self._stopping
+
     def _task_done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
         self._slot_free.set()
 
     async def _execute(self, item: ActivityItem, ctx: ActivityContext) -> None:
-        key = (item.instance_id, item.execution_id, item.event_id)
         body = loads(item.body)
         options = body.get("options") or {}
         retry = (
@@ -208,7 +167,6 @@ class ActivityWorker:
         if item.attempt > max(
             self._options.max_attempts, retry.max_attempts if retry else 0
         ):
-            self._running.pop(key, None)
             await self._finish(
                 item,
                 error=ErrorInfo(
@@ -220,21 +178,23 @@ class ActivityWorker:
             )
             return
         ctx._task = asyncio.current_task()
-        if ctx.is_cancelled():
-            self._running.pop(key, None)
+        if ctx._discarded():
+            self._leases.release(item)
             return  # cancelled before it started: never run it
         try:
             value = await self._invoke(item, body, ctx, options.get("timeout"))
         except BaseException as exc:
-            if ctx.is_cancelled():
+            if ctx._discarded():
+                self._leases.release(item)
                 return  # cancelled by the orchestration: outcome discarded
-            if isinstance(exc, asyncio.CancelledError):
+            task = asyncio.current_task()
+            if isinstance(exc, asyncio.CancelledError) and (
+                task is None or task.cancelling() > 0
+            ):
                 if self._stopping:
-                    return  # shutting down: the lease expires, another run retries
+                    return  # stop() gives the lease back
                 raise
-            info = ErrorInfo.from_exception(
-                exc, "configuration" if isinstance(exc, HandlerNotFound) else None
-            )
+            info = _error_info(item, exc)
             if retry is not None and self._may_retry(retry, item, body):
                 delay = retry.delay(item.attempt)
                 _log.info(
@@ -244,14 +204,19 @@ class ActivityWorker:
                     info,
                     delay,
                 )
-                await self._provider.abandon_activity(item.id, item.lock_token, delay)
+                try:
+                    await self._provider.abandon_activity(
+                        item.id, item.lock_token, delay
+                    )
+                finally:
+                    self._leases.release(item)  # on failure the lease expires instead
                 return
             await self._finish(item, error=info)
             return
-        finally:
-            self._running.pop(key, None)
-        if not ctx.is_cancelled():
-            await self._finish(item, result=value)
+        if ctx._discarded():
+            self._leases.release(item)
+            return
+        await self._finish(item, result=value)
 
     def _may_retry(
         self, retry: RetryPolicy, item: ActivityItem, body: dict[str, Any]
@@ -273,22 +238,49 @@ class ActivityWorker:
         adef = self._registry.activity(item.name)
         value = from_json(body.get("input"), adef.input_hint)
         args = (ctx, value) if adef.has_input else (ctx,)
-        work: Awaitable[Any]
-        if adef.is_async:
-            work = adef.fn(*args)
-        else:
-            loop = asyncio.get_running_loop()
-            work = loop.run_in_executor(self._threads, lambda: adef.fn(*args))
+        job: Job | None = None
+        # The activity runs in this task (no inner task, unlike wait_for): a
+        # SystemExit it raises reaches _execute, never the event loop (F7).
+        deadline = asyncio.timeout(timeout)
         try:
-            if timeout is None:
-                result = await work
-            else:
-                result = await asyncio.wait_for(work, timeout)
-        except TimeoutError:
-            raise TimeoutError(
-                f"activity {item.name!r} timed out after {timeout} s"
-            ) from None
+            async with deadline:
+                if adef.is_async:
+                    result = await adef.fn(*args)
+                else:
+                    job = self._threads.submit(lambda: adef.fn(*args), label(item))
+                    result = await job.future
+        except BaseException as exc:
+            if job is not None:
+                self._give_up_thread(job, item, ctx)
+            if isinstance(exc, TimeoutError) and deadline.expired():
+                ctx._give_up()
+                raise TimeoutError(
+                    f"activity {item.name!r} timed out after {timeout} s"
+                ) from None
+            raise
         return to_json(result, f"result of activity {item.name!r}")
+
+    def _give_up_thread(
+        self, job: Job, item: ActivityItem, ctx: ActivityContext
+    ) -> None:
+        replaced = self._threads.give_up(job)
+        if replaced is None:
+            return  # it was not running
+        ctx._give_up()
+        if replaced:
+            _log.warning(
+                "sync activity %s was given up, but its thread cannot be "
+                "stopped: it keeps running (its outcome is ignored; it should "
+                "check ctx.is_cancelled()); a replacement thread was started",
+                label(item),
+            )
+        else:
+            _log.error(
+                "sync activity %s was given up, but its thread cannot be "
+                "stopped, and too many given-up threads are still running to "
+                "start a replacement: sync activities may have to wait",
+                label(item),
+            )
 
     async def _finish(
         self, item: ActivityItem, *, result: Any = None, error: ErrorInfo | None = None
@@ -303,57 +295,19 @@ class ActivityWorker:
         else:
             kind = m.ACTIVITY_FAILED
             body["error"] = error.to_json()
-        self._acks.append(
-            ActivityResult(
-                id=item.id,
-                lock_token=item.lock_token,
-                instance_id=item.instance_id,
-                message=m.message(kind, body),
-            )
-        )
-        if self._acking:
-            return  # the task acknowledging now takes this one too
-        self._acking = True
-        try:
-            await self._flush_acks()
-        finally:
-            self._acking = False
-
-    async def _flush_acks(self) -> None:
-        while self._acks:
-            batch, self._acks = self._acks, []
-            try:
-                await self._provider.complete_activities(batch)
-            except asyncio.CancelledError:
-                self._acks[:0] = batch  # shutdown flushes them
-                raise
-            except Exception:
-                _log.exception(
-                    "acknowledging %d activities failed; retrying", len(batch)
-                )
-                self._acks[:0] = batch
-                await asyncio.sleep(0.5)
-
-    async def _renew_loop(self) -> None:
-        interval = max(self._options.lock_timeout / 3, 0.05)
-        while True:
-            await asyncio.sleep(interval)
-            leases = [(item.id, item.lock_token) for item, _ in self._running.values()]
-            if not leases:
-                continue
-            try:
-                lost = set(
-                    await self._provider.renew_activity_locks(
-                        leases, self._options.lock_timeout
-                    )
-                )
-            except Exception:
-                _log.exception("renewing activity leases failed")
-                continue
-            for item, ctx in list(self._running.values()):
-                if item.id in lost:
-                    ctx._cancel()
+        await self._leases.acknowledge(item, m.message(kind, body))
 
 
-class _Discard(Exception):
-    """The activity was cancelled; its outcome is not reported."""
+def _error_info(item: ActivityItem, exc: BaseException) -> ErrorInfo:
+    if isinstance(exc, HandlerNotFound):
+        return ErrorInfo.from_exception(exc, "configuration")
+    if isinstance(exc, Exception):
+        return ErrorInfo.from_exception(exc)
+    # SystemExit, KeyboardInterrupt, GeneratorExit, a CancelledError the
+    # activity raised itself, ...: this attempt fails; the process lives on.
+    return ErrorInfo(
+        type(exc).__name__,
+        f"activity {item.name!r} raised {exc!r}, which fails this attempt "
+        "(it does not stop the worker)",
+        "application",
+    )

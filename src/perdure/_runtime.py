@@ -135,17 +135,35 @@ class Runtime:
             self._tasks.append(asyncio.create_task(self._worker.run()))
 
     async def shutdown(self, timeout: float | timedelta = 10.0) -> None:
-        """Stop gracefully: no new work; running activities get *timeout* seconds."""
+        """Stop gracefully: no new work; running activities get *timeout* seconds.
+
+        Activities still running then are given back (another runtime runs
+        them at once, not after ``lock_timeout``); a sync one keeps running
+        in its thread, which cannot be stopped, and its outcome is ignored.
+        """
         if not self._started:
             return
         self._started = False
+        grace = seconds(timeout, "timeout")
+        deadline = asyncio.get_running_loop().time() + grace
         self._dispatcher.stop()
-        await self._worker.stop(seconds(timeout, "timeout"))
+        await self._worker.stop(grace)
+        # The loops return by themselves once stopped (the dispatcher within
+        # one idle wait): a turn in flight is committed, which releases its
+        # instance lock, instead of being cut off with the lock held until
+        # lock_timeout. Cut off only after the grace period (at least 1 s).
+        remaining = max(deadline - asyncio.get_running_loop().time(), 1.0)
+        if self._tasks:
+            _, cut = await asyncio.wait(self._tasks, timeout=remaining)
+            for task in cut:
+                _log.warning("shutdown: a runtime loop did not stop in time")
+                task.cancel()
         for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            try:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            except Exception:
+                _log.exception("shutdown: a runtime loop failed while stopping")
         self._tasks.clear()
         if self._owns_provider:
             await self._provider.close()

@@ -1,0 +1,162 @@
+"""`Leases`: the activity work items one worker holds, until their outcome is written.
+
+An item is held (and its lease renewed) from its fetch until its outcome is
+written: acknowledged, put back for a retry, or given back at shutdown; not
+merely until the activity returns, so a slow acknowledgement never lets
+another worker run finished work again (probe F8). Results are written in
+batches: the task that finds no acknowledgement in flight writes them (and
+any that arrive while it writes), so batches grow with load and no extra
+task is woken.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+
+from ._activity_context import ActivityContext
+from .providers._base import ActivityItem, ActivityResult, Message, Provider
+
+__all__ = ["Key", "Leases", "label"]
+
+_log = logging.getLogger("perdure.worker")
+
+#: Longest a shutdown waits to write results or give leases back.
+EXIT_WRITES = 5.0
+
+Key = tuple[str, int, int]
+
+
+def key(item: ActivityItem) -> Key:
+    """The item's identity across deliveries: instance, execution, event id."""
+    return (item.instance_id, item.execution_id, item.event_id)
+
+
+def label(item: ActivityItem) -> str:
+    """How logs name an attempt."""
+    return f"{item.name!r} (instance {item.instance_id}, attempt {item.attempt})"
+
+
+class Leases:
+    """Held activity items: renewed, acknowledged in batches, or given back."""
+
+    def __init__(self, provider: Provider, lock_timeout: float) -> None:
+        self._provider = provider
+        self._lock_timeout = lock_timeout
+        self._held: dict[Key, tuple[ActivityItem, ActivityContext]] = {}
+        self._acks: list[tuple[ActivityItem, ActivityResult]] = []
+        self._acking = False
+
+    def hold(self, item: ActivityItem, ctx: ActivityContext) -> None:
+        """Start renewing *item*'s lease."""
+        self._held[key(item)] = (item, ctx)
+
+    def context(self, at: Key) -> ActivityContext | None:
+        """The context of the held item at *at*, if any."""
+        entry = self._held.get(at)
+        return entry[1] if entry is not None else None
+
+    def release(self, item: ActivityItem) -> None:
+        """Stop renewing *item*'s lease (unless its key was fetched again)."""
+        at = key(item)
+        entry = self._held.get(at)
+        if entry is not None and entry[0] is item:
+            del self._held[at]
+
+    async def acknowledge(self, item: ActivityItem, message: Message) -> None:
+        """Write *item*'s outcome (batched); its lease is renewed until then."""
+        self._acks.append(
+            (
+                item,
+                ActivityResult(
+                    id=item.id,
+                    lock_token=item.lock_token,
+                    instance_id=item.instance_id,
+                    message=message,
+                ),
+            )
+        )
+        if self._acking:
+            return  # the task acknowledging now takes this one too
+        self._acking = True
+        try:
+            await self.flush()
+        finally:
+            self._acking = False
+
+    async def flush(self) -> None:
+        """Write every pending result, retrying storage errors."""
+        while self._acks:
+            batch, self._acks = self._acks, []
+            try:
+                await self._provider.complete_activities([ack for _, ack in batch])
+            except asyncio.CancelledError:
+                self._acks[:0] = batch  # shutdown flushes them
+                raise
+            except Exception:
+                _log.exception(
+                    "acknowledging %d activities failed; retrying", len(batch)
+                )
+                self._acks[:0] = batch
+                await asyncio.sleep(0.5)
+            else:
+                for item, _ in batch:
+                    self.release(item)
+
+    async def close(self) -> None:
+        """At shutdown: write what finished, give back every other lease."""
+        try:
+            await asyncio.wait_for(self.flush(), EXIT_WRITES)
+        except TimeoutError:
+            _log.error(
+                "shutdown: %d activity results could not be written; "
+                "those activities will run again",
+                len(self._acks),
+            )
+        await self.give_back([item for item, _ in self._held.values()])
+
+    async def give_back(self, items: Sequence[ActivityItem]) -> None:
+        """Release *items* at once: another worker may run them now."""
+        if not items:
+            return
+        _log.warning(
+            "shutdown: giving back the leases of unfinished activities: %s",
+            ", ".join(label(item) for item in items),
+        )
+        calls = [
+            self._provider.abandon_activity(item.id, item.lock_token, 0.0)
+            for item in items
+        ]
+        try:
+            async with asyncio.timeout(EXIT_WRITES):
+                results = await asyncio.gather(*calls, return_exceptions=True)
+        except TimeoutError:
+            _log.error("shutdown: giving back activity leases timed out")
+            return
+        for item, result in zip(items, results, strict=True):
+            if isinstance(result, BaseException):
+                _log.error("giving back %s failed: %r", label(item), result)
+            else:
+                self.release(item)
+
+    async def renew_loop(self) -> None:
+        """Renew every held lease each third of ``lock_timeout``, forever."""
+        interval = max(self._lock_timeout / 3, 0.05)
+        while True:
+            await asyncio.sleep(interval)
+            leases = [(item.id, item.lock_token) for item, _ in self._held.values()]
+            if not leases:
+                continue
+            try:
+                lost = set(
+                    await self._provider.renew_activity_locks(
+                        leases, self._lock_timeout
+                    )
+                )
+            except Exception:
+                _log.exception("renewing activity leases failed")
+                continue
+            for item, ctx in list(self._held.values()):
+                if item.id in lost:
+                    ctx._cancel()
