@@ -132,6 +132,7 @@ async def run_worker(
         # KeyboardInterrupt, which `main` turns into exit status 130.
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
+    runtime._on_stuck = _exit_stuck
     await runtime.start()
     try:
         print(
@@ -140,10 +141,29 @@ async def run_worker(
             f"{redact_url(url)}; stop with Ctrl+C or SIGTERM",
             flush=True,
         )
-        await stop.wait()
-        print("perdure worker: stopping...", file=sys.stderr, flush=True)
+        # Ends on a signal, or when the runtime fails (its loops kept dying):
+        # then the shutdown below raises RuntimeFailed, exit status 1.
+        failed = asyncio.ensure_future(runtime.wait())
+        stopped = asyncio.ensure_future(stop.wait())
+        await asyncio.wait({failed, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        for waiter in (failed, stopped):
+            waiter.cancel()
+        if failed.done() and not failed.cancelled():
+            failed.exception()  # retrieved: the shutdown below raises it
+        if runtime.failed is None:
+            print("perdure worker: stopping...", file=sys.stderr, flush=True)
     finally:
-        await runtime.shutdown(timeout=shutdown_timeout)
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.remove_signal_handler(sig)
+        try:
+            await runtime.shutdown(timeout=shutdown_timeout)
+        finally:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                with contextlib.suppress(NotImplementedError, RuntimeError):
+                    loop.remove_signal_handler(sig)
+
+
+def _exit_stuck(error: BaseException) -> None:
+    # Called from the watchdog thread: the event loop is blocked for good
+    # (a turn swallows every attempt to stop it), so SIGTERM would never be
+    # handled. Exit with status 3 so that a supervisor restarts the worker.
+    print(f"perdure worker: {error}", file=sys.stderr, flush=True)
+    os._exit(3)

@@ -4,6 +4,10 @@ Many ready instances are fetched at once and their turns committed in one
 provider call. Live drivers stay in a bounded LRU cache between turns, so a
 turn on a cached instance costs O(new events); a miss (restart, eviction,
 another process ran a turn, detected by history length) replays.
+
+Turns run on the event-loop thread, marked for a `TurnWatchdog` that stops
+one running longer than ``turn_timeout`` (see `_watchdog`); the instance
+then ends Failed with ``TurnTimeout`` and the rest of its batch commits.
 """
 
 from __future__ import annotations
@@ -17,11 +21,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import _messages as m
+from ._codec import loads
 from ._core import _history as h
 from ._core._driver import Driver
 from ._errors import ErrorInfo, NondeterminismError, StorageError
 from ._registry import Registry
 from ._turn import TurnOutput, build_driver, failure_commit, run_turn
+from ._watchdog import RunawayTurn, TurnWatchdog
 from .providers._base import OrchestrationItem, Provider, TurnCommit, WorkRef
 
 __all__ = ["Dispatcher", "DispatcherOptions"]
@@ -38,6 +44,8 @@ class DispatcherOptions:
     max_attempts: int
     cache_size: int
     poll_interval: float
+    # Seconds a turn (replay included) may run; None: no limit.
+    turn_timeout: float | None = None
 
 
 class Dispatcher:
@@ -49,6 +57,7 @@ class Dispatcher:
         registry: Registry,
         options: DispatcherOptions,
         on_cancel_activity: Callable[[WorkRef], None],
+        on_stuck: Callable[[str, str], None] | None = None,
     ) -> None:
         self._provider = provider
         self._registry = registry
@@ -57,13 +66,27 @@ class Dispatcher:
         self._cache: OrderedDict[str, Driver] = OrderedDict()
         self._timers: list[float] = []
         self._stopping = False
+        self._watchdog: TurnWatchdog | None = None
+        if options.turn_timeout is not None:
+            self._watchdog = TurnWatchdog(options.turn_timeout, on_stuck)
 
     def stop(self) -> None:
         """Ask `run` to return after the batch in progress."""
         self._stopping = True
 
     async def run(self) -> None:
-        """Dispatch until `stop` is called."""
+        """Dispatch until `stop` is called (may be called again after it died)."""
+        # After a crash, nothing cached is trusted.
+        self._cache.clear()
+        if self._watchdog is not None:
+            self._watchdog.start()
+        try:
+            await self._dispatch()
+        finally:
+            if self._watchdog is not None:
+                self._watchdog.close()
+
+    async def _dispatch(self) -> None:
         options = self._options
         while not self._stopping:
             try:
@@ -100,9 +123,16 @@ class Dispatcher:
                 # stored and retry later; max_attempts turns it into poison.
                 self._cache.pop(item.instance.instance_id, None)
                 _log.exception("turn of %s failed", item.instance.instance_id)
-                await self._provider.abandon_orchestration(
-                    item.instance.instance_id, item.lock_token, _backoff(item.attempt)
-                )
+                try:
+                    await self._provider.abandon_orchestration(
+                        item.instance.instance_id,
+                        item.lock_token,
+                        _backoff(item.attempt),
+                    )
+                except Exception:
+                    # Storage is still failing: the lock expires after
+                    # lock_timeout and the instance is fetched again.
+                    _log.exception("abandoning %s failed", item.instance.instance_id)
                 continue
             outputs.append(output)
             commits.append(output.commit)
@@ -176,28 +206,68 @@ class Dispatcher:
         ):
             driver = None
         events = []
-        if driver is None and item.history_len > 0 and not _starts_new(item):
+        replay = driver is None and item.history_len > 0 and not _starts_new(item)
+        if replay:
             events = await self._read_events(iid)
-            try:
-                driver = self._replay(record.instance_id, record.execution_id, events)
-            except NondeterminismError as exc:
-                return self._fail(
-                    item, consumed, ErrorInfo.from_exception(exc), now, events
-                )
+        # RunawayTurn (from the watchdog) can only be raised between begin
+        # and the end of `end`: all of it inside this try.
+        watchdog = self._watchdog
+        turn = watchdog.begin(iid) if watchdog is not None else None
         try:
-            return run_turn(
-                self._registry,
-                record,
-                item.lock_token,
-                item.messages,
-                item.history_len,
-                driver,
-                now,
-            )
+            try:
+                if replay:
+                    driver = self._replay(iid, record.execution_id, events)
+                return run_turn(
+                    self._registry,
+                    record,
+                    item.lock_token,
+                    item.messages,
+                    item.history_len,
+                    driver,
+                    now,
+                )
+            finally:
+                if watchdog is not None and turn is not None:
+                    watchdog.end(turn)
         except NondeterminismError as exc:
             return self._fail(
                 item, consumed, ErrorInfo.from_exception(exc), now, events
             )
+        except RunawayTurn:
+            if watchdog is None or turn is None:
+                raise
+            watchdog.end(turn)  # in case it landed inside `end`
+            return self._runaway(item, consumed, now, events, driver, turn.stack)
+
+    def _runaway(
+        self,
+        item: OrchestrationItem,
+        consumed: list[int],
+        now: float,
+        events: list[h.Event],
+        driver: Driver | None,
+        stack: str,
+    ) -> TurnOutput:
+        """Fail an instance whose turn the watchdog stopped."""
+        iid = item.instance.instance_id
+        limit = self._options.turn_timeout
+        _log.error(
+            "the turn of %s ran longer than turn_timeout (%s s) and was stopped; "
+            "its stack when it was stopped:\n%s",
+            iid,
+            limit,
+            stack or "(not captured)",
+        )
+        error = ErrorInfo(
+            "TurnTimeout",
+            f"a turn of instance {iid!r} ran longer than turn_timeout ({limit} s) "
+            "without yielding, and was stopped",
+        )
+        start = driver.started if driver is not None else None
+        if start is None and events and isinstance(events[0], h.OrchestrationStarted):
+            start = events[0]
+        parent = start.parent if start is not None else _start_parent(item)
+        return self._fail(item, consumed, error, now, events, parent)
 
     async def _read_events(self, instance_id: str) -> list[h.Event]:
         rows = await self._provider.read_history(instance_id)
@@ -221,10 +291,10 @@ class Dispatcher:
         error: ErrorInfo,
         now: float,
         events: list[h.Event],
+        parent: dict[str, Any] | None = None,
     ) -> TurnOutput:
         _log.error("instance %s failed: %s", item.instance.instance_id, error)
-        parent: dict[str, Any] | None = None
-        if events and isinstance(events[0], h.OrchestrationStarted):
+        if parent is None and events and isinstance(events[0], h.OrchestrationStarted):
             parent = events[0].parent
         commit = failure_commit(
             item.instance,
@@ -240,6 +310,15 @@ class Dispatcher:
 
 def _starts_new(item: OrchestrationItem) -> bool:
     return any(msg.kind == m.CONTINUE_AS_NEW for msg in item.messages)
+
+
+def _start_parent(item: OrchestrationItem) -> dict[str, Any] | None:
+    """The parent named by the start message of a first turn, if any."""
+    for msg in item.messages:
+        if msg.kind in (m.START, m.CONTINUE_AS_NEW):
+            parent = loads(msg.body).get("parent")
+            return parent if isinstance(parent, dict) else None
+    return None
 
 
 def _backoff(attempt: int) -> float:

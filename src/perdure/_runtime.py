@@ -14,6 +14,7 @@ from ._client import Client
 from ._dispatcher import Dispatcher, DispatcherOptions
 from ._registry import Registry
 from ._retry import seconds
+from ._supervise import RuntimeFailed, supervise
 from .providers import open_provider
 from .providers._base import Provider, WorkRef
 
@@ -44,6 +45,12 @@ class Runtime:
             (activities only).
         poll_interval: Longest idle wait before storage is checked again
             (work enqueued through this process wakes it at once).
+        turn_timeout: Seconds one orchestration turn (replay included) may
+            run without yielding; a longer one is stopped and its instance
+            ends Failed with ``TurnTimeout`` (None: no limit). At most half
+            of ``lock_timeout``, so the instance's lease outlives the turn.
+            A blocking C call (``time.sleep``) is interrupted only when it
+            returns; see docs/runaway-turns.md.
 
     Use ``async with Runtime(...) as rt`` or ``await rt.start()`` /
     ``await rt.shutdown()``.
@@ -67,6 +74,7 @@ class Runtime:
         instance_cache_size: int = 10_000,
         role: Role = "all",
         poll_interval: float | timedelta = 1.0,
+        turn_timeout: float | timedelta | None = 10.0,
     ) -> None:
         if role not in ("all", "orchestrator", "worker"):
             raise ValueError(
@@ -86,6 +94,13 @@ class Runtime:
         self._role = role
         lock = seconds(lock_timeout, "lock_timeout")
         poll = seconds(poll_interval, "poll_interval")
+        limit = None if turn_timeout is None else seconds(turn_timeout, "turn_timeout")
+        if limit is not None:
+            if limit <= 0:
+                raise ValueError("turn_timeout must be > 0 (or None)")
+            # A turn must end well within its instance's lease, or another
+            # runtime takes the instance over and runs the same turn.
+            limit = min(limit, lock / 2)
         self._dispatcher = Dispatcher(
             self._provider,
             self.registry,
@@ -95,8 +110,10 @@ class Runtime:
                 max_attempts=max_attempts,
                 cache_size=max(instance_cache_size, 0),
                 poll_interval=poll,
+                turn_timeout=limit,
             ),
             self._cancel_activity,
+            self._turn_stuck,
         )
         self._worker = ActivityWorker(
             self._provider,
@@ -112,6 +129,13 @@ class Runtime:
         self._client = Client._shared(self._provider)
         self._tasks: list[asyncio.Task[None]] = []
         self._started = False
+        # Supervision (probe F4/F5): set when the runtime stopped working.
+        self._failure: RuntimeFailed | None = None
+        self._failed_event: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        # Called from the watchdog thread when a turn cannot be stopped (the
+        # event loop is lost); ``perdure worker`` exits the process there.
+        self._on_stuck: Callable[[RuntimeFailed], None] | None = None
 
     @property
     def client(self) -> Client:
@@ -129,10 +153,15 @@ class Runtime:
             return
         await self._provider.open()
         self._started = True
+        self._loop = asyncio.get_running_loop()
+        if self._failed_event is None:
+            self._failed_event = asyncio.Event()
+        if self._failure is not None:
+            self._failed_event.set()
         if self._role in ("all", "orchestrator"):
-            self._tasks.append(asyncio.create_task(self._dispatcher.run()))
+            self._supervised("dispatcher", self._dispatcher.run)
         if self._role in ("all", "worker"):
-            self._tasks.append(asyncio.create_task(self._worker.run()))
+            self._supervised("activity worker", self._worker.run)
 
     async def shutdown(self, timeout: float | timedelta = 10.0) -> None:
         """Stop gracefully: no new work; running activities get *timeout* seconds.
@@ -140,6 +169,9 @@ class Runtime:
         Activities still running then are given back (another runtime runs
         them at once, not after ``lock_timeout``); a sync one keeps running
         in its thread, which cannot be stopped, and its outcome is ignored.
+
+        Raises:
+            RuntimeFailed: The runtime had failed (see `failed`).
         """
         if not self._started:
             return
@@ -167,6 +199,60 @@ class Runtime:
         self._tasks.clear()
         if self._owns_provider:
             await self._provider.close()
+        if self._failure is not None:
+            raise self._failure
+
+    @property
+    def failed(self) -> RuntimeFailed | None:
+        """Why the runtime stopped working, or None while it works.
+
+        Set when its dispatcher or worker loop kept dying after restarts,
+        or when an orchestration turn could not be stopped; `wait` and
+        `shutdown` then raise it.
+        """
+        return self._failure
+
+    async def wait(self) -> None:
+        """Wait until the runtime fails, then raise why.
+
+        Raises:
+            RuntimeFailed: See `failed`.
+        """
+        if self._failed_event is None:
+            self._failed_event = asyncio.Event()
+        if self._failure is None:
+            await self._failed_event.wait()
+        assert self._failure is not None
+        raise self._failure
+
+    def _supervised(self, name: str, run: Callable[[], Any]) -> None:
+        def stopping() -> bool:
+            return not self._started
+
+        task = asyncio.create_task(supervise(name, run, stopping, self._fail))
+        self._tasks.append(task)
+
+    def _fail(self, error: RuntimeFailed) -> None:
+        if self._failure is None:
+            self._failure = error
+        if self._failed_event is not None:
+            self._failed_event.set()
+
+    def _turn_stuck(self, instance_id: str, stack: str) -> None:
+        # From the watchdog thread: the event loop is blocked.
+        error = RuntimeFailed(
+            f"the turn of instance {instance_id!r} ignored every attempt to stop "
+            "it (its code catches BaseException in a loop); the event loop is lost"
+        )
+        _log.critical("%s; its stack:\n%s", error, stack or "(not captured)")
+        if self._failure is None:
+            self._failure = error
+        loop, event = self._loop, self._failed_event
+        if loop is not None and event is not None:
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(event.set)
+        if self._on_stuck is not None:
+            self._on_stuck(error)
 
     async def __aenter__(self) -> Runtime:
         await self.start()

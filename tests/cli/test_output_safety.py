@@ -78,6 +78,11 @@ def test_worker_banner_hides_the_password(
         async def shutdown(self, timeout: float) -> None:
             pass
 
+        failed = None
+
+        async def wait(self) -> None:  # until the runtime fails: never here
+            await asyncio.Event().wait()
+
     monkeypatch.setattr(_cli_worker, "Runtime", FakeRuntime)
     url = "postgresql://postgres:s3cretPW@127.0.0.1:5432/test?schema=probe_sec"
     asyncio.run(_cli_worker.run_worker(url, [], [], shutdown_timeout=1.0, options={}))
