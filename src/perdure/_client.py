@@ -133,7 +133,12 @@ class Client:
         await store.enqueue(instance_id, m.message(m.CANCEL, {"reason": reason}))
 
     async def delete_instance(self, instance_id: str, *, force: bool = False) -> None:
-        """Delete an instance with its history.
+        """Delete an instance with its history, and its sub-orchestrations.
+
+        Sub-orchestrations (recursively) are deleted with it, whatever their
+        status, so that none keeps running and, should the id be re-used,
+        delivers an old result to the new instance. *force* is needed only
+        when the instance itself is still running.
 
         Raises:
             InstanceNotFound: Unknown instance.

@@ -308,10 +308,17 @@ class Provider(Protocol):
         """
 
     async def delete_instance(self, instance_id: str) -> bool:
-        """Delete an instance with its history, messages and activity work.
+        """Delete an instance and its sub-orchestrations, in one transaction.
+
+        Sub-orchestrations are the instances whose ``parent_instance_id`` is
+        a deleted one, recursively, whatever their status; each goes with
+        its history, messages and activity work. A child left behind would
+        keep running and, once the id is re-used, deliver its result to the
+        new instance. A turn of a deleted instance that commits later is
+        rejected (its row is gone), so nothing it sends survives.
 
         Returns:
-            ``False`` if there was no such instance.
+            ``False`` if there was no such instance (nothing is deleted).
         """
 
     # --- orchestration dispatcher --------------------------------------
@@ -326,6 +333,18 @@ class Provider(Protocol):
         A turn whose lock is no longer held, or whose ``history_start`` does
         not match, writes nothing and reports ``False``. A successful turn
         releases the instance lock and resets its attempt counter.
+
+        No member's failure reaches the others. A turn that storage cannot
+        write (the driver refuses one of its values: a lone surrogate, a NUL
+        in PostgreSQL text, an int beyond 64 bits) writes nothing and
+        reports ``False`` while the others commit; its lock, if still held,
+        is released at once (the cause is logged), so the instance is
+        fetched again with a grown attempt counter and the caller's
+        ``max_attempts`` fails it as poison. Only a
+        failure of the storage itself (connection lost, disk full) fails the
+        call, with `StorageError`, and then nothing is written. A turn that
+        stored rows contradict (a constraint) is rejected alone too, but
+        keeps its lock, as a stale one does.
         """
 
     async def abandon_orchestration(
@@ -348,7 +367,16 @@ class Provider(Protocol):
         """Lock up to *max_items* visible activity work items."""
 
     async def complete_activities(self, results: Sequence[ActivityResult]) -> None:
-        """Delete each held item and enqueue its completion, atomically per item."""
+        """Delete each held item and enqueue its completion, atomically per item.
+
+        No result's failure reaches the others. A result whose message
+        storage cannot write is replaced by an ``activity_failed`` message
+        for the same work (a completion fails with ``PayloadError``; a
+        failure keeps its error, its text escaped), so the instance learns
+        why at once and the activity does not run again. Only a failure of
+        the storage itself raises (`StorageError`; nothing is written), so a
+        caller retrying the batch on errors retries only outages.
+        """
 
     async def abandon_activity(
         self, id: int, lock_token: str, delay: float = 0.0

@@ -10,8 +10,9 @@ import psycopg
 from psycopg import errors as pg_errors
 
 from perdure.providers._base import Message, TurnCommit
+from perdure.providers._unwritable import log_rejected
 
-__all__ = ["check_events", "commit", "commit_params", "rounds"]
+__all__ = ["ITEM_ERRORS", "check_events", "commit", "commit_params", "rounds"]
 
 _log = logging.getLogger("perdure.providers.postgres")
 
@@ -22,15 +23,27 @@ _CONFLICT = (
     pg_errors.DeadlockDetected,
     pg_errors.SerializationFailure,
 )
+# Errors that belong to one turn or result, not to the storage: stored rows
+# contradict it (IntegrityError), or one of its values cannot be sent (a NUL
+# in text: DataError; a lone surrogate: UnicodeEncodeError, raised by psycopg
+# before anything is sent; an int beyond 64 bits: DataError or OverflowError).
+# A lost connection (OperationalError) fails the whole call.
+ITEM_ERRORS = (
+    pg_errors.IntegrityError,
+    psycopg.DataError,
+    ValueError,
+    OverflowError,
+    TypeError,
+)
 # Errors after which a batch is retried one turn at a time, each in its own
-# savepoint: a constraint violation (stored rows contradict one turn) or a
-# conflict.
-_RETRY_SINGLY = (pg_errors.IntegrityError, *_CONFLICT)
+# savepoint: one of the above, or a conflict.
+_RETRY_SINGLY = (*ITEM_ERRORS, *_CONFLICT)
 
 
 async def commit(
     conn: psycopg.AsyncConnection[Any],
     sql: str,
+    release: str,
     wake: dict[str, str],
     turns: Sequence[TurnCommit],
 ) -> set[int]:
@@ -38,9 +51,11 @@ async def commit(
 
     Normally one statement (one transaction, one round trip) commits the
     batch. If it fails, the batch is retried turn by turn, each turn in a
-    savepoint, so one bad turn is rejected alone. Savepoints are kept off
-    the normal path: a transaction with more than 64 subtransactions slows
-    down every other session's snapshots.
+    savepoint, so one bad turn is rejected alone, and its lock is released
+    with the statement *release* (``abandon_orchestration``) so that it is
+    fetched again at once. Savepoints are kept off the normal path: a
+    transaction with more than 64 subtransactions slows down every other
+    session's snapshots.
     """
     try:
         batches = rounds(turns)
@@ -60,10 +75,16 @@ async def commit(
                 try:
                     async with conn.transaction():  # a savepoint
                         committed |= await _execute(conn, sql, wake, turns, [index])
-                except pg_errors.IntegrityError:
-                    break  # stored rows contradict the turn: reject it
                 except _CONFLICT:
                     continue  # deadlock: only this turn was undone; again
+                except pg_errors.IntegrityError:
+                    pass  # stored rows contradict the turn: reject it
+                except ITEM_ERRORS as exc:
+                    # Only this turn was undone; it cannot be written.
+                    turn = turns[index]
+                    log_rejected(turn.instance_id, exc)
+                    params = {"iid": turn.instance_id, "token": turn.lock_token}
+                    await conn.execute(release, {**params, "delay": 0.0, **wake})
                 break
     return committed
 

@@ -54,6 +54,8 @@ class PgSql:
     list_all: str
     list_status: str
     read_history: str
+    delete_root: str
+    delete_children: str
     delete_steps: tuple[str, ...]
     fetch_orchestrations: str
     reread_messages: str
@@ -106,15 +108,23 @@ class PgSql:
                 " WHERE instance_id = %(iid)s))"
                 " ORDER BY event_id"
             ),
-            # Row first: deleting it waits for any commit in flight on the
-            # instance, and the later statements (new snapshots) then see
-            # and delete what that commit wrote.
-            delete_steps=(
+            # Rows first, one level of the tree per statement: deleting a
+            # row waits for any commit in flight on that instance, and the
+            # next statement (a new snapshot) then sees the children that
+            # commit created. The other tables follow, with new snapshots.
+            delete_root=(
                 f"DELETE FROM {s}.instances WHERE instance_id = %(iid)s"
-                " RETURNING instance_id",
-                f"DELETE FROM {s}.history WHERE instance_id = %(iid)s",
-                f"DELETE FROM {s}.messages WHERE instance_id = %(iid)s",
-                f"DELETE FROM {s}.activities WHERE instance_id = %(iid)s",
+                " RETURNING instance_id"
+            ),
+            delete_children=(
+                f"DELETE FROM {s}.instances"
+                " WHERE parent_instance_id = ANY(%(ids)s::text[])"
+                " RETURNING instance_id"
+            ),
+            delete_steps=(
+                f"DELETE FROM {s}.history WHERE instance_id = ANY(%(ids)s::text[])",
+                f"DELETE FROM {s}.messages WHERE instance_id = ANY(%(ids)s::text[])",
+                f"DELETE FROM {s}.activities WHERE instance_id = ANY(%(ids)s::text[])",
                 "SELECT pg_notify(%(ch_inst)s, %(origin)s)",
             ),
             fetch_orchestrations=_fetch_orchestrations(s),

@@ -40,7 +40,7 @@ from perdure.providers._base import (
     QueuedMessage,
     TurnCommit,
 )
-from perdure.providers._pg_batch import check_events, commit
+from perdure.providers._pg_batch import ITEM_ERRORS, check_events, commit
 from perdure.providers._pg_listen import Listener
 from perdure.providers._pg_schema import channel_names, migrate, quote_ident, split_url
 from perdure.providers._pg_sql import (
@@ -50,6 +50,7 @@ from perdure.providers._pg_sql import (
     queued_messages,
 )
 from perdure.providers._rows import activity_items
+from perdure.providers._unwritable import log_dropped, replacement
 from perdure.providers._wakeups import LocalWakeups
 
 __all__ = ["PostgresProvider"]
@@ -280,19 +281,29 @@ class PostgresProvider:
         return [row[0] for row in rows]
 
     async def delete_instance(self, instance_id: str) -> bool:
-        """Delete an instance with its history, messages and activity work.
+        """Delete an instance and its sub-orchestrations, recursively.
+
+        Each goes with its history, messages and activity work, in one
+        transaction; see `Provider.delete_instance`.
 
         Returns:
-            ``False`` if there was no such instance.
+            ``False`` if there was no such instance (nothing is deleted).
         """
-        params = {"iid": instance_id, **self._wake_params}
-        first, *rest = self._sql.delete_steps
+        sql = self._sql
         async with self._connection() as conn, conn.transaction():
-            cursor = await conn.execute(first, params)
+            cursor = await conn.execute(sql.delete_root, {"iid": instance_id})
             if await cursor.fetchone() is None:
                 return False
-            for sql in rest:
-                await conn.execute(sql, params)
+            deleted = {instance_id}
+            level = [instance_id]
+            while level:
+                cursor = await conn.execute(sql.delete_children, {"ids": level})
+                level = [row[0] for row in await cursor.fetchall()]
+                level = [iid for iid in level if iid not in deleted]
+                deleted.update(level)
+            params = {"ids": sorted(deleted), **self._wake_params}
+            for step in sql.delete_steps:
+                await conn.execute(step, params)
         self._wakeups.notify("instances")
         return True
 
@@ -379,7 +390,13 @@ class PostgresProvider:
         if not turns:
             return []
         async with self._connection() as conn:
-            committed = await commit(conn, self._sql.commit, self._wake_params, turns)
+            committed = await commit(
+                conn,
+                self._sql.commit,
+                self._sql.abandon_orchestration,
+                self._wake_params,
+                turns,
+            )
         results = [index in committed for index in range(len(turns))]
         self._after_commit([t for t, ok in zip(turns, results, strict=True) if ok])
         return results
@@ -443,29 +460,57 @@ class PostgresProvider:
         """Delete each held item and enqueue its completion, atomically per item.
 
         A result whose item is gone or held under another token (cancelled,
-        or its lease expired and another worker took it) is dropped.
+        or its lease expired and another worker took it) is dropped. The
+        batch is one statement; if a value in it cannot be sent, each result
+        is sent alone, and one that still fails is replaced (see
+        `perdure.providers._unwritable.replacement`).
         """
         unique = list({result.id: result for result in reversed(results)}.values())
         unique.reverse()  # first result of each id, in the given order
         if not unique:
             return
-        sent, _ = await self._one(
-            self._sql.complete_activities,
-            {
-                "ids": [r.id for r in unique],
-                "tokens": [r.lock_token for r in unique],
-                "iids": [r.instance_id for r in unique],
-                "kinds": [r.message.kind for r in unique],
-                "bodies": [r.message.body for r in unique],
-                "vis": [r.message.visible_at for r in unique],
-                "keys": [r.message.key for r in unique],
-                **self._wake_params,
-            },
-        )
+        async with self._connection() as conn:
+            try:
+                sent = await self._complete(conn, unique)
+            except ITEM_ERRORS:
+                sent = 0
+                for result in unique:
+                    sent += await self._complete_alone(conn, result)
         if sent:
             for result in unique:
                 self._wakeups.due("orchestrations", result.message.visible_at)
             self._wakeups.notify("orchestrations")
+
+    async def _complete(self, conn: Conn, results: Sequence[ActivityResult]) -> int:
+        cursor = await conn.execute(
+            self._sql.complete_activities,
+            {
+                "ids": [r.id for r in results],
+                "tokens": [r.lock_token for r in results],
+                "iids": [r.instance_id for r in results],
+                "kinds": [r.message.kind for r in results],
+                "bodies": [r.message.body for r in results],
+                "vis": [r.message.visible_at for r in results],
+                "keys": [r.message.key for r in results],
+                **self._wake_params,
+            },
+        )
+        row = await cursor.fetchone()
+        assert row is not None
+        return int(row[0])
+
+    async def _complete_alone(self, conn: Conn, result: ActivityResult) -> int:
+        try:
+            return await self._complete(conn, [result])
+        except ITEM_ERRORS as exc:
+            instead = replacement(result, exc)
+            try:
+                if instead is not None:
+                    return await self._complete(conn, [instead])
+            except ITEM_ERRORS:
+                pass
+            log_dropped(result, exc)
+            return 0
 
     async def abandon_activity(
         self, id: int, lock_token: str, delay: float = 0.0

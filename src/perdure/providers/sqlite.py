@@ -47,8 +47,34 @@ from perdure.providers._sqlite_schema import (
     instance_record,
     message_row,
 )
+from perdure.providers._unwritable import log_dropped, log_rejected, replacement
 
 __all__ = ["SqliteProvider"]
+
+# Errors that belong to one turn or result, not to the storage: stored rows
+# contradict it (IntegrityError), or the driver refuses one of its values (a
+# lone surrogate: UnicodeEncodeError; an int beyond 64 bits: OverflowError;
+# an unsupported type: ProgrammingError). Disk full, locked or corrupt
+# databases (OperationalError, DatabaseError) fail the whole call.
+_ITEM_ERRORS = (
+    sqlite3.IntegrityError,
+    sqlite3.DataError,
+    sqlite3.InterfaceError,
+    sqlite3.ProgrammingError,
+    ValueError,
+    OverflowError,
+    TypeError,
+)
+
+# An instance and its sub-orchestrations, recursively (UNION: a cycle of
+# parent links, possible after ids are re-used, ends the recursion).
+_INSTANCE_TREE = (
+    "WITH RECURSIVE tree(id) AS ("
+    " SELECT instance_id FROM instances WHERE instance_id = ?"
+    " UNION SELECT i.instance_id FROM instances i JOIN tree ON"
+    " i.parent_instance_id = tree.id)"
+    " SELECT id FROM tree"
+)
 
 
 def _check_events(turn: TurnCommit) -> None:
@@ -178,19 +204,23 @@ class SqliteProvider(SqliteConnection):
         return [row[0] for row in rows]
 
     async def delete_instance(self, instance_id: str) -> bool:
-        """Delete an instance with its history, messages and activity work.
+        """Delete an instance and its sub-orchestrations, recursively.
+
+        Each goes with its history, messages and activity work, in one
+        transaction; see `Provider.delete_instance`.
 
         Returns:
-            ``False`` if there was no such instance.
+            ``False`` if there was no such instance (nothing is deleted).
         """
 
         def tx(conn: sqlite3.Connection, now: float) -> bool:
-            key = (instance_id,)
-            conn.execute("DELETE FROM history WHERE instance_id = ?", key)
-            conn.execute("DELETE FROM messages WHERE instance_id = ?", key)
-            conn.execute("DELETE FROM activities WHERE instance_id = ?", key)
-            deleted = conn.execute("DELETE FROM instances WHERE instance_id = ?", key)
-            return deleted.rowcount == 1
+            rows = conn.execute(_INSTANCE_TREE, (instance_id,)).fetchall()
+            if not rows:
+                return False
+            keys = [(row[0],) for row in rows]
+            for table in ("history", "messages", "activities", "instances"):
+                conn.executemany(f"DELETE FROM {table} WHERE instance_id = ?", keys)
+            return True
 
         found = await self._transaction(tx)
         if found:
@@ -266,13 +296,14 @@ class SqliteProvider(SqliteConnection):
 
         def tx(conn: sqlite3.Connection, now: float) -> list[bool]:
             # Fast path: a rejected turn fails its guard before writing
-            # anything, so no per-turn savepoint is needed. Only when stored
-            # rows contradict a turn (IntegrityError mid-way) is the batch
-            # redone with a savepoint per turn.
+            # anything, so no per-turn savepoint is needed. Only when one
+            # turn raises (stored rows contradict it, or the driver refuses
+            # one of its values) is the batch redone with a savepoint per
+            # turn, so that the error rejects that turn alone.
             conn.execute("SAVEPOINT batch")
             try:
                 results = [self._apply_turn(conn, now, turn) for turn in turns]
-            except sqlite3.IntegrityError:
+            except _ITEM_ERRORS:
                 conn.execute("ROLLBACK TO batch")
                 results = [self._apply_isolated(conn, now, turn) for turn in turns]
             conn.execute("RELEASE batch")
@@ -286,6 +317,8 @@ class SqliteProvider(SqliteConnection):
 
         inline = self._executor is None
         self._wakeups.committed(committed, prewoken=wake if inline else ())
+        if not all(results):
+            self._wakeups.notify("orchestrations")  # released locks
         return results
 
     def _apply_isolated(
@@ -296,10 +329,24 @@ class SqliteProvider(SqliteConnection):
             ok = self._apply_turn(conn, now, turn)
         except sqlite3.IntegrityError:
             # Stored rows contradict the turn (e.g. events already there):
-            # reject this turn alone, as for a stale lock.
-            ok = False
-        if not ok:
+            # reject this turn alone, as for a stale lock (lock kept).
             conn.execute("ROLLBACK TO turn")
+            ok = False
+        except _ITEM_ERRORS as exc:
+            # This turn alone cannot be written: reject it, and release its
+            # lock (if still held) so that the instance is fetched again at
+            # once; its attempt counter then turns it into poison.
+            conn.execute("ROLLBACK TO turn")
+            log_rejected(turn.instance_id, exc)
+            conn.execute(
+                "UPDATE instances SET lock_token = NULL, locked_until = NULL"
+                " WHERE instance_id = ? AND lock_token = ?",
+                (turn.instance_id, turn.lock_token),
+            )
+            ok = False
+        else:
+            if not ok:
+                conn.execute("ROLLBACK TO turn")
         conn.execute("RELEASE turn")
         return ok
 
@@ -459,30 +506,61 @@ class SqliteProvider(SqliteConnection):
         """Delete each held item and enqueue its completion, atomically per item.
 
         A result whose item is gone or held under another token (cancelled,
-        or its lease expired and another worker took it) is dropped.
+        or its lease expired and another worker took it) is dropped. A
+        result the driver cannot write is replaced (see
+        `perdure.providers._unwritable.replacement`); the others are
+        written as if it were not there.
         """
         if not results:
             return
 
         def tx(conn: sqlite3.Connection, now: float) -> int:
-            delivered = 0
-            for result in results:
-                held = conn.execute(
-                    "DELETE FROM activities WHERE id = ? AND lock_token = ?",
-                    (result.id, result.lock_token),
-                )
-                if held.rowcount == 1:
-                    conn.execute(
-                        INSERT_MESSAGE_IF_INSTANCE,
-                        message_row(result.instance_id, result.message, now),
-                    )
-                    delivered += 1
+            conn.execute("SAVEPOINT acks")
+            try:
+                delivered = sum(self._ack(conn, now, r) for r in results)
+            except _ITEM_ERRORS:
+                conn.execute("ROLLBACK TO acks")
+                delivered = sum(self._ack_isolated(conn, now, r) for r in results)
+            conn.execute("RELEASE acks")
             return delivered
 
         if await self._transaction(tx, ("orchestrations",)):
             for result in results:
                 self._wakeups.due("orchestrations", result.message.visible_at)
             self._wakeups.notify("orchestrations")
+
+    @staticmethod
+    def _ack(conn: sqlite3.Connection, now: float, result: ActivityResult) -> int:
+        held = conn.execute(
+            "DELETE FROM activities WHERE id = ? AND lock_token = ?",
+            (result.id, result.lock_token),
+        )
+        if held.rowcount != 1:
+            return 0
+        conn.execute(
+            INSERT_MESSAGE_IF_INSTANCE,
+            message_row(result.instance_id, result.message, now),
+        )
+        return 1
+
+    def _ack_isolated(
+        self, conn: sqlite3.Connection, now: float, result: ActivityResult
+    ) -> int:
+        conn.execute("SAVEPOINT ack")
+        try:
+            return self._ack(conn, now, result)
+        except _ITEM_ERRORS as exc:
+            conn.execute("ROLLBACK TO ack")
+            instead = replacement(result, exc)
+            try:
+                if instead is not None:
+                    return self._ack(conn, now, instead)
+            except _ITEM_ERRORS:
+                conn.execute("ROLLBACK TO ack")
+            log_dropped(result, exc)
+            return 0
+        finally:
+            conn.execute("RELEASE ack")
 
     async def abandon_activity(
         self, id: int, lock_token: str, delay: float = 0.0
