@@ -12,6 +12,7 @@ from . import _messages as m
 from ._codec import to_json
 from ._core._history import Event, event_from_json
 from ._errors import InstanceNotFound, PerdureError
+from ._names import check_name
 from ._registry import name_of
 from ._retry import seconds
 from ._state import OrchestrationState
@@ -83,7 +84,7 @@ class Client:
             InstanceExists: The id is already used (nothing is changed).
             PayloadError: *input* is not serialisable (nothing is stored).
             ValueError: *instance_id* is not a usable id (empty, not a str,
-                over `MAX_NAME_CHARS`, NUL, a lone surrogate).
+                over 512 characters, NUL, a lone surrogate).
         """
         _check_id(instance_id)
         orch = name_of(name)
@@ -213,24 +214,5 @@ class Client:
         return [event_from_json(row) for row in rows]
 
 
-#: Longest instance id or event name: ids are indexed, and PostgreSQL's
-#: index entries must stay well under 2.7 kB however the text is encoded.
-MAX_NAME_CHARS = 512
-
-
 def _check_id(instance_id: object, what: str = "instance_id") -> None:
-    """Refuse ids and names every backend cannot store the same way (F15)."""
-    if not isinstance(instance_id, str) or not instance_id:
-        raise ValueError(f"{what} must be a non-empty str, got {instance_id!r}")
-    if len(instance_id) > MAX_NAME_CHARS:
-        raise ValueError(
-            f"{what} is {len(instance_id)} characters; the limit is {MAX_NAME_CHARS}"
-        )
-    if "\x00" in instance_id:
-        raise ValueError(f"{what} {instance_id!r} contains a NUL character")
-    try:
-        instance_id.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ValueError(
-            f"{what} {instance_id!r} has a lone surrogate, which UTF-8 cannot encode"
-        ) from None
+    check_name(instance_id, what)

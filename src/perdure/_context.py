@@ -14,6 +14,7 @@ from ._codec import from_json, to_json
 from ._core import _history as h
 from ._core._driver import ContinueAsNewSignal, Driver
 from ._core._futures import DurableFuture, JoinFuture, SelectFuture
+from ._names import check_name
 from ._registry import Registry, name_of
 from ._retry import RetryPolicy, seconds
 
@@ -144,7 +145,7 @@ class OrchestrationContext:
             PayloadError: *input* cannot be serialised (nothing is scheduled).
             Cancelled: Called inside a cancelled task.
         """
-        activity_name = name_of(name)
+        activity_name = check_name(name_of(name), "activity name")
         payload = to_json(input, f"input of activity {activity_name!r}")
         hint = (
             getattr(getattr(name, "__perdure_activity__", None), "return_hint", None)
@@ -177,6 +178,7 @@ class OrchestrationContext:
         """Wait for the next external event *name* (events are buffered, FIFO)."""
         if not isinstance(name, str):
             raise TypeError("event name must be a str")
+        check_name(name, "event name")
         return self._driver.schedule("wait", h.EventWaitStarted, {"name": name}, name)
 
     wait_for_event = schedule_wait
@@ -194,7 +196,9 @@ class OrchestrationContext:
         The child id defaults to ``f"{parent}::sub::{event_id}"``. Cancelling
         the future (or its scope) cancels the child instance.
         """
-        orch_name = name_of(name)
+        orch_name = check_name(name_of(name), "orchestration name")
+        if instance_id is not None:
+            check_name(instance_id, "sub-orchestration instance_id")
         payload = to_json(input, f"input of sub-orchestration {orch_name!r}")
         fields: dict[str, Any] = {
             "name": orch_name,
@@ -215,7 +219,8 @@ class OrchestrationContext:
         version: str | None = None,
     ) -> None:
         """Start a detached orchestration (fire-and-forget, never cancelled by us)."""
-        orch_name = name_of(name)
+        orch_name = check_name(name_of(name), "orchestration name")
+        check_name(instance_id, "instance_id")
         payload = to_json(input, f"input of orchestration {orch_name!r}")
         self._driver.emit(
             h.OrchestrationChained,

@@ -97,3 +97,30 @@ async def test_client_refuses_unencodable_input_and_stores_nothing(storage_url, 
             with pytest.raises(perdure.PayloadError, match="lone surrogate"):
                 await client.raise_event("x", "e", {"name": LATIN1_NAME})
             assert await client.get_history("x") == before
+
+
+@perdure.orchestration(name="NulName")
+async def nul_name(ctx: OrchestrationContext) -> int:
+    return await ctx.schedule_activity("Step\x00", 1)
+
+
+async def test_a_nul_in_an_activity_name_fails_only_its_instance(storage_url):
+    # The probe's F2 reproducer on PostgreSQL (text cannot hold NUL): every
+    # instance committed in the same batch used to end PoisonMessage.
+    async with perdure.Client(storage_url) as client:
+        await client.start_orchestration("bad", "NulName")
+        for n in range(5):
+            await client.start_orchestration(f"good-{n}", "Good", n)
+    async with runtime(
+        storage_url, [*ALL, nul_name], [list_dir, step], lock_timeout=1, max_attempts=3
+    ) as rt:
+        bad = await rt.client.wait_for_orchestration("bad", timeout=WAIT)
+        goods = [
+            await rt.client.wait_for_orchestration(f"good-{n}", timeout=WAIT)
+            for n in range(5)
+        ]
+    assert [s.output for s in goods] == [0, 1, 2, 3, 4]
+    assert bad.status == "Failed"
+    assert bad.error is not None
+    assert bad.error.type == "ValueError"
+    assert "activity name 'Step\\x00' contains a NUL character" in bad.error.message
