@@ -73,6 +73,9 @@ class SqliteConnection:
         self.path = path
         self._threaded = threaded
         self._clock = clock if clock is not None else time.time
+        # Set by a write that failed with "disk full"; see _after_failure.
+        self._disk_full = False
+        self._last_reclaim = -1e9
         self._opened = False
         self._conn: sqlite3.Connection | None = None
         self._executor: ThreadPoolExecutor | None = None
@@ -142,6 +145,8 @@ class SqliteConnection:
             return  # already flushed (by close)
         try:
             conn = self._db()
+            if self._disk_full:
+                self._reclaim(conn)
             conn.execute("BEGIN IMMEDIATE")
             try:
                 outcomes = self._run_group(conn, group, self._clock())
@@ -151,6 +156,7 @@ class SqliteConnection:
                     conn.execute("ROLLBACK")
                 raise
         except Exception as exc:
+            self._after_failure(exc)
             error = _storage_error(self, exc)
             outcomes = [(future, None, error) for _, future in group]
         for future, result, failure in outcomes:
@@ -202,17 +208,48 @@ class SqliteConnection:
 
     def _write(self, fn: Callable[[sqlite3.Connection, float], _T]) -> _T:
         conn = self._db()
+        if self._disk_full:
+            self._reclaim(conn)
         conn.execute("BEGIN IMMEDIATE")
         try:
             # "now" is read once the write lock is held, so leases compare
             # consistently with the order in which writers commit.
             result = fn(conn, self._clock())
             conn.execute("COMMIT")
-        except BaseException:
+        except BaseException as exc:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
+            self._after_failure(exc)
             raise
         return result
+
+    def _after_failure(self, exc: BaseException) -> None:
+        """Note a write that failed because the disk is full (probe F11).
+
+        With 1 KiB pages and ``wal_autocheckpoint = 10000`` the WAL only
+        checkpoints at ~10 MiB, so on a small volume the WAL itself refills
+        any space an operator frees and no write ever succeeds again. Once a
+        write has failed that way, every write first tries a TRUNCATE
+        checkpoint (`_reclaim`), which succeeds as soon as there is room
+        for the database file to take the WAL's pages (usually far fewer:
+        the same pages are rewritten again and again), and then gives the
+        WAL's space back.
+        """
+        if getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:
+            self._disk_full = True
+
+    def _reclaim(self, conn: sqlite3.Connection) -> None:
+        """After a disk-full error: shrink the WAL before writing (see above)."""
+        now = time.monotonic()
+        if now - self._last_reclaim < 0.05:
+            return
+        self._last_reclaim = now
+        try:
+            busy, log, done = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        except sqlite3.Error:
+            return  # still no room: the next write tries again
+        if busy == 0 and log == done:
+            self._disk_full = False
 
     # --- lifecycle --------------------------------------------------------
 
