@@ -114,7 +114,8 @@ def test_integrity_error_rolls_back_only_that_turn(tmp_path, kit):
         assert record is not None and record.status == "Running"
         # The guard's lock release was rolled back too: "a" is still locked.
         assert await p.fetch_orchestrations(10, 30) == []
-        assert await p.renew_orchestration_lock("a", items["a"].lock_token, 30)
+        # ... and its token still holds it.
+        assert await p.commit_turns([kit.turn(items["a"], "a1")]) == [True]
 
     run_on(path, commit)
 

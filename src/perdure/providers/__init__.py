@@ -2,7 +2,9 @@
 
 ``perdure.providers.sqlite.SqliteProvider`` (stdlib, the default) and
 ``perdure.providers.postgres.PostgresProvider`` (the ``postgres`` extra)
-implement the contract; `open_provider` picks one from a URL.
+implement the contract; `open_provider` picks one from a URL. A new backend
+composes `perdure.providers.helpers` and proves itself with the pytest
+suite in `perdure.providers.conformance` (see docs/providers.md).
 """
 
 from __future__ import annotations

@@ -4,11 +4,54 @@ Providers speak domain verbs, never orchestration semantics. Payloads
 (message bodies, history events, activity inputs, outputs) are JSON text the
 runtime produces and reads; a provider stores them opaquely.
 
-Every queue uses peek-lock with expiring leases: a fetched item is locked
-with a fresh ``lock_token`` until ``now + lock_timeout``; if its holder
-crashes, the lease expires and another fetch takes it again (its
-``attempt`` counter grows by one on every fetch, which is how poison
-messages are detected).
+What every provider must guarantee (the conformance suite,
+`perdure.providers.conformance`, checks each rule; docs/providers.md walks
+through them):
+
+Leases. Every queue uses peek-lock with expiring leases: a fetched item is
+locked with a fresh ``lock_token`` until ``clock() + lock_timeout``; a
+locked item is not fetched again until then. If its holder crashes, the
+lease expires and another fetch takes it again; its ``attempt`` counter
+grows by one on every fetch (which is how poison messages are detected)
+and is reset by a committed turn. A verb given a token that no longer
+holds its item (expired and taken, or the item is gone) writes nothing.
+
+Order. A fetch returns an instance's visible messages in occurrence order
+(``occurred_at``, ties in arrival order: DESIGN §7) and takes instances in
+the order of their oldest due message, so none starves. A message is never
+fetched before its ``visible_at``.
+
+Turns (`Provider.commit_turns`). Each turn is atomic: all of it or
+nothing. A turn whose lock is no longer held, or whose ``history_start``
+is not the stored history length (or, on a move to a newer execution, is
+not 0), is rejected and writes nothing; the others of the batch still
+commit. Within a turn the writes behave as if applied in this order, the
+*commit rules*:
+
+1. the guard (lock, history length, execution) and the instance row;
+2. events, with ids consecutive from ``history_start + 1`` (otherwise
+   `ValueError` before anything is written: a runtime bug);
+3. consumed messages deleted;
+4. activity work inserted, *then* ``cancel_activities`` deleted, so work
+   scheduled and cancelled in one turn ends up gone (a duplicate
+   ``(instance, execution, event)`` is ignored);
+5. ``new_instances`` created (an id taken: ``on_conflict`` is sent
+   instead, or nothing), *then* ``outbound`` sent, so a message to a child
+   created by this very turn is delivered; outbound to a missing instance
+   is dropped;
+6. keyed messages dropped last, so a timer set and cancelled in one turn
+   ends up gone.
+
+Duplicates. A completion (`ActivityResult`) whose item is gone or held
+under another token is dropped, which is how duplicate completions from
+workers whose lease expired disappear.
+
+Wake-ups. `Provider.wait` may return spuriously but must never lose a
+wake-up: a write made after the calling task's previous provider call
+makes it return at once. `perdure.providers.helpers.LocalWakeups` is the
+documented way to meet this rule in one process (a cursor per task, taken
+at the start of every verb); a polling backend may instead sleep in
+``wait`` for at most its timeout, which is correct, only slower.
 """
 
 from __future__ import annotations
@@ -325,7 +368,12 @@ class Provider(Protocol):
     async def fetch_orchestrations(
         self, max_items: int, lock_timeout: float
     ) -> list[OrchestrationItem]:
-        """Lock up to *max_items* instances that have visible messages."""
+        """Lock up to *max_items* instances that have visible messages.
+
+        Each item holds every visible message of its instance, in
+        occurrence order; instances come oldest due message first. Each
+        fetch grows the instance's ``attempt`` counter by one.
+        """
 
     async def commit_turns(self, turns: Sequence[TurnCommit]) -> list[bool]:
         """Commit turns; each one atomically. Returns per-turn success.
@@ -354,11 +402,6 @@ class Provider(Protocol):
 
         The instance's messages become visible again after *delay* seconds.
         """
-
-    async def renew_orchestration_lock(
-        self, instance_id: str, lock_token: str, lock_timeout: float
-    ) -> bool:
-        """Extend a held instance lock. ``False`` if it is no longer held."""
 
     # --- activity worker -------------------------------------------------
     async def fetch_activities(
@@ -392,9 +435,12 @@ class Provider(Protocol):
     async def wait(self, channel: Channel, timeout: float) -> None:
         """Return when *channel* may have new work, or after *timeout* seconds.
 
-        ``orchestrations``: a message was enqueued; ``activities``: work was
-        enqueued; ``instances``: an instance's status changed. Spurious
-        returns are allowed; the caller re-checks. No wake-up may be lost: a
-        notification made after the calling task's previous provider call
-        (e.g. between its fetch and this wait) makes the wait return at once.
+        ``orchestrations``: a message was enqueued or became visible, or a
+        lock was released; ``activities``: work was enqueued or released;
+        ``instances``: an instance's status changed. Spurious returns are
+        allowed; the caller re-checks. No wake-up may be lost: the calling
+        task's previous provider call is its cursor, and a notification
+        made after it (e.g. between its fetch and this wait) makes the wait
+        return at once. Compose `perdure.providers.helpers.LocalWakeups` to
+        get this right; see the module docstring.
         """

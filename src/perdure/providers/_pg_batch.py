@@ -1,4 +1,4 @@
-"""Committing a batch of `TurnCommit`: array parameters, rounds, fallback."""
+"""Batched writes on PostgreSQL: turns and activity completions, with fallbacks."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ from typing import Any
 import psycopg
 from psycopg import errors as pg_errors
 
-from perdure.providers._base import Message, TurnCommit
-from perdure.providers._unwritable import log_rejected
+from perdure.providers._base import ActivityResult, Message, TurnCommit
+from perdure.providers._unwritable import log_dropped, log_rejected, replacement
 
-__all__ = ["ITEM_ERRORS", "check_events", "commit", "commit_params", "rounds"]
+__all__ = ["ITEM_ERRORS", "complete", "commit", "commit_params", "rounds"]
 
 _log = logging.getLogger("perdure.providers.postgres")
 
@@ -89,6 +89,67 @@ async def commit(
     return committed
 
 
+async def complete(
+    conn: psycopg.AsyncConnection[Any],
+    sql: str,
+    wake: dict[str, str],
+    results: Sequence[ActivityResult],
+) -> int:
+    """Send completions with the statement *sql*; return how many were delivered.
+
+    Normally one statement. If a value in it cannot be sent, each result is
+    sent alone, and one that still fails is replaced (see
+    `perdure.providers._unwritable.replacement`) or dropped.
+    """
+    try:
+        return await _complete(conn, sql, wake, results)
+    except ITEM_ERRORS:
+        pass
+    sent = 0
+    for result in results:
+        try:
+            sent += await _complete(conn, sql, wake, [result])
+        except ITEM_ERRORS as exc:
+            instead = replacement(result, exc)
+            try:
+                if instead is not None:
+                    sent += await _complete(conn, sql, wake, [instead])
+                    continue
+            except ITEM_ERRORS:
+                pass
+            log_dropped(result, exc)
+    return sent
+
+
+async def _complete(
+    conn: psycopg.AsyncConnection[Any],
+    sql: str,
+    wake: dict[str, str],
+    results: Sequence[ActivityResult],
+) -> int:
+    cursor = await conn.execute(
+        sql,
+        {
+            "ids": [r.id for r in results],
+            "tokens": [r.lock_token for r in results],
+            "iids": [r.instance_id for r in results],
+            "kinds": [r.message.kind for r in results],
+            "bodies": [r.message.body for r in results],
+            "vis": [r.message.visible_at for r in results],
+            "keys": [r.message.key for r in results],
+            **wake,
+        },
+    )
+    (delivered,) = await _one(cursor)
+    return int(delivered)
+
+
+async def _one(cursor: psycopg.AsyncCursor[Any]) -> tuple[Any, ...]:
+    row = await cursor.fetchone()
+    assert row is not None
+    return tuple(row)
+
+
 async def _execute(
     conn: psycopg.AsyncConnection[Any],
     sql: str,
@@ -100,20 +161,6 @@ async def _execute(
     row = await cursor.fetchone()
     assert row is not None
     return set(row[0])
-
-
-def check_events(turn: TurnCommit) -> None:
-    """Reject event ids that are not consecutive from ``history_start + 1``.
-
-    Raises:
-        ValueError: A runtime bug; nothing of the batch is written.
-    """
-    expected = range(turn.history_start + 1, turn.history_start + 1 + len(turn.events))
-    if [event_id for event_id, _ in turn.events] != list(expected):
-        raise ValueError(
-            f"turn for {turn.instance_id!r}: event ids must be consecutive from"
-            f" {turn.history_start + 1}, got {[e for e, _ in turn.events]}"
-        )
 
 
 def rounds(turns: Sequence[TurnCommit]) -> list[list[int]]:

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import hashlib
-import importlib.resources
-import re
+import time
 from typing import Any
 from urllib.parse import unquote_plus, urlsplit, urlunsplit
 
-from psycopg import AsyncConnection
+from psycopg import AsyncConnection, Error
+from psycopg.conninfo import conninfo_to_dict
 
 from perdure._errors import StorageError
 from perdure.providers._base import Channel
+from perdure.providers.helpers import load_migrations
 
 __all__ = [
     "DEFAULT_SCHEMA",
@@ -23,7 +24,6 @@ __all__ = [
 
 DEFAULT_SCHEMA = "perdure"
 
-_MIGRATION_NAME = re.compile(r"^(\d+)_[\w-]+\.sql$")
 # PostgreSQL truncates identifiers (and LISTEN channel names) to 63 bytes.
 _MAX_IDENT = 63
 
@@ -90,20 +90,6 @@ def channel_names(schema: str) -> dict[Channel, str]:
     return {kind: f"{prefix}:{kind}" for kind in kinds}
 
 
-def _migrations() -> list[tuple[int, str]]:
-    """Return ``(version, sql)`` of the packaged migrations, in order."""
-    folder = importlib.resources.files("perdure.providers").joinpath(
-        "migrations", "postgres"
-    )
-    found: list[tuple[int, str]] = []
-    for entry in folder.iterdir():
-        match = _MIGRATION_NAME.match(entry.name)
-        if match:
-            found.append((int(match.group(1)), entry.read_text(encoding="utf-8")))
-    found.sort()
-    return found
-
-
 def _lock_key(schema: str) -> int:
     """A stable signed 64-bit advisory-lock key for *schema*'s migrations."""
     digest = hashlib.sha256(f"perdure-migrate:{schema}".encode()).digest()
@@ -144,7 +130,7 @@ async def migrate(conn: AsyncConnection[Any], schema: str) -> None:
             )
         cursor = await conn.execute(f"SELECT version FROM {ident}.schema_version")
         applied = {row[0] for row in await cursor.fetchall()}
-        migrations = _migrations()
+        migrations = load_migrations("postgres")
         newest = migrations[-1][0]
         if applied and max(applied) > newest:
             raise StorageError(
@@ -165,3 +151,22 @@ async def migrate(conn: AsyncConnection[Any], schema: str) -> None:
                 " VALUES (%s, extract(epoch FROM clock_timestamp()))",
                 (version,),
             )
+
+
+def describe(conninfo: str) -> str:
+    """``host/dbname`` for messages (never the password)."""
+    try:
+        params = conninfo_to_dict(conninfo)
+    except Error:
+        return "?"
+    return f"{params.get('host') or 'localhost'}/{params.get('dbname') or ''}"
+
+
+async def measure_skew(conn: AsyncConnection[Any]) -> float:
+    """Database clock minus this machine's, from one round trip."""
+    before = time.time()
+    cursor = await conn.execute("SELECT extract(epoch FROM clock_timestamp())::float8")
+    row = await cursor.fetchone()
+    after = time.time()
+    assert row is not None
+    return float(row[0]) - (before + after) / 2

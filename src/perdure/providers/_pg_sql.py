@@ -23,16 +23,11 @@ from perdure.providers._base import (
     QueuedMessage,
 )
 from perdure.providers._pg_schema import quote_ident
-from perdure.providers._rows import instance_record
+from perdure.providers.helpers import INSTANCE_COLUMNS
 
-__all__ = ["NOW", "PgSql", "instance_record", "message_params", "queued_messages"]
+__all__ = ["NOW", "PgSql", "message_params", "queued_messages"]
 
 NOW = "extract(epoch FROM statement_timestamp())::float8"
-
-INSTANCE_COLUMNS = (
-    "instance_id, name, version, execution_id, status, output, error,"
-    " custom_status, parent_instance_id, created_at, updated_at"
-)
 
 
 def _wake(*pairs: tuple[str, str]) -> str:
@@ -62,7 +57,6 @@ class PgSql:
     unfetch: str
     commit: str
     abandon_orchestration: str
-    renew_orchestration: str
     fetch_activities: str
     complete_activities: str
     abandon_activity: str
@@ -154,10 +148,6 @@ class PgSql:
                     ("ch_orch", "%(delay)s <= 0 AND EXISTS (SELECT 1 FROM released)")
                 )
                 + " SELECT (SELECT count(*) FROM released), (SELECT count(*) FROM wake)"
-            ),
-            renew_orchestration=(
-                f"UPDATE {s}.instances SET locked_until = {NOW} + %(lease)s"
-                " WHERE instance_id = %(iid)s AND lock_token = %(token)s"
             ),
             fetch_activities=(
                 f"WITH picked AS (SELECT id FROM {s}.activities"

@@ -1,13 +1,11 @@
-"""The SQLite provider's connection: inline or threaded, with grouped writes.
+"""The SQLite provider's connection: inline, with grouped writes.
 
-One connection. By default it is used inline on the event loop's thread:
+One connection, used inline on the event loop's thread:
 a local WAL transaction takes tens of microseconds, far less than a hop to
 another thread and back, and one runtime's dispatcher and worker then share
 the connection without locking. Writes issued during one event-loop tick
 are grouped into one transaction (see `SqliteConnection._transaction`).
-With ``threaded=True`` every call instead makes exactly one hop to a
-dedicated thread (``run_in_executor``) and does all its SQL there, so the
-event loop never blocks on disk.
+(A mode running SQL on a dedicated thread was measured slower and removed.)
 
 Several processes may open the same file (a crashed worker is restarted
 next to the survivors): writes take the write lock up front (``BEGIN
@@ -23,13 +21,12 @@ import os
 import sqlite3
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from perdure._errors import StorageError
 from perdure.providers._base import Channel
 from perdure.providers._sqlite_schema import check_database, migrate
-from perdure.providers._wakeups import LocalWakeups
+from perdure.providers.helpers import LocalWakeups
 
 __all__ = ["SqliteConnection"]
 
@@ -58,7 +55,6 @@ class SqliteConnection:
 
     Args:
         path: Database file, or ``":memory:"``.
-        threaded: Run SQL on a dedicated thread instead of inline.
         clock: Returns the current Unix time (default `time.time`); tests
             pass a fake one to make time pass without sleeping.
     """
@@ -67,18 +63,15 @@ class SqliteConnection:
         self,
         path: str,
         *,
-        threaded: bool = False,
         clock: Callable[[], float] | None = None,
     ) -> None:
         self.path = path
-        self._threaded = threaded
         self._clock = clock if clock is not None else time.time
         # Set by a write that failed with "disk full"; see _after_failure.
         self._disk_full = False
         self._last_reclaim = -1e9
         self._opened = False
         self._conn: sqlite3.Connection | None = None
-        self._executor: ThreadPoolExecutor | None = None
         # Inline writes waiting for this tick's grouped transaction.
         self._group: list[
             tuple[Callable[[sqlite3.Connection, float], Any], asyncio.Future[Any]]
@@ -90,18 +83,15 @@ class SqliteConnection:
         return self._clock()
 
     async def _call(self, fn: Callable[[], _T]) -> _T:
-        """Run *fn* on the connection (inline, or on its thread)."""
+        """Run *fn* on the connection (a read, or a single-statement write)."""
         if not self._opened:
             raise StorageError(f"{self!r} is not open; await its open() first")
         self._wakeups.mark()
-        executor = self._executor
         try:
-            if executor is None:
-                # Yield once so that a caller that always finds work (the
-                # dispatcher under load) cannot starve the other tasks.
-                await asyncio.sleep(0)
-                return fn()
-            return await asyncio.get_running_loop().run_in_executor(executor, fn)
+            # Yield once so that a caller that always finds work (the
+            # dispatcher under load) cannot starve the other tasks.
+            await asyncio.sleep(0)
+            return fn()
         except sqlite3.Error as exc:
             raise StorageError(f"SQLite error on {self.path!r}: {exc}") from exc
 
@@ -112,7 +102,7 @@ class SqliteConnection:
     ) -> _T:
         """Run *fn* in a write transaction.
 
-        Inline, writes issued during the same event-loop tick (the
+        Writes issued during the same event-loop tick (the
         dispatcher's commit, the worker's acknowledgements, a client's
         start) are grouped into one transaction, each in its own savepoint:
         one commit instead of several, with the same per-call atomicity.
@@ -125,8 +115,6 @@ class SqliteConnection:
         not two. The callers notify again after the commit, so a waiter
         that looked too early is not left behind.
         """
-        if self._executor is not None:
-            return await self._call(lambda: self._write(fn))
         if not self._opened:
             raise StorageError(f"{self!r} is not open; await its open() first")
         self._wakeups.mark()
@@ -206,23 +194,6 @@ class SqliteConnection:
             raise StorageError(f"{self!r} is not open; await its open() first")
         return self._conn
 
-    def _write(self, fn: Callable[[sqlite3.Connection, float], _T]) -> _T:
-        conn = self._db()
-        if self._disk_full:
-            self._reclaim(conn)
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            # "now" is read once the write lock is held, so leases compare
-            # consistently with the order in which writers commit.
-            result = fn(conn, self._clock())
-            conn.execute("COMMIT")
-        except BaseException as exc:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            self._after_failure(exc)
-            raise
-        return result
-
     def _after_failure(self, exc: BaseException) -> None:
         """Note a write that failed because the disk is full (probe F11).
 
@@ -257,30 +228,11 @@ class SqliteConnection:
         """Connect and apply pending migrations (idempotent)."""
         if self._opened:
             return
-        # Set before the first await: a concurrent open() returns at once and
-        # its calls queue behind the migration on the single worker thread.
-        self._opened = True
-        if not self._threaded:
-            try:
-                self._open_sync()
-            except sqlite3.Error as exc:
-                self._opened = False
-                raise StorageError(f"SQLite error on {self.path!r}: {exc}") from exc
-            except BaseException:
-                self._opened = False
-                raise
-            return
-        executor = ThreadPoolExecutor(
-            max_workers=1, thread_name_prefix="perdure-sqlite"
-        )
-        self._executor = executor
         try:
-            await self._call(self._open_sync)
-        except BaseException:
-            self._opened = False
-            self._executor = None
-            executor.shutdown(wait=False)
-            raise
+            self._open_sync()
+        except sqlite3.Error as exc:
+            raise StorageError(f"SQLite error on {self.path!r}: {exc}") from exc
+        self._opened = True
 
     def _open_sync(self) -> None:
         if self.path not in ("", ":memory:"):
@@ -295,7 +247,6 @@ class SqliteConnection:
             # over the queue tables and their indexes, and every dirty page
             # is written to the WAL at commit; 1 KiB instead of 4 KiB pages
             # made a long sequential history ~10 % faster per step.
-            conn.execute("PRAGMA page_size = 1024")
             conn.execute("PRAGMA page_size = 1024")
             if self.path != ":memory:":
                 conn.execute("PRAGMA journal_mode = WAL")
@@ -312,19 +263,15 @@ class SqliteConnection:
         self._conn = conn
 
     async def close(self) -> None:
-        """Close the connection and stop its thread (idempotent)."""
+        """Close the connection (idempotent)."""
         if not self._opened:
             return
-        executor = self._executor
         if self._group:
             self._flush_group()  # writes already accepted must not be lost
         try:
             await self._call(self._close_sync)
         finally:
             self._opened = False
-            self._executor = None
-            if executor is not None:
-                executor.shutdown(wait=False)
 
     def _close_sync(self) -> None:
         if self._conn is not None:

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.resources
-import re
 import sqlite3
 import time
 
 from perdure._errors import StorageError
 from perdure.providers._base import Message
-from perdure.providers._rows import instance_record
+from perdure.providers.helpers import INSTANCE_COLUMNS, load_migrations
 
 __all__ = [
     "COMMIT_INSTANCE",
@@ -24,29 +22,9 @@ __all__ = [
     "READY_INSTANCES",
     "VISIBLE_MESSAGES",
     "check_database",
-    "instance_record",
     "message_row",
     "migrate",
 ]
-
-_MIGRATION_NAME = re.compile(r"^(\d+)_[\w-]+\.sql$")
-
-
-def _migrations() -> list[tuple[int, str]]:
-    """Return ``(version, sql)`` of the packaged migrations, in order."""
-    # One name per joinpath: zip-backed Traversables of 3.11 take only one.
-    folder = (
-        importlib.resources.files("perdure.providers")
-        .joinpath("migrations")
-        .joinpath("sqlite")
-    )
-    found: list[tuple[int, str]] = []
-    for entry in folder.iterdir():
-        match = _MIGRATION_NAME.match(entry.name)
-        if match:
-            found.append((int(match.group(1)), entry.read_text(encoding="utf-8")))
-    found.sort()
-    return found
 
 
 def _statements(script: str) -> list[str]:
@@ -67,7 +45,7 @@ def _statements(script: str) -> list[str]:
 
 
 def _refuse_newer(applied: set[int], path: str) -> None:
-    newest = _migrations()[-1][0]
+    newest = load_migrations("sqlite")[-1][0]
     if applied and max(applied) > newest:
         raise StorageError(
             f"SQLite database {path!r} has schema version {max(applied)}, but this"
@@ -122,7 +100,7 @@ def migrate(conn: sqlite3.Connection, path: str = ":memory:") -> None:
         )
         applied = {row[0] for row in conn.execute("SELECT version FROM schema_version")}
         _refuse_newer(applied, path)
-        for version, script in _migrations():
+        for version, script in load_migrations("sqlite"):
             if version in applied:
                 continue
             for statement in _statements(script):
@@ -142,10 +120,6 @@ def migrate(conn: sqlite3.Connection, path: str = ":memory:") -> None:
 # SQL
 # --------------------------------------------------------------------------
 
-INSTANCE_COLUMNS = (
-    "instance_id, name, version, execution_id, status, output, error,"
-    " custom_status, parent_instance_id, created_at, updated_at"
-)
 INSERT_INSTANCE = (
     "INSERT INTO instances (instance_id, name, version, execution_id, status,"
     " parent_instance_id, created_at, updated_at)"

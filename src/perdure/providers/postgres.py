@@ -37,21 +37,26 @@ from perdure.providers._base import (
     Message,
     NewInstance,
     OrchestrationItem,
-    QueuedMessage,
     TurnCommit,
 )
-from perdure.providers._pg_batch import ITEM_ERRORS, check_events, commit
+from perdure.providers._pg_batch import commit, complete
+from perdure.providers._pg_fetch import fetch_orchestrations
 from perdure.providers._pg_listen import Listener
-from perdure.providers._pg_schema import channel_names, migrate, quote_ident, split_url
-from perdure.providers._pg_sql import (
-    PgSql,
-    instance_record,
-    message_params,
-    queued_messages,
+from perdure.providers._pg_schema import (
+    channel_names,
+    describe,
+    measure_skew,
+    migrate,
+    quote_ident,
+    split_url,
 )
-from perdure.providers._rows import activity_items
-from perdure.providers._unwritable import log_dropped, replacement
-from perdure.providers._wakeups import LocalWakeups
+from perdure.providers._pg_sql import PgSql, message_params
+from perdure.providers.helpers import (
+    LocalWakeups,
+    activity_items,
+    check_events,
+    instance_record,
+)
 
 __all__ = ["PostgresProvider"]
 
@@ -95,7 +100,7 @@ class PostgresProvider:
         affinity: float = 1.0,
     ) -> None:
         self._conninfo, self.schema = split_url(url, schema)
-        self._where = _describe(self._conninfo)
+        self._where = describe(self._conninfo)
         self._min_size = min_size
         self._max_size = max(max_size, min_size)
         self._affinity = max(float(affinity), 0.0)
@@ -159,7 +164,7 @@ class PostgresProvider:
                 self._conninfo, autocommit=True
             ) as conn:
                 await migrate(conn, self.schema)
-                self._skew = await _measure_skew(conn)
+                self._skew = await measure_skew(conn)
             pool: AsyncConnectionPool[Conn] = AsyncConnectionPool(
                 self._conninfo,
                 min_size=self._min_size,
@@ -331,44 +336,10 @@ class PostgresProvider:
         }
         async with self._connection() as conn:
             sent = time.time()
-            cursor = await conn.execute(self._sql.fetch_orchestrations, params)
-            rows = await cursor.fetchall()
-            if rows:
-                self._skew = rows[0][21] - sent
-            stale = [row[0] for row in rows if not row[16]]
-            reread = await self._reread(conn, stale) if stale else {}
-            items: list[OrchestrationItem] = []
-            for row in rows:
-                if row[16]:
-                    messages = queued_messages(row[17], row[18], row[19], row[20])
-                else:
-                    messages = reread.get(row[0], [])
-                    if not messages:
-                        # A turn consumed everything just before we locked.
-                        await conn.execute(
-                            self._sql.unfetch, {"iid": row[0], "token": row[12]}
-                        )
-                        continue
-                items.append(
-                    OrchestrationItem(
-                        instance=instance_record(row),
-                        messages=messages,
-                        history_len=row[11],
-                        lock_token=row[12],
-                        attempt=row[13],
-                    )
-                )
+            items, db_now = await fetch_orchestrations(conn, self._sql, params)
+        if db_now is not None:
+            self._skew = db_now - sent
         return items
-
-    async def _reread(
-        self, conn: Conn, instance_ids: list[str]
-    ) -> dict[str, list[QueuedMessage]]:
-        """Messages of instances we hold, read with a fresh snapshot."""
-        cursor = await conn.execute(self._sql.reread_messages, {"iids": instance_ids})
-        return {
-            row[0]: queued_messages(row[1], row[2], row[3], row[4])
-            for row in await cursor.fetchall()
-        }
 
     async def commit_turns(self, turns: Sequence[TurnCommit]) -> list[bool]:
         """Commit turns; each one atomically. Returns per-turn success.
@@ -427,17 +398,6 @@ class PostgresProvider:
             else:
                 self._wakeups.notify("orchestrations")
 
-    async def renew_orchestration_lock(
-        self, instance_id: str, lock_token: str, lock_timeout: float
-    ) -> bool:
-        """Extend a held instance lock. ``False`` if it is no longer held."""
-        async with self._connection() as conn:
-            cursor = await conn.execute(
-                self._sql.renew_orchestration,
-                {"iid": instance_id, "token": lock_token, "lease": lock_timeout},
-            )
-            return cursor.rowcount == 1
-
     # --- activity worker ------------------------------------------------
 
     async def fetch_activities(
@@ -470,47 +430,13 @@ class PostgresProvider:
         if not unique:
             return
         async with self._connection() as conn:
-            try:
-                sent = await self._complete(conn, unique)
-            except ITEM_ERRORS:
-                sent = 0
-                for result in unique:
-                    sent += await self._complete_alone(conn, result)
+            sent = await complete(
+                conn, self._sql.complete_activities, self._wake_params, unique
+            )
         if sent:
             for result in unique:
                 self._wakeups.due("orchestrations", result.message.visible_at)
             self._wakeups.notify("orchestrations")
-
-    async def _complete(self, conn: Conn, results: Sequence[ActivityResult]) -> int:
-        cursor = await conn.execute(
-            self._sql.complete_activities,
-            {
-                "ids": [r.id for r in results],
-                "tokens": [r.lock_token for r in results],
-                "iids": [r.instance_id for r in results],
-                "kinds": [r.message.kind for r in results],
-                "bodies": [r.message.body for r in results],
-                "vis": [r.message.visible_at for r in results],
-                "keys": [r.message.key for r in results],
-                **self._wake_params,
-            },
-        )
-        row = await cursor.fetchone()
-        assert row is not None
-        return int(row[0])
-
-    async def _complete_alone(self, conn: Conn, result: ActivityResult) -> int:
-        try:
-            return await self._complete(conn, [result])
-        except ITEM_ERRORS as exc:
-            instead = replacement(result, exc)
-            try:
-                if instead is not None:
-                    return await self._complete(conn, [instead])
-            except ITEM_ERRORS:
-                pass
-            log_dropped(result, exc)
-            return 0
 
     async def abandon_activity(
         self, id: int, lock_token: str, delay: float = 0.0
@@ -564,22 +490,3 @@ class PostgresProvider:
         Delayed work written by other processes is seen after *timeout*.
         """
         await self._wakeups.wait(channel, timeout)
-
-
-def _describe(conninfo: str) -> str:
-    """``host/dbname`` for messages (never the password)."""
-    try:
-        params = psycopg.conninfo.conninfo_to_dict(conninfo)
-    except psycopg.Error:
-        return "?"
-    return f"{params.get('host') or 'localhost'}/{params.get('dbname') or ''}"
-
-
-async def _measure_skew(conn: Conn) -> float:
-    """Database clock minus this machine's, from one round trip."""
-    before = time.time()
-    cursor = await conn.execute("SELECT extract(epoch FROM clock_timestamp())::float8")
-    row = await cursor.fetchone()
-    after = time.time()
-    assert row is not None
-    return float(row[0]) - (before + after) / 2

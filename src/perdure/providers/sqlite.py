@@ -1,9 +1,11 @@
 """The SQLite provider: stdlib ``sqlite3``, the default storage.
 
-The domain verbs, as SQL; how the connection is used (inline or on a
-thread, writes of one loop tick grouped into one transaction) lives in
-`perdure.providers._sqlite_conn`. Leases are wall-clock (``time.time()``) so
-that they mean the same thing in every process sharing the file.
+The domain verbs, as SQL; how the connection is used (inline, writes of
+one loop tick grouped into one transaction) lives in
+`perdure.providers._sqlite_conn`, and how a turn or an activity completion
+is written in `perdure.providers._sqlite_turns`. Leases are wall-clock
+(the provider's ``clock``, `time.time` by default) so that they mean the
+same thing in every process sharing the file.
 
 Wake-ups only reach waiters in this process, for writes made through this
 object (see `LocalWakeups`); other processes are noticed by the caller's
@@ -30,41 +32,32 @@ from perdure.providers._base import (
     QueuedMessage,
     TurnCommit,
 )
-from perdure.providers._rows import activity_items
 from perdure.providers._sqlite_conn import SqliteConnection
 from perdure.providers._sqlite_schema import (
-    COMMIT_INSTANCE,
-    INSERT_ACTIVITY,
-    INSERT_EVENT,
     INSERT_INSTANCE,
     INSERT_MESSAGE,
     INSERT_MESSAGE_IF_INSTANCE,
-    INSTANCE_COLUMNS,
     LOCK_ACTIVITIES,
     LOCK_INSTANCE,
     READY_INSTANCES,
     VISIBLE_MESSAGES,
-    instance_record,
     message_row,
 )
-from perdure.providers._unwritable import log_dropped, log_rejected, replacement
+from perdure.providers._sqlite_turns import (
+    ITEM_ERRORS,
+    ack,
+    ack_isolated,
+    apply_isolated,
+    apply_turn,
+)
+from perdure.providers.helpers import (
+    INSTANCE_COLUMNS,
+    activity_items,
+    check_events,
+    instance_record,
+)
 
 __all__ = ["SqliteProvider"]
-
-# Errors that belong to one turn or result, not to the storage: stored rows
-# contradict it (IntegrityError), or the driver refuses one of its values (a
-# lone surrogate: UnicodeEncodeError; an int beyond 64 bits: OverflowError;
-# an unsupported type: ProgrammingError). Disk full, locked or corrupt
-# databases (OperationalError, DatabaseError) fail the whole call.
-_ITEM_ERRORS = (
-    sqlite3.IntegrityError,
-    sqlite3.DataError,
-    sqlite3.InterfaceError,
-    sqlite3.ProgrammingError,
-    ValueError,
-    OverflowError,
-    TypeError,
-)
 
 # An instance and its sub-orchestrations, recursively (UNION: a cycle of
 # parent links, possible after ids are re-used, ends the recursion).
@@ -77,22 +70,12 @@ _INSTANCE_TREE = (
 )
 
 
-def _check_events(turn: TurnCommit) -> None:
-    expected = range(turn.history_start + 1, turn.history_start + 1 + len(turn.events))
-    if [event_id for event_id, _ in turn.events] != list(expected):
-        raise ValueError(
-            f"turn for {turn.instance_id!r}: event ids must be consecutive from"
-            f" {turn.history_start + 1}, got {[e for e, _ in turn.events]}"
-        )
-
-
 class SqliteProvider(SqliteConnection):
     """A `Provider` storing everything in one SQLite file (or in memory).
 
     Args:
         path: Database file, or ``":memory:"`` for a private in-memory
             database (gone on `close`; not shared with other objects).
-        threaded: Run SQL on a dedicated thread instead of inline.
         clock: Returns the current Unix time (default `time.time`); every
             time the provider stamps (enqueue, leases, delays) comes from it.
 
@@ -104,10 +87,9 @@ class SqliteProvider(SqliteConnection):
         self,
         path: str,
         *,
-        threaded: bool = False,
         clock: Callable[[], float] | None = None,
     ) -> None:
-        super().__init__(path, threaded=threaded, clock=clock)
+        super().__init__(path, clock=clock)
 
     def __repr__(self) -> str:
         return f"SqliteProvider({self.path!r})"
@@ -254,22 +236,24 @@ class SqliteProvider(SqliteConnection):
             items: list[OrchestrationItem] = []
             for instance_id in picked:
                 token = uuid.uuid4().hex
+                # LOCK_INSTANCE returns INSTANCE_COLUMNS, history_len, attempt.
                 row = conn.execute(
                     LOCK_INSTANCE, (token, now + lock_timeout, instance_id)
                 ).fetchall()[0]
+                *_, history_len, attempt = row
                 messages = conn.execute(VISIBLE_MESSAGES, (instance_id, now))
                 items.append(
                     OrchestrationItem(
                         instance=instance_record(row),
                         messages=[
                             QueuedMessage(
-                                id=m[0], kind=m[1], body=m[2], occurred_at=m[3]
+                                id=id_, kind=kind, body=body, occurred_at=occurred_at
                             )
-                            for m in messages
+                            for id_, kind, body, occurred_at in messages
                         ],
-                        history_len=row[11],
+                        history_len=history_len,
                         lock_token=token,
-                        attempt=row[12],
+                        attempt=attempt,
                     )
                 )
             return items
@@ -290,7 +274,7 @@ class SqliteProvider(SqliteConnection):
                 ``history_start + 1`` (a runtime bug); nothing is written.
         """
         for turn in turns:
-            _check_events(turn)
+            check_events(turn)
         if not turns:
             return []
 
@@ -302,10 +286,10 @@ class SqliteProvider(SqliteConnection):
             # turn, so that the error rejects that turn alone.
             conn.execute("SAVEPOINT batch")
             try:
-                results = [self._apply_turn(conn, now, turn) for turn in turns]
-            except _ITEM_ERRORS:
+                results = [apply_turn(conn, now, turn) for turn in turns]
+            except ITEM_ERRORS:
                 conn.execute("ROLLBACK TO batch")
-                results = [self._apply_isolated(conn, now, turn) for turn in turns]
+                results = [apply_isolated(conn, now, turn) for turn in turns]
             conn.execute("RELEASE batch")
             return results
 
@@ -314,130 +298,10 @@ class SqliteProvider(SqliteConnection):
             wake = ("orchestrations", "activities")
         results = await self._transaction(tx, wake)
         committed = [turn for turn, ok in zip(turns, results, strict=True) if ok]
-
-        inline = self._executor is None
-        self._wakeups.committed(committed, prewoken=wake if inline else ())
+        self._wakeups.committed(committed, prewoken=wake)
         if not all(results):
             self._wakeups.notify("orchestrations")  # released locks
         return results
-
-    def _apply_isolated(
-        self, conn: sqlite3.Connection, now: float, turn: TurnCommit
-    ) -> bool:
-        conn.execute("SAVEPOINT turn")
-        try:
-            ok = self._apply_turn(conn, now, turn)
-        except sqlite3.IntegrityError:
-            # Stored rows contradict the turn (e.g. events already there):
-            # reject this turn alone, as for a stale lock (lock kept).
-            conn.execute("ROLLBACK TO turn")
-            ok = False
-        except _ITEM_ERRORS as exc:
-            # This turn alone cannot be written: reject it, and release its
-            # lock (if still held) so that the instance is fetched again at
-            # once; its attempt counter then turns it into poison.
-            conn.execute("ROLLBACK TO turn")
-            log_rejected(turn.instance_id, exc)
-            conn.execute(
-                "UPDATE instances SET lock_token = NULL, locked_until = NULL"
-                " WHERE instance_id = ? AND lock_token = ?",
-                (turn.instance_id, turn.lock_token),
-            )
-            ok = False
-        else:
-            if not ok:
-                conn.execute("ROLLBACK TO turn")
-        conn.execute("RELEASE turn")
-        return ok
-
-    def _apply_turn(
-        self, conn: sqlite3.Connection, now: float, turn: TurnCommit
-    ) -> bool:
-        guard = conn.execute(
-            COMMIT_INSTANCE,
-            {
-                "instance_id": turn.instance_id,
-                "lock_token": turn.lock_token,
-                "execution_id": turn.execution_id,
-                "history_start": turn.history_start,
-                "history_len": turn.history_start + len(turn.events),
-                "name": turn.name,
-                "version": turn.version,
-                "status": turn.status,
-                "output": turn.output,
-                "error": turn.error,
-                "custom_status": turn.custom_status,
-                "now": now,
-            },
-        )
-        if guard.rowcount != 1:
-            return False
-        instance_id, execution_id = turn.instance_id, turn.execution_id
-        if turn.events:
-            conn.executemany(
-                INSERT_EVENT,
-                [(instance_id, execution_id, eid, data) for eid, data in turn.events],
-            )
-        if turn.consumed:
-            conn.executemany(
-                "DELETE FROM messages WHERE id = ? AND instance_id = ?",
-                [(message_id, instance_id) for message_id in turn.consumed],
-            )
-        # Inserts before deletes: work scheduled and cancelled (or a timer
-        # set and dropped) within the same turn must end up gone.
-        if turn.activities:
-            conn.executemany(
-                INSERT_ACTIVITY,
-                [
-                    (
-                        w.instance_id,
-                        w.execution_id,
-                        w.event_id,
-                        w.name,
-                        w.body,
-                        now if w.visible_at is None else w.visible_at,
-                    )
-                    for w in turn.activities
-                ],
-            )
-        if turn.cancel_activities:
-            conn.executemany(
-                "DELETE FROM activities"
-                " WHERE instance_id = ? AND execution_id = ? AND event_id = ?",
-                [
-                    (r.instance_id, r.execution_id, r.event_id)
-                    for r in turn.cancel_activities
-                ],
-            )
-        # New instances before outbound, so a message to a child created by
-        # this very turn is delivered.
-        for child in turn.new_instances:
-            self._create_child(conn, now, child)
-        if turn.outbound:
-            conn.executemany(
-                INSERT_MESSAGE_IF_INSTANCE,
-                [message_row(o.instance_id, o.message, now) for o in turn.outbound],
-            )
-        if turn.drop_messages:
-            conn.executemany(
-                "DELETE FROM messages WHERE instance_id = ? AND key = ?",
-                turn.drop_messages,
-            )
-        return True
-
-    @staticmethod
-    def _create_child(conn: sqlite3.Connection, now: float, new: NewInstance) -> None:
-        created = conn.execute(
-            INSERT_INSTANCE,
-            (new.instance_id, new.name, new.version, new.parent_instance_id, now, now),
-        )
-        if created.rowcount == 1:
-            conn.execute(INSERT_MESSAGE, message_row(new.instance_id, new.start, now))
-        elif new.on_conflict is not None and new.on_conflict_target is not None:
-            conn.execute(
-                INSERT_MESSAGE_IF_INSTANCE,
-                message_row(new.on_conflict_target, new.on_conflict, now),
-            )
 
     async def abandon_orchestration(
         self, instance_id: str, lock_token: str, delay: float = 0.0
@@ -469,21 +333,6 @@ class SqliteProvider(SqliteConnection):
                 self._wakeups.due("orchestrations", self._clock() + delay)
             else:
                 self._wakeups.notify("orchestrations")
-
-    async def renew_orchestration_lock(
-        self, instance_id: str, lock_token: str, lock_timeout: float
-    ) -> bool:
-        """Extend a held instance lock. ``False`` if it is no longer held."""
-
-        def run() -> bool:
-            renewed = self._db().execute(
-                "UPDATE instances SET locked_until = ?"
-                " WHERE instance_id = ? AND lock_token = ?",
-                (self._clock() + lock_timeout, instance_id, lock_token),
-            )
-            return renewed.rowcount == 1
-
-        return await self._call(run)
 
     # --- activity worker ------------------------------------------------
 
@@ -517,10 +366,10 @@ class SqliteProvider(SqliteConnection):
         def tx(conn: sqlite3.Connection, now: float) -> int:
             conn.execute("SAVEPOINT acks")
             try:
-                delivered = sum(self._ack(conn, now, r) for r in results)
-            except _ITEM_ERRORS:
+                delivered = sum(ack(conn, now, r) for r in results)
+            except ITEM_ERRORS:
                 conn.execute("ROLLBACK TO acks")
-                delivered = sum(self._ack_isolated(conn, now, r) for r in results)
+                delivered = sum(ack_isolated(conn, now, r) for r in results)
             conn.execute("RELEASE acks")
             return delivered
 
@@ -528,39 +377,6 @@ class SqliteProvider(SqliteConnection):
             for result in results:
                 self._wakeups.due("orchestrations", result.message.visible_at)
             self._wakeups.notify("orchestrations")
-
-    @staticmethod
-    def _ack(conn: sqlite3.Connection, now: float, result: ActivityResult) -> int:
-        held = conn.execute(
-            "DELETE FROM activities WHERE id = ? AND lock_token = ?",
-            (result.id, result.lock_token),
-        )
-        if held.rowcount != 1:
-            return 0
-        conn.execute(
-            INSERT_MESSAGE_IF_INSTANCE,
-            message_row(result.instance_id, result.message, now),
-        )
-        return 1
-
-    def _ack_isolated(
-        self, conn: sqlite3.Connection, now: float, result: ActivityResult
-    ) -> int:
-        conn.execute("SAVEPOINT ack")
-        try:
-            return self._ack(conn, now, result)
-        except _ITEM_ERRORS as exc:
-            conn.execute("ROLLBACK TO ack")
-            instead = replacement(result, exc)
-            try:
-                if instead is not None:
-                    return self._ack(conn, now, instead)
-            except _ITEM_ERRORS:
-                conn.execute("ROLLBACK TO ack")
-            log_dropped(result, exc)
-            return 0
-        finally:
-            conn.execute("RELEASE ack")
 
     async def abandon_activity(
         self, id: int, lock_token: str, delay: float = 0.0

@@ -1,21 +1,161 @@
-"""Wake-ups for waiters in this process (shared by the providers).
+"""Building blocks a provider composes: wake-ups, row mapping, migrations.
 
-A provider object may be shared by a runtime and clients in one process;
-writes through it wake that process's waiters directly instead of making them
-poll (DESIGN §5).
+Everything here is backend-neutral and used by both bundled providers; a
+third backend may use any of it (see docs/providers.md):
+
+- `LocalWakeups`: the in-process half of the `Provider.wait` contract.
+  Call `LocalWakeups.mark` at the start of every provider method,
+  `LocalWakeups.notify` / `LocalWakeups.due` / `LocalWakeups.committed`
+  after each write, and delegate `Provider.wait` to `LocalWakeups.wait`.
+  A backend shared by several processes adds its own cross-process signal
+  (PostgreSQL: ``LISTEN``/``NOTIFY``) by calling `LocalWakeups.notify`.
+- `check_events`: the consecutive-event-id rule of `Provider.commit_turns`.
+- `INSTANCE_COLUMNS`, `instance_record`, `activity_items`: one column list
+  and one mapping for instance rows and fetched activity rows, read by name.
+- `load_migrations`: the packaged ``migrations/<dialect>/NNNN_name.sql``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import bisect
+import importlib.resources
+import re
 import time
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Iterable, Sequence
+from typing import Any, cast
 
-from perdure.providers._base import Channel, TurnCommit
+from perdure.providers._base import (
+    ActivityItem,
+    Channel,
+    InstanceRecord,
+    InstanceStatus,
+    TurnCommit,
+)
 
-__all__ = ["LocalWakeups"]
+__all__ = [
+    "INSTANCE_COLUMNS",
+    "LocalWakeups",
+    "activity_items",
+    "check_events",
+    "instance_record",
+    "load_migrations",
+]
+
+# --- rows -----------------------------------------------------------------
+
+# The instance columns, in the order `instance_record` reads them.
+INSTANCE_COLUMNS = (
+    "instance_id, name, version, execution_id, status, output, error,"
+    " custom_status, parent_instance_id, created_at, updated_at"
+)
+
+
+def instance_record(row: Sequence[Any]) -> InstanceRecord:
+    """Build a record from a row that starts with `INSTANCE_COLUMNS`.
+
+    Extra columns after them (a fetch's ``history_len``, ``attempt``, ...)
+    are ignored.
+    """
+    (
+        instance_id,
+        name,
+        version,
+        execution_id,
+        status,
+        output,
+        error,
+        custom_status,
+        parent_instance_id,
+        created_at,
+        updated_at,
+    ) = row[:11]
+    return InstanceRecord(
+        instance_id=instance_id,
+        name=name,
+        version=version,
+        execution_id=execution_id,
+        status=cast(InstanceStatus, status),
+        output=output,
+        error=error,
+        custom_status=custom_status,
+        parent_instance_id=parent_instance_id,
+        created_at=created_at,
+        updated_at=updated_at,
+    )
+
+
+def activity_items(rows: Iterable[Sequence[Any]]) -> list[ActivityItem]:
+    """Map fetched activity rows, oldest (lowest id) first.
+
+    Each row is ``(id, instance_id, execution_id, event_id, name, body,
+    lock_token, attempt)``; ``RETURNING`` order is unspecified, so rows are
+    sorted by id.
+    """
+    items = [
+        ActivityItem(
+            id=id_,
+            instance_id=instance_id,
+            execution_id=execution_id,
+            event_id=event_id,
+            name=name,
+            body=body,
+            lock_token=lock_token,
+            attempt=attempt,
+        )
+        for (
+            id_,
+            instance_id,
+            execution_id,
+            event_id,
+            name,
+            body,
+            lock_token,
+            attempt,
+        ) in rows
+    ]
+    items.sort(key=lambda item: item.id)
+    return items
+
+
+# --- turns and migrations ---------------------------------------------------
+
+
+def check_events(turn: TurnCommit) -> None:
+    """Reject event ids that are not consecutive from ``history_start + 1``.
+
+    Raises:
+        ValueError: A runtime bug; nothing of the batch may be written.
+    """
+    expected = range(turn.history_start + 1, turn.history_start + 1 + len(turn.events))
+    if [event_id for event_id, _ in turn.events] != list(expected):
+        raise ValueError(
+            f"turn for {turn.instance_id!r}: event ids must be consecutive from"
+            f" {turn.history_start + 1}, got {[e for e, _ in turn.events]}"
+        )
+
+
+_MIGRATION_NAME = re.compile(r"^(\d+)_[\w-]+\.sql$")
+
+
+def load_migrations(dialect: str) -> list[tuple[int, str]]:
+    """Return ``(version, sql)`` of ``migrations/<dialect>/*.sql``, in order."""
+    # One name per joinpath: zip-backed Traversables of 3.11 take only one.
+    folder = (
+        importlib.resources.files("perdure.providers")
+        .joinpath("migrations")
+        .joinpath(dialect)
+    )
+    found: list[tuple[int, str]] = []
+    for entry in folder.iterdir():
+        match = _MIGRATION_NAME.match(entry.name)
+        if match:
+            found.append((int(match.group(1)), entry.read_text(encoding="utf-8")))
+    found.sort()
+    return found
+
+
+# --- wake-ups -------------------------------------------------------------
 
 _CHANNELS: dict[Channel, int] = {"orchestrations": 0, "activities": 1, "instances": 2}
 # Past due times are kept this long so that a task whose previous provider
@@ -34,17 +174,28 @@ def _resolve(fut: asyncio.Future[bool], value: bool) -> None:
 class LocalWakeups:
     """Per-channel wake-ups for the waiters of this process.
 
-    A caller polls: fetch, and if there was nothing, ``wait``. A notification
-    that lands between the fetch and the wait must not be lost, and the
-    `Provider` API has no token to carry "what I have seen" from one call to
-    the next. So the provider remembers it per asyncio task: every provider
-    call records (`mark`) the wall time and each channel's generation
-    counter when it starts. ``wait`` returns at once if, since the calling
-    task's previous provider call, its channel was notified or one of its
-    due times (a delayed message or retry written through this object)
+    This is the documented way to meet the "no wake-up is lost" rule of
+    `Provider.wait` (see "Wake-ups" in `perdure.providers._base`). A caller
+    polls: fetch, and if there was nothing, ``wait``. A notification that
+    lands between the fetch and the wait must not be lost, so the helper
+    keeps a *cursor* per asyncio task: `mark`, called at the start of every
+    provider method, records the wall time and each channel's generation
+    counter. ``wait`` returns at once if, since the calling task's previous
+    provider call, its channel was notified (`notify`) or one of its due
+    times (`due`: a delayed message or retry written through this object)
     passed; otherwise it sleeps until a notification, the next due time or
     the timeout. The price is an occasional spurious return, which the
     contract allows.
+
+    How a backend composes it:
+
+    - every verb starts with ``self._wakeups.mark()``;
+    - after a write commits, ``notify`` the channels it gave work to and
+      ``due`` each delayed ``visible_at`` it stored (`committed` does both
+      for a batch of turns);
+    - ``wait`` is ``await self._wakeups.wait(channel, timeout)``;
+    - writes by other processes reach it through ``notify`` from whatever
+      cross-process signal the backend has (or only through the timeout).
 
     Asyncio objects are created only inside ``wait``, on the running loop,
     so the provider can be constructed without a loop and used from one loop
