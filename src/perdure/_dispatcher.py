@@ -18,17 +18,29 @@ import logging
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from . import _messages as m
-from ._codec import loads
+from ._commit import failure_commit, finished_commit
 from ._core import _history as h
 from ._core._driver import Driver
 from ._errors import ErrorInfo, NondeterminismError, StorageError
 from ._registry import Registry
-from ._turn import TurnOutput, build_driver, failure_commit, run_turn
+from ._turn import (
+    Cached,
+    Finished,
+    Fresh,
+    Inbox,
+    Poison,
+    Replay,
+    Stray,
+    TurnOutput,
+    build_driver,
+    plan,
+    read_inbox,
+    run_turn,
+)
 from ._watchdog import RunawayTurn, TurnWatchdog
-from .providers._base import OrchestrationItem, Provider, TurnCommit, WorkRef
+from .providers._base import OrchestrationItem, Provider, WorkRef
 
 __all__ = ["Dispatcher", "DispatcherOptions"]
 
@@ -114,7 +126,6 @@ class Dispatcher:
 
     async def _process(self, items: list[OrchestrationItem]) -> None:
         outputs: list[TurnOutput] = []
-        commits: list[TurnCommit] = []
         for item in items:
             try:
                 output = await self._turn(item)
@@ -135,9 +146,9 @@ class Dispatcher:
                     _log.exception("abandoning %s failed", item.instance.instance_id)
                 continue
             outputs.append(output)
-            commits.append(output.commit)
-        if not commits:
+        if not outputs:
             return
+        commits = [output.commit for output in outputs]
         try:
             results = await self._provider.commit_turns(commits)
         except Exception:
@@ -149,7 +160,8 @@ class Dispatcher:
             self._after_commit(output, ok)
 
     def _after_commit(self, output: TurnOutput, ok: bool) -> None:
-        iid = output.commit.instance_id
+        commit = output.commit
+        iid = commit.instance_id
         driver = output.driver
         if not ok or driver is None or driver.outcome is not None:
             self._cache.pop(iid, None)
@@ -160,92 +172,75 @@ class Dispatcher:
                 self._cache.popitem(last=False)
         if not ok:
             return
-        for fire_at in output.timers:
-            heapq.heappush(self._timers, fire_at)
-        for ref in output.cancelled_activities:
+        for outbound in commit.outbound:
+            # Timer fire messages are the only ones a turn sends with a due
+            # time: wake up for them.
+            fire_at = outbound.message.visible_at
+            if fire_at is not None:
+                heapq.heappush(self._timers, fire_at)
+        for ref in commit.cancel_activities:
             self._on_cancel_activity(ref)
 
     async def _turn(self, item: OrchestrationItem) -> TurnOutput:
         record = item.instance
         iid = record.instance_id
-        consumed = [msg.id for msg in item.messages]
+        inbox = read_inbox(item)
         # The storage's clock (the database's on PostgreSQL): turn times and
         # timer fire times then share one clock with every occurrence time.
         now = self._provider.clock()
-        if record.status != "Running":
-            # Late messages for a finished instance: consume, change nothing.
-            commit = TurnCommit(
-                instance_id=iid,
-                lock_token=item.lock_token,
-                execution_id=record.execution_id,
-                history_start=item.history_len,
-                events=[],
-                consumed=consumed,
-                status=record.status,
-                # Keep the stored outcome: the commit writes these columns.
-                output=record.output,
-                error=record.error,
-            )
-            return TurnOutput(commit, None)
-        if item.attempt > self._options.max_attempts:
-            try:
+        step = plan(item, inbox, self._cache.pop(iid, None), self._options.max_attempts)
+        events: list[h.Event] = []
+        source: Fresh | Driver | None
+        match step:
+            case Finished() | Stray():
+                return TurnOutput(finished_commit(item), None)
+            case Poison():
+                try:
+                    events = await self._read_events(iid)
+                except StorageError:
+                    events = []
+                error = ErrorInfo(
+                    "PoisonMessage",
+                    f"instance {iid!r} was dispatched {item.attempt} times "
+                    "without a successful turn",
+                    "poison",
+                )
+                return self._fail(item, error, now, _parent_of(events))
+            case Cached():
+                source = step.driver
+            case Fresh():
+                source = step
+            case Replay():
+                source = None
                 events = await self._read_events(iid)
-            except StorageError:
-                events = []
-            error = ErrorInfo(
-                "PoisonMessage",
-                f"instance {iid!r} was dispatched {item.attempt} times without a "
-                "successful turn",
-                "poison",
-            )
-            return self._fail(item, consumed, error, now, events)
-        driver = self._cache.pop(iid, None)
-        if driver is not None and (
-            driver.execution_id != record.execution_id
-            or driver.history_len != item.history_len
-        ):
-            driver = None
-        events = []
-        replay = driver is None and item.history_len > 0 and not _starts_new(item)
-        if replay:
-            events = await self._read_events(iid)
         # RunawayTurn (from the watchdog) can only be raised between begin
         # and the end of `end`: all of it inside this try.
         watchdog = self._watchdog
         turn = watchdog.begin(iid) if watchdog is not None else None
         try:
             try:
-                if replay:
-                    driver = self._replay(iid, record.execution_id, events)
-                return run_turn(
-                    self._registry,
-                    record,
-                    item.lock_token,
-                    item.messages,
-                    item.history_len,
-                    driver,
-                    now,
-                )
+                if source is None:
+                    source = self._replay(iid, record.execution_id, events)
+                return run_turn(self._registry, item, inbox, source, now)
             finally:
                 if watchdog is not None and turn is not None:
                     watchdog.end(turn)
         except NondeterminismError as exc:
-            return self._fail(
-                item, consumed, ErrorInfo.from_exception(exc), now, events
-            )
+            parent = _parent_of(events)
+            return self._fail(item, ErrorInfo.from_exception(exc), now, parent)
         except RunawayTurn:
             if watchdog is None or turn is None:
                 raise
             watchdog.end(turn)  # in case it landed inside `end`
-            return self._runaway(item, consumed, now, events, driver, turn.stack)
+            return self._runaway(item, inbox, now, events, source, turn.stack)
 
     def _runaway(
         self,
         item: OrchestrationItem,
-        consumed: list[int],
+        inbox: Inbox,
         now: float,
         events: list[h.Event],
-        driver: Driver | None,
+        source: Fresh | Driver | None,
         stack: str,
     ) -> TurnOutput:
         """Fail an instance whose turn the watchdog stopped."""
@@ -263,11 +258,15 @@ class Dispatcher:
             f"a turn of instance {iid!r} ran longer than turn_timeout ({limit} s) "
             "without yielding, and was stopped",
         )
-        start = driver.started if driver is not None else None
-        if start is None and events and isinstance(events[0], h.OrchestrationStarted):
-            start = events[0]
-        parent = start.parent if start is not None else _start_parent(item)
-        return self._fail(item, consumed, error, now, events, parent)
+        if isinstance(source, Fresh):
+            parent = source.start.parent
+        elif isinstance(source, Driver) and source.started is not None:
+            parent = source.started.parent
+        elif events and isinstance(events[0], h.OrchestrationStarted):
+            parent = events[0].parent
+        else:
+            parent = _start_parent(inbox)
+        return self._fail(item, error, now, parent)
 
     async def _read_events(self, instance_id: str) -> list[h.Event]:
         rows = await self._provider.read_history(instance_id)
@@ -287,37 +286,26 @@ class Dispatcher:
     def _fail(
         self,
         item: OrchestrationItem,
-        consumed: list[int],
         error: ErrorInfo,
         now: float,
-        events: list[h.Event],
-        parent: dict[str, Any] | None = None,
+        parent: m.ParentLink | None,
     ) -> TurnOutput:
         _log.error("instance %s failed: %s", item.instance.instance_id, error)
-        if parent is None and events and isinstance(events[0], h.OrchestrationStarted):
-            parent = events[0].parent
-        commit = failure_commit(
-            item.instance,
-            item.lock_token,
-            consumed,
-            item.history_len,
-            error,
-            now,
-            parent,
-        )
-        return TurnOutput(commit, None)
+        return TurnOutput(failure_commit(item, error, now, parent), None)
 
 
-def _starts_new(item: OrchestrationItem) -> bool:
-    return any(msg.kind == m.CONTINUE_AS_NEW for msg in item.messages)
+def _parent_of(events: list[h.Event]) -> m.ParentLink | None:
+    """The parent link recorded by a history's start event, if any."""
+    if events and isinstance(events[0], h.OrchestrationStarted):
+        return events[0].parent
+    return None
 
 
-def _start_parent(item: OrchestrationItem) -> dict[str, Any] | None:
+def _start_parent(inbox: Inbox) -> m.ParentLink | None:
     """The parent named by the start message of a first turn, if any."""
-    for msg in item.messages:
-        if msg.kind in (m.START, m.CONTINUE_AS_NEW):
-            parent = loads(msg.body).get("parent")
-            return parent if isinstance(parent, dict) else None
+    for msg, _ in inbox:
+        if isinstance(msg, (m.Start, m.ContinueAsNew)):
+            return msg.parent if isinstance(msg.parent, dict) else None
     return None
 
 

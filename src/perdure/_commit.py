@@ -1,0 +1,296 @@
+"""Build the `TurnCommit` a turn writes, from what the turn produced.
+
+Pure functions: each collects the commit's lists locally and constructs the
+frozen `TurnCommit` once. `to_commit` reads the driver's `TurnResult` plus the
+few facts the turn knew before it ran (`TurnFacts`); it never reads the
+driver's state back after the turn.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from . import _messages as m
+from ._codec import dumps
+from ._core import _history as h
+from ._core._driver import Outcome, TurnResult
+from ._errors import ErrorInfo
+from .providers._base import (
+    ActivityWork,
+    InstanceStatus,
+    NewInstance,
+    OrchestrationItem,
+    Outbound,
+    TurnCommit,
+    WorkRef,
+)
+
+__all__ = ["TurnFacts", "failure_commit", "finished_commit", "to_commit"]
+
+_STATUS: dict[str, InstanceStatus] = {
+    "Completed": "Completed",
+    "Failed": "Failed",
+    "Cancelled": "Cancelled",
+    "ContinuedAsNew": "Running",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class TurnFacts:
+    """What a turn knew besides its `TurnResult`.
+
+    Attributes:
+        item: The fetched item (instance, lock token, consumed messages).
+        execution_id: The execution the turn ran (new on a fresh start).
+        history_start: History length the turn was computed against.
+        start: The execution's start event (name and parent link).
+        sub_target: Child instance id of a sub-orchestration event id; the
+            driver derived it from the history (ids are deterministic).
+        carry_cancel: A cancel that arrived after the execution ended.
+    """
+
+    item: OrchestrationItem
+    execution_id: int
+    history_start: int
+    start: h.OrchestrationStarted | None
+    sub_target: Callable[[int], str | None]
+    carry_cancel: m.Cancel | None
+
+
+def to_commit(facts: TurnFacts, result: TurnResult) -> TurnCommit:
+    """The commit of a turn that ran."""
+    item = facts.item
+    iid = item.instance.instance_id
+    exe = facts.execution_id
+    events = result.events
+    activities: list[ActivityWork] = []
+    cancel_activities: list[WorkRef] = []
+    outbound: list[Outbound] = []
+    drop_messages: list[tuple[str, str]] = []
+    new_instances: list[NewInstance] = []
+    name: str | None = None
+    version: str | None = None
+    custom_status: str | None = None
+    cancelled = {
+        e.source_event_id for e in events if type(e) is h.ActivityCancelRequested
+    }
+    for event in events:
+        match event:
+            case h.OrchestrationStarted():
+                name = event.name
+                version = event.version
+            case h.ActivityScheduled():
+                if event.event_id in cancelled:
+                    continue  # scheduled and cancelled in one turn: never runs
+                body = {
+                    "input": event.input,
+                    "options": result.activity_options.get(event.event_id),
+                    "scheduled_at": event.timestamp,
+                }
+                activities.append(
+                    ActivityWork(
+                        instance_id=iid,
+                        execution_id=exe,
+                        event_id=event.event_id,
+                        name=event.name,
+                        body=dumps(body),
+                    )
+                )
+            case h.ActivityCancelRequested():
+                assert event.source_event_id is not None
+                cancel_activities.append(
+                    WorkRef(
+                        instance_id=iid,
+                        execution_id=exe,
+                        event_id=event.source_event_id,
+                    )
+                )
+            case h.TimerCreated():
+                fired = m.TimerFired(exe, event.event_id)
+                outbound.append(
+                    Outbound(instance_id=iid, message=fired.message(event.fire_at))
+                )
+            case h.TimerCancelled():
+                assert event.source_event_id is not None
+                drop_messages.append((iid, m.timer_key(exe, event.source_event_id)))
+            case h.SubOrchestrationScheduled():
+                new_instances.append(_child(iid, exe, event))
+            case h.SubOrchestrationCancelRequested():
+                source = event.source_event_id
+                target = facts.sub_target(source) if source is not None else None
+                if target:
+                    # The child says who cancelled it and why ("lost select",
+                    # "join failed", the client's reason): the parent itself
+                    # may well go on running.
+                    reason = f"cancelled by parent {iid}: {event.reason}"
+                    cancel = m.Cancel(reason).message()
+                    outbound.append(Outbound(instance_id=target, message=cancel))
+            case h.OrchestrationChained():
+                chained = m.Start(event.name, event.version, event.input)
+                new_instances.append(
+                    NewInstance(
+                        instance_id=event.instance_id,
+                        name=event.name,
+                        version=event.version or "",
+                        start=chained.message(),
+                    )
+                )
+            case h.CustomStatusUpdated():
+                custom_status = dumps(event.value)
+            case _:
+                pass
+    status: InstanceStatus = "Running"
+    output: str | None = None
+    error: str | None = None
+    outcome = result.outcome
+    if outcome is not None:
+        status = _STATUS[outcome.status]
+        error_json = _error_json(outcome)
+        if outcome.status == "Completed":
+            output = dumps(outcome.output)
+        elif error_json is not None:
+            error = dumps(error_json)
+        start = facts.start
+        parent = start.parent if start is not None else None
+        if outcome.status == "ContinuedAsNew":
+            following = m.ContinueAsNew(
+                start.name if start is not None else item.instance.name,
+                outcome.version,
+                outcome.output,
+                exe + 1,
+                tuple(result.carried_events),
+                parent,
+            )
+            outbound.append(Outbound(instance_id=iid, message=following.message()))
+            if facts.carry_cancel is not None:
+                # The cancel arrived after this execution ended by continuing
+                # as new: it is meant for the instance, so the next execution
+                # gets it.
+                resend = facts.carry_cancel.message()
+                outbound.append(Outbound(instance_id=iid, message=resend))
+        elif parent:
+            outbound.append(_answer_parent(parent, outcome.output, error_json))
+    return TurnCommit(
+        instance_id=iid,
+        lock_token=item.lock_token,
+        execution_id=exe,
+        history_start=facts.history_start,
+        events=[(e.event_id, h.event_to_json(e)) for e in events],
+        consumed=[msg.id for msg in item.messages],
+        activities=activities,
+        cancel_activities=cancel_activities,
+        outbound=outbound,
+        drop_messages=drop_messages,
+        new_instances=new_instances,
+        name=name,
+        version=version,
+        status=status,
+        output=output,
+        error=error,
+        custom_status=custom_status,
+    )
+
+
+def _error_json(outcome: Outcome) -> dict[str, Any] | None:
+    """The stored error of a Failed or Cancelled outcome (None otherwise)."""
+    if outcome.status == "Failed":
+        assert outcome.error is not None
+        return outcome.error.to_json()
+    if outcome.status == "Cancelled":
+        return ErrorInfo("Cancelled", outcome.reason or "cancelled").to_json()
+    return None
+
+
+def _answer_parent(
+    parent: m.ParentLink, output: Any, error_json: dict[str, Any] | None
+) -> Outbound:
+    """The message telling the parent its child ended (failed if *error_json*)."""
+    exe, event_id = parent["execution_id"], parent["event_id"]
+    answer: m.SubCompleted | m.SubFailed = (
+        m.SubCompleted(exe, event_id, output)
+        if error_json is None
+        else m.SubFailed(exe, event_id, error_json)
+    )
+    return Outbound(instance_id=parent["instance_id"], message=answer.message())
+
+
+def _child(
+    parent: str, execution_id: int, event: h.SubOrchestrationScheduled
+) -> NewInstance:
+    link = {
+        "instance_id": parent,
+        "execution_id": execution_id,
+        "event_id": event.event_id,
+    }
+    start = m.Start(event.name, event.version, event.input, 1, link)
+    conflict = m.SubFailed(
+        execution_id,
+        event.event_id,
+        ErrorInfo(
+            "InstanceExists",
+            f"sub-orchestration instance {event.instance_id!r} already exists",
+        ).to_json(),
+    )
+    return NewInstance(
+        instance_id=event.instance_id,
+        name=event.name,
+        version=event.version or "",
+        start=start.message(),
+        parent_instance_id=parent,
+        on_conflict=conflict.message(),
+        on_conflict_target=parent,
+    )
+
+
+def finished_commit(item: OrchestrationItem) -> TurnCommit:
+    """Consume messages of an instance that has ended (or has no history).
+
+    The stored outcome is written back unchanged: the commit writes those
+    columns.
+    """
+    record = item.instance
+    return TurnCommit(
+        instance_id=record.instance_id,
+        lock_token=item.lock_token,
+        execution_id=record.execution_id,
+        history_start=item.history_len,
+        events=[],
+        consumed=[msg.id for msg in item.messages],
+        status=record.status,
+        output=record.output,
+        error=record.error,
+    )
+
+
+def failure_commit(
+    item: OrchestrationItem,
+    error: ErrorInfo,
+    now: float,
+    parent: m.ParentLink | None,
+) -> TurnCommit:
+    """A turn that only ends the instance Failed (replay error, poison)."""
+    record = item.instance
+    event = h.OrchestrationFailed(
+        event_id=item.history_len + 1, timestamp=now, error=error.to_json()
+    )
+    outbound: list[Outbound] = []
+    if parent:
+        failed = m.SubFailed(
+            parent["execution_id"], parent["event_id"], error.to_json()
+        )
+        outbound.append(
+            Outbound(instance_id=parent["instance_id"], message=failed.message())
+        )
+    return TurnCommit(
+        instance_id=record.instance_id,
+        lock_token=item.lock_token,
+        execution_id=record.execution_id,
+        history_start=item.history_len,
+        events=[(event.event_id, h.event_to_json(event))],
+        consumed=[msg.id for msg in item.messages],
+        outbound=outbound,
+        status="Failed",
+        error=dumps(error.to_json()),
+    )
