@@ -17,8 +17,8 @@ import contextlib as _contextlib
 from ._activity import ActivityContext
 from ._client import Client
 from ._context import OrchestrationContext, durable_async
-from ._core._futures import DurableFuture
 from ._core._history import Event
+from ._core._tasks import DurableFuture
 from ._errors import (
     ActivityFailed,
     Cancelled,

@@ -13,7 +13,7 @@ from typing import Any, NoReturn, TypeVar
 from ._codec import from_json, to_json
 from ._core import _history as h
 from ._core._driver import ContinueAsNewSignal, Driver
-from ._core._futures import DurableFuture, JoinFuture, SelectFuture
+from ._core._tasks import DurableFuture, JoinFuture, SelectFuture
 from ._names import check_name
 from ._registry import Registry, name_of
 from ._retry import RetryPolicy, seconds

@@ -1,11 +1,22 @@
 """The pure replay kernel: no I/O, no clock, no threads.
 
-Internal API, re-exported for the rest of perdure only.
+Internal API, re-exported for the rest of perdure only. Modules, each
+importing only those above it (tests/test_structure.py checks it):
+
+* ``_history``: the events and their vocabulary (role, work kind, match keys).
+* ``_traps``: the one way code suspends; errors for foreign awaits.
+* ``_tasks``: futures, combinators, tasks and the cancellation cascade; they
+  reach the driver only through the ``Scheduler`` protocol.
+* ``_inbox``: external events buffered per name, and the waits they feed.
+* ``_runaway``: the limits that stop code from wedging the runner.
+* ``_runner``: steps coroutines, parks and unwinds tasks.
+* ``_seeds``: deterministic guids and random numbers.
+* ``_outcome``: how an execution ends; what a turn returns.
+* ``_driver``: replays history, applies events, emits new ones.
 """
 
 from ._driver import ContinueAsNewSignal, Driver, Outcome, TurnResult
-from ._futures import DurableFuture, JoinFuture, SelectFuture, WorkFuture
-from ._scope import Task
+from ._tasks import DurableFuture, JoinFuture, SelectFuture, Task, WorkFuture
 
 __all__ = [
     "ContinueAsNewSignal",

@@ -4,22 +4,33 @@ Every event has ``event_id`` (1, 2, 3... per execution), ``timestamp`` (Unix
 seconds) and, where it answers another event, ``source_event_id``. The JSON
 form is a flat object with a ``type`` tag; fields equal to their default are
 omitted to keep histories lean.
+
+The event vocabulary is declared here once, on the classes, and every table
+elsewhere derives from it: each class says its `Role` in replay, the
+`WorkKind` it schedules, completes or cancels, the fields replay matches
+(``match_keys``, DESIGN §2) and, for a terminal event, the execution
+``status`` it records.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import enum
 import json
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from .._errors import StorageError
 
 __all__ = [
+    "CANCEL_EVENT",
+    "CANCEL_TYPES",
     "COMPLETION_TYPES",
     "DELIVERED_TYPES",
     "ENGINE_VERSION",
+    "ExecutionStatus",
     "SCHEDULING_TYPES",
+    "TERMINAL_TYPES",
     "ActivityCancelRequested",
     "ActivityCompleted",
     "ActivityFailed",
@@ -36,6 +47,7 @@ __all__ = [
     "OrchestrationContinuedAsNew",
     "OrchestrationFailed",
     "OrchestrationStarted",
+    "Role",
     "SubOrchestrationCancelRequested",
     "SubOrchestrationCompleted",
     "SubOrchestrationFailed",
@@ -43,6 +55,8 @@ __all__ = [
     "TimerCancelled",
     "TimerCreated",
     "TimerFired",
+    "WorkKind",
+    "describe",
     "event_from_json",
     "event_to_json",
 ]
@@ -52,6 +66,26 @@ __all__ = [
 #: the task-scope rules of §8; histories without the field are version 1.
 #: Every version ever written must keep replaying (tests/histories).
 ENGINE_VERSION = 2
+
+
+class WorkKind(enum.StrEnum):
+    """The kinds of durable work a task can own (and cancel)."""
+
+    ACTIVITY = "activity"
+    TIMER = "timer"
+    WAIT = "wait"
+    SUB = "sub"
+
+
+#: How an execution ended (``Outcome.status``, a terminal event's ``status``).
+ExecutionStatus = Literal["Completed", "Failed", "Cancelled", "ContinuedAsNew"]
+
+#: What an event does in replay. ``scheduling``: produced by orchestration
+#: code, matched in order against what it emits; ``completion``: resolves
+#: the work its ``source_event_id`` names; ``cancel``: records that code
+#: cancelled that work; ``delivered``: any other message from outside;
+#: ``terminal``: the execution's end; ``start``: the first event.
+Role = Literal["scheduling", "completion", "cancel", "delivered", "terminal", "start"]
 
 _REGISTRY: dict[str, type[Event]] = {}
 _ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
@@ -66,6 +100,13 @@ class Event:
     source_event_id: int | None = None
 
     kind: ClassVar[str] = "Event"
+    role: ClassVar[Role]
+    # The work it schedules, completes or cancels; None for the others.
+    work: ClassVar[WorkKind | None] = None
+    # Scheduling events: the fields a replayed one must match (DESIGN §2).
+    match_keys: ClassVar[tuple[str, ...]] = ()
+    # Terminal events: the status the execution ended with.
+    status: ClassVar[ExecutionStatus | None] = None
 
     @property
     def type(self) -> str:
@@ -76,6 +117,8 @@ class Event:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class OrchestrationStarted(Event):
     """First event of every execution."""
+
+    role = "start"
 
     name: str
     version: str
@@ -90,6 +133,10 @@ class OrchestrationStarted(Event):
 class ActivityScheduled(Event):
     """An activity was scheduled by the task scope ``scope``."""
 
+    role = "scheduling"
+    work = WorkKind.ACTIVITY
+    match_keys = ("name", "input")
+
     name: str
     input: Any = None
     scope: str = "0"
@@ -98,6 +145,9 @@ class ActivityScheduled(Event):
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ActivityCompleted(Event):
     """An activity returned ``result``."""
+
+    role = "completion"
+    work = WorkKind.ACTIVITY
 
     result: Any = None
     # When what it reports happened, if it was delivered later (DESIGN §7).
@@ -108,6 +158,9 @@ class ActivityCompleted(Event):
 class ActivityFailed(Event):
     """An activity failed (after its retries); ``error`` is an ErrorInfo dict."""
 
+    role = "completion"
+    work = WorkKind.ACTIVITY
+
     error: dict[str, Any]
     # When what it reports happened, if it was delivered later (DESIGN §7).
     occurred_at: float | None = None
@@ -117,12 +170,18 @@ class ActivityFailed(Event):
 class ActivityCancelRequested(Event):
     """Orchestration code cancelled an unfinished activity."""
 
+    role = "cancel"
+    work = WorkKind.ACTIVITY
+
     reason: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TimerCreated(Event):
     """A durable timer, due at Unix time ``fire_at``."""
+
+    role = "scheduling"
+    work = WorkKind.TIMER
 
     fire_at: float
     scope: str = "0"
@@ -132,6 +191,9 @@ class TimerCreated(Event):
 class TimerFired(Event):
     """A timer became due."""
 
+    role = "completion"
+    work = WorkKind.TIMER
+
     # When what it reports happened, if it was delivered later (DESIGN §7).
     occurred_at: float | None = None
 
@@ -140,12 +202,19 @@ class TimerFired(Event):
 class TimerCancelled(Event):
     """Orchestration code cancelled an unfired timer."""
 
+    role = "cancel"
+    work = WorkKind.TIMER
+
     reason: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class EventWaitStarted(Event):
     """Orchestration code waits for the next external event ``name``."""
+
+    role = "scheduling"
+    work = WorkKind.WAIT
+    match_keys = (("name"),)
 
     name: str
     scope: str = "0"
@@ -154,6 +223,8 @@ class EventWaitStarted(Event):
 @dataclass(frozen=True, slots=True, kw_only=True)
 class EventRaised(Event):
     """An external event arrived (buffered per name until a wait takes it)."""
+
+    role = "delivered"
 
     name: str
     data: Any = None
@@ -165,12 +236,19 @@ class EventRaised(Event):
 class EventWaitCancelled(Event):
     """A wait was cancelled; it consumed nothing."""
 
+    role = "cancel"
+    work = WorkKind.WAIT
+
     reason: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SubOrchestrationScheduled(Event):
     """A child orchestration was started."""
+
+    role = "scheduling"
+    work = WorkKind.SUB
+    match_keys = ("name", "input")
 
     name: str
     instance_id: str
@@ -183,6 +261,9 @@ class SubOrchestrationScheduled(Event):
 class SubOrchestrationCompleted(Event):
     """A child orchestration completed with ``result``."""
 
+    role = "completion"
+    work = WorkKind.SUB
+
     result: Any = None
     # When what it reports happened, if it was delivered later (DESIGN §7).
     occurred_at: float | None = None
@@ -191,6 +272,9 @@ class SubOrchestrationCompleted(Event):
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SubOrchestrationFailed(Event):
     """A child orchestration failed or was cancelled."""
+
+    role = "completion"
+    work = WorkKind.SUB
 
     error: dict[str, Any]
     # When what it reports happened, if it was delivered later (DESIGN §7).
@@ -201,12 +285,18 @@ class SubOrchestrationFailed(Event):
 class SubOrchestrationCancelRequested(Event):
     """Orchestration code cancelled a running child (the child is cancelled)."""
 
+    role = "cancel"
+    work = WorkKind.SUB
+
     reason: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class OrchestrationChained(Event):
     """A detached orchestration was started (never cancelled by this one)."""
+
+    role = "scheduling"
+    match_keys = ("name", "instance_id", "input")
 
     name: str
     instance_id: str
@@ -218,12 +308,17 @@ class OrchestrationChained(Event):
 class CustomStatusUpdated(Event):
     """`set_custom_status` was called."""
 
+    role = "scheduling"
+    match_keys = (("value"),)
+
     value: Any = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class OrchestrationCancelRequested(Event):
     """A client asked to cancel the instance."""
+
+    role = "delivered"
 
     reason: str = ""
     # When what it reports happened, if it was delivered later (DESIGN §7).
@@ -234,12 +329,18 @@ class OrchestrationCancelRequested(Event):
 class OrchestrationContinuedAsNew(Event):
     """This execution ended; a new one starts with ``input``."""
 
+    role = "terminal"
+    status = "ContinuedAsNew"
+
     input: Any = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class OrchestrationCompleted(Event):
     """The orchestration returned ``output``."""
+
+    role = "terminal"
+    status = "Completed"
 
     output: Any = None
 
@@ -248,12 +349,18 @@ class OrchestrationCompleted(Event):
 class OrchestrationFailed(Event):
     """The orchestration failed with ``error`` (an ErrorInfo dict)."""
 
+    role = "terminal"
+    status = "Failed"
+
     error: dict[str, Any]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class OrchestrationCancelled(Event):
     """The orchestration ended because it was cancelled."""
+
+    role = "terminal"
+    status = "Cancelled"
 
     reason: str = ""
 
@@ -262,42 +369,33 @@ for _cls in Event.__subclasses__():
     _cls.kind = _cls.__name__
     _REGISTRY[_cls.__name__] = _cls
 
-#: Events produced by orchestration code; replay matches them in order.
-SCHEDULING_TYPES: frozenset[type[Event]] = frozenset(
-    {
-        ActivityScheduled,
-        TimerCreated,
-        EventWaitStarted,
-        SubOrchestrationScheduled,
-        OrchestrationChained,
-        CustomStatusUpdated,
-    }
-)
 
+def _with_role(*roles: Role) -> frozenset[type[Event]]:
+    return frozenset(c for c in _REGISTRY.values() if c.role in roles)
+
+
+#: Events produced by orchestration code; replay matches them in order.
+SCHEDULING_TYPES = _with_role("scheduling")
+#: Events that resolve scheduled work (they carry ``source_event_id``).
+COMPLETION_TYPES = _with_role("completion")
 #: Events made from queued messages: they carry ``occurred_at`` when their
 #: turn came later than the thing they report (DESIGN §7).
-DELIVERED_TYPES: frozenset[type[Event]] = frozenset(
-    {
-        ActivityCompleted,
-        ActivityFailed,
-        TimerFired,
-        EventRaised,
-        SubOrchestrationCompleted,
-        SubOrchestrationFailed,
-        OrchestrationCancelRequested,
-    }
-)
+DELIVERED_TYPES = _with_role("completion", "delivered")
+#: Events recording that orchestration code cancelled unfinished work.
+CANCEL_TYPES = _with_role("cancel")
+#: Events that end an execution.
+TERMINAL_TYPES = _with_role("terminal")
+#: The cancel event of each kind of work.
+CANCEL_EVENT: dict[WorkKind, type[Event]] = {
+    c.work: c for c in CANCEL_TYPES if c.work is not None
+}
 
-#: Events that resolve scheduled work (they carry ``source_event_id``).
-COMPLETION_TYPES: frozenset[type[Event]] = frozenset(
-    {
-        ActivityCompleted,
-        ActivityFailed,
-        TimerFired,
-        SubOrchestrationCompleted,
-        SubOrchestrationFailed,
-    }
-)
+
+def describe(event: Event) -> str:
+    """``Type(key=value, ...)`` of the fields replay matches, for errors."""
+    detail = ", ".join(f"{k}={getattr(event, k)!r}" for k in event.match_keys)
+    return f"{event.type}({detail})"
+
 
 _FIELDS: dict[type[Event], tuple[tuple[str, Any], ...]] = {}
 

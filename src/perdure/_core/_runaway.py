@@ -6,10 +6,10 @@ a coroutine; it only regains control when the coroutine yields to it:
 
 * A cancelled task that keeps catching `Cancelled` and awaiting again,
   whether it was parked or running when it was cancelled: after
-  `MAX_UNWIND` re-throws its coroutine is closed (`force_close`). Its
-  durable calls raise `Cancelled`, then `RunawayTask`, then (see `refusal`)
-  return a future that is already cancelled, so even a bare ``except:``
-  loop reaches an await.
+  `MAX_UNWIND` re-throws its coroutine is closed (`Runner.force_close`).
+  Its durable calls raise `Cancelled`, then `RunawayTask`, then (see
+  `Runner.refusal`) return a future that is already cancelled, so even a
+  bare ``except:`` loop reaches an await.
 * A coroutine being closed (that forced close, or the garbage collector
   closing a discarded driver's suspended task) whose bare ``except:`` keeps
   swallowing the `GeneratorExit` its durable calls raise: after
@@ -25,6 +25,8 @@ a coroutine; it only regains control when the coroutine yields to it:
   (cancel events), so the recursion is kept, and the recursion limit is
   raised while the driver runs (`deep_recursion`).
 
+The limits live here; `_runner.Runner` applies them.
+
 Code that loops without ever awaiting (``while True: pass``, or a bare
 ``except:`` around a scheduling call it never awaits) is beyond any guard.
 """
@@ -34,14 +36,9 @@ from __future__ import annotations
 import sys
 import threading
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
 
-from .._errors import Cancelled, ErrorInfo
-from ._futures import CANCELLED, DurableFuture
-from ._scope import Task
-
-if TYPE_CHECKING:
-    from ._driver import Driver
+from .._errors import ErrorInfo
+from ._tasks import Task
 
 __all__ = [
     "MAX_BAD_AWAITS",
@@ -50,11 +47,7 @@ __all__ = [
     "MAX_UNWIND",
     "TOO_DEEP",
     "RunawayTask",
-    "close_refusal",
     "deep_recursion",
-    "force_close",
-    "refusal",
-    "refused_future",
     "running_task",
 ]
 
@@ -86,106 +79,6 @@ TOO_DEEP = ErrorInfo(
 
 class RunawayTask(BaseException):
     """Stops a cancelled task that keeps swallowing `Cancelled` in a loop."""
-
-
-def refusal(driver: Driver) -> BaseException | None:
-    """Why the running code may not make a durable call now.
-
-    Called when no task is running (see `close_refusal`) or the running task
-    was cancelled: that raises `Cancelled`, then `RunawayTask` once it has
-    been refused `MAX_CANCELLED_CALLS` times.
-
-    Returns:
-        None when even that was swallowed: raising again would only feed
-        the loop, so the call quietly does nothing and returns
-        `refused_future`, whose await suspends (and the unwind bound
-        applies).
-    """
-    task = driver.current
-    if task is None:
-        return close_refusal(driver)
-    task.cancelled_calls += 1
-    if task.cancelled_calls > MAX_CANCELLED_CALLS + 1:
-        return None
-    reason = task.cancel_reason or "cancelled"
-    if task.cancelled_calls > MAX_CANCELLED_CALLS:
-        # A loop that swallows Cancelled around a scheduling call would
-        # spin forever without yielding: stop the task.
-        return RunawayTask(reason)
-    return Cancelled(reason)
-
-
-def close_refusal(driver: Driver) -> BaseException | None:
-    """The error for a durable call made while no task is being stepped.
-
-    That happens legitimately when a coroutine is being closed: a task
-    force-closed here, or a discarded driver's suspended coroutine closed
-    by the garbage collector, whose ``finally`` block awaits or schedules.
-    `GeneratorExit` then lets ``close()`` finish quietly; anything else is
-    a misuse of the context (RuntimeError).
-
-    Returns:
-        None once the coroutine being closed has swallowed
-        `MAX_CLOSE_REFUSALS` of those: its awaits then suspend, so that
-        ``close()`` gives up on it instead of the loop spinning for ever.
-    """
-    closing = driver.closing
-    if closing is None and driver.root is not None:
-        closing = running_task(driver.root)
-    if closing is None:
-        return RuntimeError(
-            "durable operations can only be started by orchestration code "
-            "while the orchestration is running"
-        )
-    closing.close_refusals += 1
-    if closing.abandoned or closing.close_refusals > MAX_CLOSE_REFUSALS:
-        return None
-    return GeneratorExit()
-
-
-def refused_future(driver: Driver) -> DurableFuture[Any]:
-    """What a refused durable call returns once raising is pointless.
-
-    Already cancelled, and no work behind it; awaiting it suspends (the
-    caller is cancelled or being closed), which lets the driver stop it.
-    """
-    future: DurableFuture[Any] = DurableFuture(driver)
-    future._settle(CANCELLED, Cancelled("refused"))
-    return future
-
-
-def force_close(driver: Driver, task: Task) -> BaseException | None:
-    """Close the coroutine of a cancelled task that will not unwind.
-
-    It is closed like a discarded driver's coroutine being garbage-collected:
-    no task is current, so its durable calls raise `GeneratorExit` (a quiet
-    close) and ``OrchestrationContext.is_replaying`` is true. A coroutine
-    that ignores `GeneratorExit` is dropped: the task is marked
-    ``abandoned`` and is never resumed again.
-
-    Returns:
-        An exception the coroutine's cleanup raised while being closed (for
-        the unobserved-error report), else None.
-    """
-    coro = task.coro
-    previous, driver.current = driver.current, None
-    closing, driver.closing = driver.closing, task
-    try:
-        coro.close()
-    except RuntimeError as error:
-        if getattr(coro, "cr_frame", None) is not None:
-            # "coroutine ignored GeneratorExit": it yielded again.
-            task.abandoned = True
-            return None
-        return error
-    except (Cancelled, RunawayTask):
-        return None  # the task is cancelled anyway
-    except Exception as error:
-        return error
-    finally:
-        driver.current = previous
-        driver.closing = closing
-    return None
 
 
 def running_task(root: Task) -> Task | None:

@@ -1,28 +1,101 @@
-"""Durable futures: work (activity, timer, wait, sub-orchestration) and combinators.
+"""Durable futures and tasks: the plumbing orchestration code awaits.
 
-A future is settled exactly once, synchronously, by the driver while it
-applies an event, so everything that reacts to it (combinator callbacks,
-waking tasks) happens at a deterministic point of the history.
+Futures: work (activity, timer, wait, sub-orchestration), the ``select``
+and ``join`` combinators, and tasks. A future is settled exactly once,
+synchronously, by the driver while it applies an event, so everything that
+reacts to it (combinator callbacks, waking tasks) happens at a deterministic
+point of the history.
+
+Task scopes: every task (the orchestration body is the root task,
+``durable_async`` creates the others) owns the work created while *it* was
+running: its activities, timers, waits, sub-orchestrations and child tasks,
+kept in creation order. Ownership follows the dynamic extent of a task's
+step, never a global "last opened scope" stack, so interleaved tasks cannot
+steal each other's work.
+
+Cancelling a task (DESIGN §4.3) is one synchronous operation:
+
+1. every unfinished piece of work of its scope and of all descendant
+   scopes is cancelled, depth-first in creation order (work that already
+   completed is left alone);
+2. `Cancelled` is thrown into the task's coroutine so ``finally`` blocks
+   run; any later await or scheduling call raises `Cancelled` again;
+3. the task's future ends cancelled, whatever the coroutine returned.
+
+This module knows the driver only through the `Scheduler` protocol, so the
+imports run one way: ``_history`` <- ``_tasks`` <- ``_runner`` <- ``_driver``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from collections.abc import Callable, Coroutine, Generator, Iterator
+from typing import Any, Generic, NamedTuple, Protocol, TypeVar
 
-from .._errors import Cancelled
+from .._errors import (
+    ActivityFailed as ActivityFailedError,
+    Cancelled,
+    ErrorInfo,
+    PayloadError,
+    SubOrchestrationFailed as SubFailedError,
+)
+from ._history import (
+    ActivityCompleted,
+    ActivityFailed,
+    Event,
+    SubOrchestrationCompleted,
+    SubOrchestrationFailed,
+    TimerFired,
+    WorkKind,
+)
 
-if TYPE_CHECKING:
-    from ._driver import Driver
-    from ._scope import Task
-
-__all__ = ["DurableFuture", "JoinFuture", "SelectFuture", "WorkFuture"]
+__all__ = [
+    "CANCELLED",
+    "DONE",
+    "FAILED",
+    "PENDING",
+    "DurableFuture",
+    "JoinFuture",
+    "Scheduler",
+    "SelectFuture",
+    "Task",
+    "Unobserved",
+    "WorkFuture",
+    "cancel_task",
+    "cancel_tree",
+    "unawaited_failures",
+]
 
 T = TypeVar("T")
 
 PENDING, DONE, FAILED, CANCELLED = 0, 1, 2, 3
 
 Callback = Callable[["DurableFuture[Any]"], None]
+
+
+class Scheduler(Protocol):
+    """What futures and tasks need from the driver that runs them."""
+
+    # The task being stepped, if any: it owns the work created now.
+    current: Task | None
+    # Futures failed or cancelled so far; stamps each one (join's "first
+    # failure" follows history order, DESIGN §4.4).
+    failure_count: int
+
+    def outside_task_error(self) -> BaseException | None:
+        """The error for an await made while no task runs (None: suspend)."""
+        ...
+
+    def current_cancelled(self) -> bool:
+        """Return True if the running task has been cancelled."""
+        ...
+
+    def cancel_work(self, work: WorkFuture[Any], reason: str) -> None:
+        """Cancel unfinished work and record its cancel event."""
+        ...
+
+    def unwind_cancelled(self, task: Task) -> None:
+        """Throw `Cancelled` into a cancelled task until its coroutine ends."""
+        ...
 
 
 class DurableFuture(Generic[T]):
@@ -42,7 +115,7 @@ class DurableFuture(Generic[T]):
         "_value",
     )
 
-    def __init__(self, driver: Driver) -> None:
+    def __init__(self, driver: Scheduler) -> None:
         self._driver = driver
         self._state = PENDING
         self._value: Any = None
@@ -89,7 +162,7 @@ class DurableFuture(Generic[T]):
         """
         if self._state != PENDING:
             return False
-        self._driver.cancel_future(self, reason)
+        self._cancel(reason)
         return True
 
     def __await__(self) -> Generator[Any, None, T]:
@@ -151,8 +224,8 @@ class WorkFuture(DurableFuture[T]):
 
     def __init__(
         self,
-        driver: Driver,
-        kind: str,
+        driver: Scheduler,
+        kind: WorkKind,
         token: int,
         owner: Task,
         label: str,
@@ -170,6 +243,30 @@ class WorkFuture(DurableFuture[T]):
 
     def _cancel(self, reason: str) -> None:
         self._driver.cancel_work(self, reason)
+
+    def complete(self, event: Event) -> None:
+        """Settle this pending work with its completion *event*."""
+        if isinstance(event, (ActivityCompleted, SubOrchestrationCompleted)):
+            value = event.result
+            if self.decode is not None:
+                try:
+                    value = self.decode(value)
+                except PayloadError as exc:
+                    self._settle(FAILED, exc)
+                    return
+            self._settle(DONE, value)
+        elif isinstance(event, TimerFired):
+            self._settle(DONE, None)
+        elif isinstance(event, ActivityFailed):
+            info = ErrorInfo.from_json(event.error)
+            self._settle(
+                FAILED,
+                ActivityFailedError(self.label, info.message, info.type, info.category),
+            )
+        else:
+            assert isinstance(event, SubOrchestrationFailed), event
+            info = ErrorInfo.from_json(event.error)
+            self._settle(FAILED, SubFailedError(self.label, self.target or "", info))
 
     def __repr__(self) -> str:
         return f"<{self.kind} {self.label} event={self.event_id}>"
@@ -191,7 +288,7 @@ class SelectFuture(DurableFuture[tuple[int, Any]]):
 
     __slots__ = ("_futures", "_owner")
 
-    def __init__(self, driver: Driver, futures: list[DurableFuture[Any]]) -> None:
+    def __init__(self, driver: Scheduler, futures: list[DurableFuture[Any]]) -> None:
         super().__init__(driver)
         if not futures:
             raise ValueError("select() needs at least one future")
@@ -225,13 +322,13 @@ class SelectFuture(DurableFuture[tuple[int, Any]]):
             self._settle(FAILED, winner._value)
         for other in self._futures:
             if other is not winner and other._state == PENDING:
-                self._driver.cancel_future(other, "lost select")
+                other._cancel("lost select")
 
     def _cancel(self, reason: str) -> None:
         self._settle(CANCELLED, Cancelled(reason))
         for future in self._futures:
             if future._state == PENDING:
-                self._driver.cancel_future(future, reason)
+                future._cancel(reason)
 
 
 class JoinFuture(DurableFuture[list[Any]]):
@@ -241,7 +338,7 @@ class JoinFuture(DurableFuture[list[Any]]):
 
     def __init__(
         self,
-        driver: Driver,
+        driver: Scheduler,
         futures: list[DurableFuture[Any]],
         return_exceptions: bool,
     ) -> None:
@@ -289,13 +386,13 @@ class JoinFuture(DurableFuture[list[Any]]):
         self._settle(FAILED, child._value)
         for other in self._futures:
             if other._state == PENDING:
-                self._driver.cancel_future(other, "join failed")
+                other._cancel("join failed")
 
     def _cancel(self, reason: str) -> None:
         self._settle(CANCELLED, Cancelled(reason))
         for future in self._futures:
             if future._state == PENDING:
-                self._driver.cancel_future(future, reason)
+                future._cancel(reason)
 
 
 def _failed_at(future: DurableFuture[Any]) -> int:
@@ -335,3 +432,132 @@ def _quiet_cancel(combinator: SelectFuture | JoinFuture) -> bool:
     reason = owner.cancel_reason if owner is not None else None
     combinator._settle(CANCELLED, Cancelled(reason or "closed"))
     return True
+
+
+class Task(DurableFuture[Any]):
+    """A coroutine run by the driver, and the scope that owns its work."""
+
+    __slots__ = (
+        "abandoned",
+        "bad_awaits",
+        "cancel_reason",
+        "cancelled_calls",
+        "children",
+        "close_refusals",
+        "coro",
+        "n_tasks",
+        "observed",
+        "parent",
+        "path",
+        "unwinds",
+        "wait_callback",
+        "waiting",
+    )
+
+    def __init__(
+        self,
+        driver: Scheduler,
+        coro: Coroutine[Any, Any, Any],
+        parent: Task | None,
+    ) -> None:
+        super().__init__(driver)
+        self.coro = coro
+        self.parent = parent
+        # Work and child tasks owned by this scope, in creation order.
+        self.children: list[WorkFuture[Any] | Task] = []
+        self.n_tasks: int = 0
+        if parent is None:
+            self.path = "0"
+        else:
+            parent.n_tasks += 1
+            self.path = f"{parent.path}.{parent.n_tasks}"
+            parent.children.append(self)
+        # Set once the task is cancelled; the coroutine may still be unwinding.
+        self.cancel_reason: str | None = None
+        # Runaway guards (see _runaway.py): durable calls refused since
+        # cancellation, Cancelled re-thrown into the coroutine, durable calls
+        # refused while it was being closed, bad awaits in a row; and
+        # whether the driver gave up on a coroutine that ignored
+        # GeneratorExit (never resumed again).
+        self.cancelled_calls = 0
+        self.unwinds = 0
+        self.close_refusals = 0
+        self.bad_awaits = 0
+        self.abandoned = False
+        # Whether code took its outcome (result/exception, await, select,
+        # join); a failure nothing took is reported at the end (DESIGN §8).
+        self.observed = False
+        # The future this task is parked on, and the callback that wakes it.
+        self.waiting: DurableFuture[Any] | None = None
+        self.wait_callback: Callback | None = None
+
+    def _mark_observed(self) -> None:
+        self.observed = True
+
+    def _cancel(self, reason: str) -> None:
+        cancel_task(self._driver, self, reason)
+
+    def __repr__(self) -> str:
+        return f"<task {self.path}>"
+
+
+def cancel_task(driver: Scheduler, task: Task, reason: str) -> None:
+    """Cancel *task*: its unfinished work, its descendants, then its coroutine."""
+    if task._state != PENDING or task.cancel_reason is not None:
+        return
+    task.cancel_reason = reason
+    _cancel_children(driver, task, reason)
+    driver.unwind_cancelled(task)
+    # A cancelled task's future ends cancelled whatever its coroutine did.
+    if task._state == PENDING:
+        task._settle(CANCELLED, Cancelled(reason))
+
+
+class Unobserved(NamedTuple):
+    """An exception no orchestration code will ever see (DESIGN §8).
+
+    Attributes:
+        scope: Path of the task that raised it.
+        error: The exception (with its traceback).
+        after_cancel: True if the task raised it after being cancelled (its
+            future ends cancelled instead); False if the task failed and
+            nothing retrieved the failure before the execution ended.
+    """
+
+    scope: str
+    error: BaseException
+    after_cancel: bool
+
+
+def unawaited_failures(root: Task) -> Iterator[Unobserved]:
+    """Failed tasks under *root* whose failure nothing retrieved.
+
+    Depth-first in creation order; iterative, so deep trees are fine. The
+    root is left out: its failure is the execution's outcome.
+    """
+    stack = [c for c in reversed(root.children) if isinstance(c, Task)]
+    while stack:
+        task = stack.pop()
+        if task._state == FAILED and not task.observed:
+            yield Unobserved(task.path, task._value, after_cancel=False)
+        stack.extend(c for c in reversed(task.children) if isinstance(c, Task))
+
+
+def cancel_tree(driver: Scheduler, task: Task, reason: str) -> None:
+    """Cancel all unfinished work under *task*, finished child tasks included.
+
+    Used when the orchestration ends: work left behind by tasks that
+    already returned must not outlive the execution.
+    """
+    _cancel_children(driver, task, reason)
+
+
+def _cancel_children(driver: Scheduler, task: Task, reason: str) -> None:
+    for child in list(task.children):
+        if isinstance(child, Task):
+            if child._state == PENDING:
+                cancel_task(driver, child, reason)
+            else:
+                _cancel_children(driver, child, reason)
+        elif child._state == PENDING:
+            driver.cancel_work(child, reason)
