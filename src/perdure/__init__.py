@@ -9,7 +9,16 @@ losers' in-flight work is cancelled deterministically.
 
 Layout: ``perdure._core`` is the pure replay kernel (no I/O); the other
 private modules build the user-facing API on it; ``perdure.providers`` is
-the storage contract with its SQLite and PostgreSQL backends.
+the storage contract with its SQLite and PostgreSQL backends;
+``perdure.events`` holds the history event classes and ``perdure.testing``
+the in-memory simulator.
+
+Type aliases:
+    InstanceStatus: ``Literal["Running", "Completed", "Failed", "Cancelled"]``,
+        the status of an orchestration instance (`OrchestrationState.status`).
+    ErrorCategory: ``Literal["application", "configuration",
+        "infrastructure", "poison"]``, who is to blame for a failure
+        (`ErrorInfo.category`).
 """
 
 import contextlib as _contextlib
@@ -22,6 +31,7 @@ from ._core._tasks import DurableFuture
 from ._errors import (
     ActivityFailed,
     Cancelled,
+    ErrorCategory,
     ErrorInfo,
     HandlerNotFound,
     InstanceExists,
@@ -37,6 +47,7 @@ from ._registry import activity, orchestration
 from ._retry import RetryPolicy
 from ._runtime import Runtime
 from ._state import OrchestrationState
+from .providers._base import InstanceStatus
 
 __version__ = "0.1.0"
 
@@ -46,11 +57,13 @@ __all__ = [
     "Cancelled",
     "Client",
     "DurableFuture",
+    "ErrorCategory",
     "ErrorInfo",
     "Event",
     "HandlerNotFound",
     "InstanceExists",
     "InstanceNotFound",
+    "InstanceStatus",
     "NondeterminismError",
     "OrchestrationContext",
     "OrchestrationFailed",

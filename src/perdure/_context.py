@@ -8,7 +8,7 @@ import logging
 import random as _random
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from datetime import UTC, datetime, timedelta
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, NoReturn, TypeVar, overload
 
 from ._codec import from_json, to_json
 from ._core import _history as h
@@ -18,9 +18,16 @@ from ._names import check_name
 from ._registry import Registry, name_of
 from ._retry import RetryPolicy, seconds
 
+if TYPE_CHECKING:
+    from ._activity_context import ActivityContext
+
 __all__ = ["OrchestrationContext", "durable_async", "log_unobserved"]
 
 T = TypeVar("T")
+A = TypeVar("A")
+B = TypeVar("B")
+I = TypeVar("I")  # noqa: E741
+R = TypeVar("R")
 
 _log = logging.getLogger("perdure.orchestration")
 
@@ -125,6 +132,51 @@ class OrchestrationContext:
         return self._driver.new_random()
 
     # ------------------------------------------------------------- scheduling
+    # The overloads give the decorated function's result type and check its
+    # input type; by registered name the result is Any.
+    @overload
+    def schedule_activity(
+        self,
+        name: Callable[[ActivityContext, I], Awaitable[R]],
+        input: I,
+        *,
+        retry: RetryPolicy | None = None,
+        timeout: float | timedelta | None = None,
+    ) -> DurableFuture[R]: ...
+    @overload
+    def schedule_activity(
+        self,
+        name: Callable[[ActivityContext, I], R],
+        input: I,
+        *,
+        retry: RetryPolicy | None = None,
+        timeout: float | timedelta | None = None,
+    ) -> DurableFuture[R]: ...
+    @overload
+    def schedule_activity(
+        self,
+        name: Callable[[ActivityContext], Awaitable[R]],
+        *,
+        retry: RetryPolicy | None = None,
+        timeout: float | timedelta | None = None,
+    ) -> DurableFuture[R]: ...
+    @overload
+    def schedule_activity(
+        self,
+        name: Callable[[ActivityContext], R],
+        *,
+        retry: RetryPolicy | None = None,
+        timeout: float | timedelta | None = None,
+    ) -> DurableFuture[R]: ...
+    @overload
+    def schedule_activity(
+        self,
+        name: str,
+        input: Any = None,
+        *,
+        retry: RetryPolicy | None = None,
+        timeout: float | timedelta | None = None,
+    ) -> DurableFuture[Any]: ...
     def schedule_activity(
         self,
         name: str | Callable[..., Any],
@@ -259,13 +311,15 @@ class OrchestrationContext:
         return durable_async(self, coro)
 
     def select2(
-        self, first: DurableFuture[Any], second: DurableFuture[Any]
-    ) -> DurableFuture[tuple[int, Any]]:
+        self, first: DurableFuture[A], second: DurableFuture[B]
+    ) -> DurableFuture[tuple[Literal[0], A] | tuple[Literal[1], B]]:
         """Race two futures; ``await`` gives ``(index, value)``, loser cancelled.
 
-        Same rules as `select`.
+        Same rules as `select`. The index narrows the value's type: after
+        ``if won[0] == 0``, ``won[1]`` has the first future's type.
         """
-        return SelectFuture(self._driver, [first, second])
+        future: DurableFuture[Any] = SelectFuture(self._driver, [first, second])
+        return future
 
     def select(self, *futures: DurableFuture[Any]) -> DurableFuture[tuple[int, Any]]:
         """Race futures: the first to complete in history order wins.

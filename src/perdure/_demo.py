@@ -110,9 +110,10 @@ async def order_workflow(ctx: OrchestrationContext, order: dict[str, Any]) -> An
     """Race the quick check against full validation, then confirm."""
     quick = ctx.schedule_activity(quick_check, order["id"])
     full = durable_async(ctx, _validate(ctx, order))
-    winner, result = await ctx.select2(quick, full)
-    if winner == 0:
-        return {"order": order["id"], "approved_by": "quick check", "risk": result}
+    won = await ctx.select2(quick, full)
+    if won[0] == 0:  # narrows won[1] to the quick check's result
+        return {"order": order["id"], "approved_by": "quick check", "risk": won[1]}
+    result = won[1]
     confirmation = await ctx.schedule_activity(confirm_order, order["id"])
     return {
         "order": order["id"],
