@@ -12,8 +12,9 @@ from typing import TYPE_CHECKING, Any, Literal, NoReturn, TypeVar, overload
 
 from ._codec import from_json, to_json
 from ._core import _history as h
+from ._core._combinators import JoinFuture, SelectFuture
 from ._core._driver import ContinueAsNewSignal, Driver
-from ._core._tasks import DurableFuture, JoinFuture, SelectFuture
+from ._core._tasks import DurableFuture
 from ._names import check_name
 from ._registry import Registry, name_of
 from ._retry import RetryPolicy, seconds

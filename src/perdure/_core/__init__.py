@@ -5,8 +5,9 @@ importing only those above it (tests/test_structure.py checks it):
 
 * ``_history``: the events and their vocabulary (role, work kind, match keys).
 * ``_traps``: the one way code suspends; errors for foreign awaits.
-* ``_tasks``: futures, combinators, tasks and the cancellation cascade; they
-  reach the driver only through the ``Scheduler`` protocol.
+* ``_tasks``: futures, tasks and the cancellation cascade; they reach the
+  driver only through the ``Scheduler`` protocol.
+* ``_combinators``: ``select`` and ``join`` over any durable futures.
 * ``_inbox``: external events buffered per name, and the waits they feed.
 * ``_runaway``: the limits that stop code from wedging the runner.
 * ``_runner``: steps coroutines, parks and unwinds tasks.
@@ -15,8 +16,9 @@ importing only those above it (tests/test_structure.py checks it):
 * ``_driver``: replays history, applies events, emits new ones.
 """
 
+from ._combinators import JoinFuture, SelectFuture
 from ._driver import ContinueAsNewSignal, Driver, Outcome, TurnResult
-from ._tasks import DurableFuture, JoinFuture, SelectFuture, Task, WorkFuture
+from ._tasks import DurableFuture, Task, WorkFuture
 
 __all__ = [
     "ContinueAsNewSignal",
