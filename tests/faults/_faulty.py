@@ -46,7 +46,6 @@ RUNTIME_VERBS = frozenset(
         "fetch_orchestrations",
         "commit_turns",
         "abandon_orchestration",
-        "renew_orchestration_lock",
         "read_history",
         "fetch_activities",
         "complete_activities",
@@ -204,16 +203,6 @@ class FaultyProvider:
         await self._call(
             "abandon_orchestration",
             lambda: self.inner.abandon_orchestration(instance_id, lock_token, delay),
-        )
-
-    async def renew_orchestration_lock(
-        self, instance_id: str, lock_token: str, lock_timeout: float
-    ) -> bool:
-        return await self._call(
-            "renew_orchestration_lock",
-            lambda: self.inner.renew_orchestration_lock(
-                instance_id, lock_token, lock_timeout
-            ),
         )
 
     # --- activity worker -------------------------------------------------------
