@@ -41,6 +41,11 @@ async def good(ctx: OrchestrationContext, n: int) -> int:
     return await ctx.schedule_activity("Step", n)
 
 
+@perdure.orchestration(name="NulName")
+async def nul_name(ctx: OrchestrationContext) -> int:
+    return await ctx.schedule_activity("Step\x00", 1)
+
+
 ALL = [bad_result, bad_output, good]
 
 
@@ -63,25 +68,33 @@ async def test_an_unencodable_activity_result_fails_only_its_activity(storage_ur
     assert bad.error.type == "PayloadError"  # raised by the await in the orchestration
 
 
-async def test_an_unencodable_output_fails_only_its_instance(storage_url):
-    # Queued before the runtime starts: one fetch, one commit batch.
-    async with perdure.Client(storage_url) as client:
-        await client.start_orchestration("bad", "BadOutput")
+async def one_bad_in_a_batch(url: str, bad: str) -> perdure.ErrorInfo:
+    """Queue *bad* and five Good instances, then run them: one fetch, one batch.
+
+    The five must complete; returns the bad instance's error.
+    """
+    async with perdure.Client(url) as client:
+        await client.start_orchestration("bad", bad)
         for n in range(5):
             await client.start_orchestration(f"good-{n}", "Good", n)
     async with runtime(
-        storage_url, ALL, [list_dir, step], lock_timeout=1, max_attempts=3
+        url, [*ALL, nul_name], [list_dir, step], lock_timeout=1, max_attempts=3
     ) as rt:
-        bad = await rt.client.wait_for_orchestration("bad", timeout=WAIT)
+        state = await rt.client.wait_for_orchestration("bad", timeout=WAIT)
         goods = [
             await rt.client.wait_for_orchestration(f"good-{n}", timeout=WAIT)
             for n in range(5)
         ]
     assert [s.output for s in goods] == [0, 1, 2, 3, 4]
-    assert bad.status == "Failed"
-    assert bad.error is not None
-    assert bad.error.type == "PayloadError"
-    assert "lone surrogate" in bad.error.message
+    assert state.status == "Failed"
+    assert state.error is not None
+    return state.error
+
+
+async def test_an_unencodable_output_fails_only_its_instance(storage_url):
+    error = await one_bad_in_a_batch(storage_url, "BadOutput")
+    assert error.type == "PayloadError"
+    assert "lone surrogate" in error.message
 
 
 @pytest.mark.parametrize("where", ["input", "event"])
@@ -99,28 +112,9 @@ async def test_client_refuses_unencodable_input_and_stores_nothing(storage_url, 
             assert await client.get_history("x") == before
 
 
-@perdure.orchestration(name="NulName")
-async def nul_name(ctx: OrchestrationContext) -> int:
-    return await ctx.schedule_activity("Step\x00", 1)
-
-
 async def test_a_nul_in_an_activity_name_fails_only_its_instance(storage_url):
     # The probe's F2 reproducer on PostgreSQL (text cannot hold NUL): every
     # instance committed in the same batch used to end PoisonMessage.
-    async with perdure.Client(storage_url) as client:
-        await client.start_orchestration("bad", "NulName")
-        for n in range(5):
-            await client.start_orchestration(f"good-{n}", "Good", n)
-    async with runtime(
-        storage_url, [*ALL, nul_name], [list_dir, step], lock_timeout=1, max_attempts=3
-    ) as rt:
-        bad = await rt.client.wait_for_orchestration("bad", timeout=WAIT)
-        goods = [
-            await rt.client.wait_for_orchestration(f"good-{n}", timeout=WAIT)
-            for n in range(5)
-        ]
-    assert [s.output for s in goods] == [0, 1, 2, 3, 4]
-    assert bad.status == "Failed"
-    assert bad.error is not None
-    assert bad.error.type == "ValueError"
-    assert "activity name 'Step\\x00' contains a NUL character" in bad.error.message
+    error = await one_bad_in_a_batch(storage_url, "NulName")
+    assert error.type == "ValueError"
+    assert "activity name 'Step\\x00' contains a NUL character" in error.message
