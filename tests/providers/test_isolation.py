@@ -28,6 +28,9 @@ from perdure.providers import (
 SURROGATE = "caf\udce9"  # os.fsdecode() of a Latin-1 file name
 NUL = "Step\x00"
 
+# Each test stores a value the storage refuses, which providers log.
+pytestmark = pytest.mark.storage_warnings
+
 
 def _work(instance_id: str, event_id: int, name: str = "act") -> ActivityWork:
     return ActivityWork(

@@ -140,8 +140,9 @@ async def _complete(
             **wake,
         },
     )
-    (delivered,) = await _one(cursor)
-    return int(delivered)
+    # The statement returns (delivered, woken); only the first is ours.
+    row = await _one(cursor)
+    return int(row[0])
 
 
 async def _one(cursor: psycopg.AsyncCursor[Any]) -> tuple[Any, ...]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -57,8 +58,15 @@ def provider(backend: Backend) -> Provider:
 
 
 @pytest.fixture
-def run(provider: Provider) -> Run:
-    """Open the test's provider, await ``body(provider)``, close it."""
+def run(provider: Provider, request: pytest.FixtureRequest) -> Run:
+    """Open the test's provider, await ``body(provider)``, close it.
+
+    A warning logged under ``perdure`` fails the test unless the test is
+    marked ``storage_warnings``: on the normal path a provider has nothing
+    to warn about, and a silent fallback (a batch retried item by item, a
+    result recorded as unwritable) is a bug that results alone do not show.
+    """
+    allowed = request.node.get_closest_marker("storage_warnings") is not None
 
     def runner(body: Body[T]) -> T:
         async def main() -> T:
@@ -68,9 +76,32 @@ def run(provider: Provider) -> Run:
             finally:
                 await provider.close()
 
-        return asyncio.run(main())
+        with _Warnings() as seen:
+            result = asyncio.run(main())
+        if seen.records and not allowed:
+            lines = "\n".join(r.getMessage() for r in seen.records)
+            pytest.fail(f"the provider logged unexpected warnings:\n{lines}")
+        return result
 
     return runner
+
+
+class _Warnings(logging.Handler):
+    """Collects WARNING and above from the ``perdure`` loggers."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+    def __enter__(self) -> _Warnings:
+        logging.getLogger("perdure").addHandler(self)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        logging.getLogger("perdure").removeHandler(self)
 
 
 # --- builders shared by the test modules (via the ``kit`` fixture) -------
