@@ -6,16 +6,17 @@ import asyncio
 import time
 from collections.abc import Callable
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
 from . import _messages as m
 from ._codec import to_json
-from ._core._history import Event, event_from_json
+from ._core._history import event_from_json
 from ._errors import InstanceNotFound, PerdureError
 from ._names import check_name
 from ._registry import name_of
 from ._retry import seconds
 from ._state import OrchestrationState
+from .events import AnyEvent
 from .providers import open_provider
 from .providers._base import InstanceStatus, NewInstance, Provider
 
@@ -200,8 +201,11 @@ class Client:
 
     async def get_history(
         self, instance_id: str, execution_id: int | None = None
-    ) -> list[Event]:
+    ) -> list[AnyEvent]:
         """Return the history of an execution (the latest by default).
+
+        Each event is one of the `perdure.events` classes, so ``match`` or
+        ``isinstance`` narrows it to its fields.
 
         Raises:
             InstanceNotFound: Unknown instance.
@@ -211,7 +215,9 @@ class Client:
         if await store.get_instance(instance_id) is None:
             raise InstanceNotFound(instance_id)
         rows = await store.read_history(instance_id, execution_id)
-        return [event_from_json(row) for row in rows]
+        # event_from_json builds one of the registered classes, which are
+        # exactly AnyEvent's members (tests/test_exports.py pins that).
+        return [cast("AnyEvent", event_from_json(row)) for row in rows]
 
 
 def _check_id(instance_id: object, what: str = "instance_id") -> None:
