@@ -8,7 +8,6 @@ driver's state back after the turn.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,13 +28,6 @@ from .providers._base import (
 
 __all__ = ["TurnFacts", "failure_commit", "finished_commit", "to_commit"]
 
-_STATUS: dict[str, InstanceStatus] = {
-    "Completed": "Completed",
-    "Failed": "Failed",
-    "Cancelled": "Cancelled",
-    "ContinuedAsNew": "Running",
-}
-
 
 @dataclass(frozen=True, slots=True)
 class TurnFacts:
@@ -46,8 +38,6 @@ class TurnFacts:
         execution_id: The execution the turn ran (new on a fresh start).
         history_start: History length the turn was computed against.
         start: The execution's start event (name and parent link).
-        sub_target: Child instance id of a sub-orchestration event id; the
-            driver derived it from the history (ids are deterministic).
         carry_cancel: A cancel that arrived after the execution ended.
     """
 
@@ -55,7 +45,6 @@ class TurnFacts:
     execution_id: int
     history_start: int
     start: h.OrchestrationStarted | None
-    sub_target: Callable[[int], str | None]
     carry_cancel: m.Cancel | None
 
 
@@ -119,7 +108,7 @@ def to_commit(facts: TurnFacts, result: TurnResult) -> TurnCommit:
                 new_instances.append(_child(iid, exe, event))
             case h.SubOrchestrationCancelRequested():
                 source = event.source_event_id
-                target = facts.sub_target(source) if source is not None else None
+                target = result.cancel_targets.get(source) if source else None
                 if target:
                     # The child says who cancelled it and why ("lost select",
                     # "join failed", the client's reason): the parent itself
@@ -146,7 +135,9 @@ def to_commit(facts: TurnFacts, result: TurnResult) -> TurnCommit:
     error: str | None = None
     outcome = result.outcome
     if outcome is not None:
-        status = _STATUS[outcome.status]
+        # A continue-as-new starts the next execution: still Running.
+        ended = outcome.status
+        status = "Running" if ended == "ContinuedAsNew" else ended
         error_json = _error_json(outcome)
         if outcome.status == "Completed":
             output = dumps(outcome.output)

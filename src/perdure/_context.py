@@ -212,7 +212,6 @@ class OrchestrationContext:
                 "timeout": seconds(timeout, "timeout") if timeout is not None else None,
             }
         return self._driver.schedule(
-            "activity",
             h.ActivityScheduled,
             {"name": activity_name, "input": payload},
             activity_name,
@@ -223,16 +222,14 @@ class OrchestrationContext:
     def schedule_timer(self, delay: float | timedelta) -> DurableFuture[None]:
         """Schedule a durable timer that fires after *delay* (seconds or timedelta)."""
         fire_at = self._driver.now + max(seconds(delay, "delay"), 0.0)
-        return self._driver.schedule(
-            "timer", h.TimerCreated, {"fire_at": fire_at}, "timer"
-        )
+        return self._driver.schedule(h.TimerCreated, {"fire_at": fire_at}, "timer")
 
     def schedule_wait(self, name: str) -> DurableFuture[Any]:
         """Wait for the next external event *name* (events are buffered, FIFO)."""
         if not isinstance(name, str):
             raise TypeError("event name must be a str")
         check_name(name, "event name")
-        return self._driver.schedule("wait", h.EventWaitStarted, {"name": name}, name)
+        return self._driver.schedule(h.EventWaitStarted, {"name": name}, name)
 
     wait_for_event = schedule_wait
 
@@ -259,9 +256,7 @@ class OrchestrationContext:
             "input": payload,
             "version": version,
         }
-        return self._driver.schedule(
-            "sub", h.SubOrchestrationScheduled, fields, orch_name
-        )
+        return self._driver.schedule(h.SubOrchestrationScheduled, fields, orch_name)
 
     def start_orchestration(
         self,

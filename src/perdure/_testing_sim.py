@@ -34,18 +34,12 @@ __all__ = [
 #: ``ctx.utc_now()`` gives a plausible date.
 DEFAULT_START_TIME = 1_704_067_200.0
 
-_SCHEDULED_KIND: dict[type[h.Event], str] = {
-    h.ActivityScheduled: "activity",
-    h.TimerCreated: "timer",
-    h.EventWaitStarted: "wait",
-    h.SubOrchestrationScheduled: "sub",
-}
-_CANCELS = (
-    h.ActivityCancelRequested,
-    h.TimerCancelled,
-    h.EventWaitCancelled,
-    h.SubOrchestrationCancelRequested,
-)
+
+def _scheduled_kind(event: h.Event | None) -> str | None:
+    """The work kind *event* schedules, or None if it schedules nothing."""
+    if event is None or event.role != "scheduling":
+        return None
+    return event.work
 
 
 @dataclass(frozen=True, slots=True)
@@ -347,7 +341,7 @@ class Simulator:
         event = (
             self._history[event_id - 1] if 0 < event_id <= len(self._history) else None
         )
-        kind = _SCHEDULED_KIND.get(type(event)) if event is not None else None
+        kind = _scheduled_kind(event)
         if kind not in kinds:
             raise ValueError(f"event {event_id} is not a scheduled {'/'.join(kinds)}")
         if any(
@@ -432,13 +426,13 @@ def _open_work(history: list[h.Event]) -> list[PendingWork]:
     Waits pair with external events first-in first-out per name, except
     waits that get cancelled: those never consume an event (DESIGN §1.4).
     """
-    cancelled = {e.source_event_id for e in history if isinstance(e, _CANCELS)}
+    cancelled = {e.source_event_id for e in history if e.role == "cancel"}
     closed: set[int] = set()
     work: dict[int, PendingWork] = {}
     open_waits: dict[str, deque[int]] = {}
     buffered: dict[str, int] = {}
     for event in history:
-        kind = _SCHEDULED_KIND.get(type(event))
+        kind = _scheduled_kind(event)
         if kind is not None:
             work[event.event_id] = PendingWork(
                 event.event_id,

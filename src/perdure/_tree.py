@@ -170,7 +170,7 @@ class _Builder:
             elif isinstance(event, h.OrchestrationCancelRequested):
                 self.notes.append(_Work(event, "0"))
                 self._resolutions.append(None)
-            elif type(event) in _TERMINAL_TYPES:
+            elif event.role == "terminal":
                 self.terminal = event
         for path in self._winner_scopes:
             self.scope(path).winner = True
@@ -238,16 +238,6 @@ class _Builder:
         # Nothing resolved yet (e.g. a select over finished futures in the
         # first turn): the orchestration body, in the root scope, did it.
         return _Work(h.Event(event_id=0, timestamp=0.0), "0")
-
-
-_TERMINAL_TYPES = frozenset(
-    {
-        h.OrchestrationCompleted,
-        h.OrchestrationFailed,
-        h.OrchestrationCancelled,
-        h.OrchestrationContinuedAsNew,
-    }
-)
 
 
 def summarize(value: Any, limit: int = 60) -> str:

@@ -231,7 +231,6 @@ def run_turn(
         execution_id=exe,
         history_start=history_start,
         start=start,
-        sub_target=driver.sub_target,
         carry_cancel=carry_cancel,
     )
     return TurnOutput(to_commit(facts, result), driver)

@@ -214,9 +214,12 @@ class Driver(Runner):
             if action.options is not None:
                 self._options[event_id] = action.options
             self._push(event)
+        targets: dict[int, str] = {}
         while self._cancels:
             work = self._cancels.popleft()
             assert work.event_id is not None
+            if work.target:
+                targets[work.event_id] = work.target
             cancel_cls: Any = h.CANCEL_EVENT[work.kind]
             reason = str(work._value.reason) if work._value is not None else ""
             self._push(
@@ -235,7 +238,7 @@ class Driver(Runner):
             self._push(terminal_event(self.outcome, self.history_len + 1, self.now))
             if self.outcome.status == "ContinuedAsNew":
                 carried = self._inbox.unconsumed()
-        return TurnResult(self._new, self.outcome, self._options, carried)
+        return TurnResult(self._new, self.outcome, self._options, carried, targets)
 
     def child_id(self, event_id: int) -> str:
         """Default instance id of a sub-orchestration scheduled as *event_id*.
@@ -246,11 +249,6 @@ class Driver(Runner):
         if self.execution_id == 1:
             return f"{self.instance_id}::sub::{event_id}"
         return f"{self.instance_id}::sub::{self.execution_id}.{event_id}"
-
-    def sub_target(self, event_id: int) -> str | None:
-        """Instance id of the sub-orchestration scheduled as *event_id*."""
-        work = self._work.get(event_id)
-        return work.target if work is not None else None
 
     def _push(self, event: h.Event) -> None:
         self.history_len = event.event_id
@@ -383,7 +381,6 @@ class Driver(Runner):
     # ------------------------------------------------------------- scheduling
     def schedule(
         self,
-        kind: str,
         cls: type[h.Event],
         fields: dict[str, Any],
         label: str,
@@ -394,7 +391,6 @@ class Driver(Runner):
         """Create work owned by the running task and emit its action.
 
         Args:
-            kind: Unused: *cls* declares its `WorkKind` (kept for callers).
             cls: The scheduling event to emit.
             fields: Its fields (``scope`` is the running task's).
             label: The work's name in errors (for a wait: the event name).

@@ -40,6 +40,9 @@ class TurnResult:
     activity_options: dict[int, Any] = field(default_factory=dict)
     # ContinueAsNew: buffered events not consumed, as (name, data)
     carried_events: list[tuple[str, Any]] = field(default_factory=list)
+    # event_id of a SubOrchestrationScheduled cancelled this turn -> the
+    # child's instance id (the commit sends the child its cancel message)
+    cancel_targets: dict[int, str] = field(default_factory=dict)
 
 
 def terminal_event(outcome: Outcome, event_id: int, timestamp: float) -> h.Event:
