@@ -295,7 +295,8 @@ class Driver(Runner):
         try:
             coro = self.body(event.input)
         except Exception as exc:
-            self._end(Outcome("Failed", error=ErrorInfo.from_exception(exc)))
+            error = ErrorInfo.from_exception(exc)
+            self._end(Outcome("Failed", error=error, exception=exc))
             return
         self.root = Task(self, coro, None)
         self._step(self.root, None)

@@ -28,6 +28,9 @@ class Outcome:
     error: ErrorInfo | None = None
     reason: str = ""
     version: str | None = None
+    # The exception orchestration code raised, when it failed that way: the
+    # runtime may suspend the instance instead (``suspend_on_error``).
+    exception: BaseException | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(slots=True)
@@ -73,7 +76,7 @@ def root_outcome(state: int, value: Any, instance_cancelled: bool) -> Outcome | 
     if state == FAILED or not instance_cancelled:
         # A Cancelled that escaped the body without the instance being
         # cancelled (it awaited a cancelled future) is a failure too.
-        return Outcome("Failed", error=ErrorInfo.from_exception(value))
+        return Outcome("Failed", error=ErrorInfo.from_exception(value), exception=value)
     return None
 
 
