@@ -4,20 +4,23 @@ Every e2e scenario is written once as ``async def scenario(client, iid)``
 returning a JSON-able summary; `check_replay` runs it on a runtime with the
 instance cache on and again with ``instance_cache_size=0`` (every turn
 replays the stored history) and asserts both runs produced the same summary
-and the same history, modulo timestamps and the instance id.
+and the same histories (the instance's and its sub-orchestrations'), modulo
+wall-clock fields and the instance id.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
-import itertools
+import difflib
 import json
 import time
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any
+from contextlib import AbstractAsyncContextManager
+from typing import Any, TypeVar
 
 import perdure
+from perdure import events as h
 from perdure.testing import replay
 
 #: Upper bound for anything a test waits on, so a failure never hangs.
@@ -31,6 +34,10 @@ FAST: dict[str, Any] = {
 }
 
 Scenario = Callable[[perdure.Client, str], Awaitable[Any]]
+#: Opens a runtime: ``(url, orchestrations, activities, **options)``.
+OpenRuntime = Callable[..., AbstractAsyncContextManager[perdure.Runtime]]
+
+E = TypeVar("E", bound=perdure.Event)
 
 
 def runtime(
@@ -68,17 +75,19 @@ def outcome(state: perdure.OrchestrationState) -> dict[str, Any]:
     }
 
 
-def types(history: list[perdure.Event]) -> list[str]:
+def types(history: Iterable[perdure.Event]) -> list[str]:
     """Event kind names, in history order."""
     return [event.type for event in history]
 
 
-def of_type(history: list[perdure.Event], kind: str) -> list[perdure.Event]:
-    """Events of one kind, in history order."""
-    return [event for event in history if event.type == kind]
+def of_type(history: Iterable[perdure.Event], kind: type[E]) -> list[E]:
+    """Events of one class (from `perdure.events`), in history order."""
+    return [event for event in history if isinstance(event, kind)]
 
 
-def shape(history: list[perdure.Event], iid: str | None = None) -> list[dict[str, Any]]:
+def shape(
+    history: Iterable[perdure.Event], iid: str | None = None
+) -> list[dict[str, Any]]:
     """History as plain dicts without wall-clock fields; *iid* becomes ``<iid>``."""
     rows = []
     for event in history:
@@ -86,7 +95,8 @@ def shape(history: list[perdure.Event], iid: str | None = None) -> list[dict[str
         for key in ("timestamp", "fire_at", "occurred_at"):
             row.pop(key, None)
         rows.append(row)
-    return _anonymise(rows, iid)
+    anonymised: list[dict[str, Any]] = _anonymise(rows, iid)
+    return anonymised
 
 
 def _anonymise(value: Any, iid: str | None) -> Any:
@@ -128,9 +138,19 @@ async def check_replay(
     activities: Iterable[Callable[..., Any]],
     scenario: Scenario,
     tag: str,
+    *,
+    open_runtime: OpenRuntime = runtime,
     **options: Any,
-) -> tuple[Any, list[perdure.Event]]:
+) -> tuple[Any, list[h.AnyEvent]]:
     """Run *scenario* cached, then cache-less; assert both runs agree.
+
+    Each run opens its own runtime with *open_runtime* (`runtime` by
+    default; it gets *url*, *orchestrations*, *activities*,
+    ``instance_cache_size`` and *options*) and an instance id made from
+    *tag*. After the scenario, sub-orchestrations still running are waited
+    for. The two runs must return the same summary and write the same
+    histories, and `perdure.testing.replay` must reach the same ending as
+    each stored history of a registered orchestration.
 
     Returns:
         The cached run's summary and history, for further assertions.
@@ -139,53 +159,75 @@ async def check_replay(
     runs = []
     for cache_size, suffix in ((10_000, "cached"), (0, "replayed")):
         iid = f"{tag}-{suffix}"
-        async with runtime(
+        async with open_runtime(
             url, orchestrations, activities, instance_cache_size=cache_size, **options
         ) as rt:
             summary = await scenario(rt.client, iid)
-            history = await rt.client.get_history(iid)
-            state = await rt.client.get_status(iid)
-        assert state is not None
-        _replay_offline(orchestrations, activities, history, iid, state.execution_id)
-        runs.append((summary, history, iid))
-    (cached, cached_history, cached_iid), (replayed, replayed_history, replay_iid) = (
-        runs
-    )
+            histories = await _histories(rt.client, iid)
+            for instance_id, (history, execution_id) in histories.items():
+                _replay_offline(
+                    orchestrations, activities, history, instance_id, execution_id
+                )
+        shapes = {
+            i.replace(iid, "<iid>"): shape(history, iid)
+            for i, (history, _) in histories.items()
+        }
+        runs.append((_anonymise(summary, iid), shapes, summary, histories[iid][0]))
+    (cached, cached_shapes, summary, history), (replayed, replayed_shapes, _, _) = runs
     # (This module is not assertion-rewritten: spell the difference out.)
-    left, right = _anonymise(cached, cached_iid), _anonymise(replayed, replay_iid)
-    assert left == right, f"cached run {left!r} != replayed run {right!r}"
-    left, right = shape(cached_history, cached_iid), shape(replayed_history, replay_iid)
-    assert left == right, "histories differ:\n" + "\n".join(
-        f"{'  ' if a == b else '!!'} {a}\n   {b}"
-        for a, b in itertools.zip_longest(left, right)
-    )
-    return cached, cached_history
+    assert cached == replayed, f"cached run {cached!r} != replayed run {replayed!r}"
+    if cached_shapes != replayed_shapes:
+        diff = difflib.unified_diff(
+            _lines(cached_shapes), _lines(replayed_shapes), "cached", "replayed"
+        )
+        raise AssertionError("histories differ:\n" + "\n".join(diff))
+    return summary, history
 
 
-_TERMINAL = {
-    "OrchestrationCompleted": "Completed",
-    "OrchestrationFailed": "Failed",
-    "OrchestrationCancelled": "Cancelled",
-    "OrchestrationContinuedAsNew": "ContinuedAsNew",
-}
+async def _histories(
+    client: perdure.Client, iid: str
+) -> dict[str, tuple[list[h.AnyEvent], int]]:
+    """History and execution id of *iid* and of its sub-orchestrations.
+
+    Sub-orchestrations still running (being cancelled, say) are waited for.
+    """
+    state = await client.get_status(iid)
+    assert state is not None, iid
+    found = {iid: (await client.get_history(iid), state.execution_id)}
+    for child in await client.list_instances(limit=1000):
+        if child.instance_id.startswith(iid + "::"):
+            ended = await client.wait_for_orchestration(child.instance_id, WAIT)
+            history = await client.get_history(child.instance_id)
+            found[child.instance_id] = (history, ended.execution_id)
+    return dict(sorted(found.items()))
+
+
+def _lines(shapes: dict[str, list[dict[str, Any]]]) -> list[str]:
+    return [
+        f"{iid}: {json.dumps(row, sort_keys=True)}"
+        for iid, rows in shapes.items()
+        for row in rows
+    ]
 
 
 def _replay_offline(
     orchestrations: list[Callable[..., Any]],
     activities: list[Callable[..., Any]],
-    history: list[perdure.Event],
+    history: list[h.AnyEvent],
     iid: str,
     execution_id: int,
 ) -> None:
     """Replay a stored history with `perdure.testing.replay`: same ending."""
+    start = history[0]
+    assert isinstance(start, h.OrchestrationStarted), start
     by_name = {perdure_name(fn): fn for fn in orchestrations}
-    fn = by_name.get(history[0].name)  # type: ignore[attr-defined]
+    fn = by_name.get(start.name)
     if fn is None:
         return  # an unregistered orchestration: nothing to replay
     result = replay(
         fn, history, activities=activities, instance_id=iid, execution_id=execution_id
     )
-    assert result.status == _TERMINAL.get(history[-1].type, "Running"), result
+    assert result.status == (history[-1].status or "Running"), result
 
 
 def perdure_name(fn: Callable[..., Any]) -> str:

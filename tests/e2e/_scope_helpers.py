@@ -3,8 +3,8 @@
 Progress is driven by the test, never by timing: the ``Gated`` activity
 blocks until the test calls `release` (or until it is cancelled), so each
 scenario advances one completion at a time and its history is the same on
-every run. That is what lets `assert_replay_identical` compare a cached run
-with a full-replay run event by event.
+every run. That is what lets `_helpers.check_replay` compare a cached run
+with a full-replay run event by event (pass it ``open_runtime=runtime``).
 
 Module-level state (gates, the activity log, `NOTES`) is reset by
 `runtime`; tests run one at a time per process, so sharing it is safe.
@@ -14,32 +14,13 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import difflib
-import json
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from typing import Any
 
 import perdure
-from perdure import ActivityContext, Event, OrchestrationContext
-
-CANCEL_TYPES = frozenset(
-    {
-        "ActivityCancelRequested",
-        "TimerCancelled",
-        "EventWaitCancelled",
-        "SubOrchestrationCancelRequested",
-    }
-)
-SCHEDULING_TYPES = frozenset(
-    {
-        "ActivityScheduled",
-        "TimerCreated",
-        "EventWaitStarted",
-        "SubOrchestrationScheduled",
-    }
-)
+from perdure import ActivityContext, Event, OrchestrationContext, events as h
 
 #: Keys of the Echo/Gated activities that actually started, in start order.
 RAN: list[str] = []
@@ -127,9 +108,16 @@ CHILDREN = (wait_forever, nest)
 
 @asynccontextmanager
 async def runtime(
-    url: str, orchestrations: Iterable[Callable[..., Any]], **options: Any
+    url: str,
+    orchestrations: Iterable[Callable[..., Any]],
+    activities: Iterable[Callable[..., Any]] = ACTIVITIES,
+    **options: Any,
 ) -> AsyncIterator[perdure.Runtime]:
-    """A started runtime with quick polling, leases and grace period."""
+    """A started runtime with quick polling, leases and grace period.
+
+    It also runs the `CHILDREN` orchestrations and, unless told otherwise,
+    the shared `ACTIVITIES`.
+    """
     reset()
     options.setdefault("poll_interval", 0.05)
     options.setdefault("lock_timeout", 2.0)
@@ -137,7 +125,7 @@ async def runtime(
     rt = perdure.Runtime(
         url,
         orchestrations=[*orchestrations, *CHILDREN],
-        activities=ACTIVITIES,
+        activities=list(activities),
         **options,
     )
     await rt.start()
@@ -153,9 +141,9 @@ async def runtime(
 async def history_until(
     client: perdure.Client,
     instance_id: str,
-    predicate: Callable[[list[Event]], bool],
+    predicate: Callable[[list[h.AnyEvent]], bool],
     timeout: float = 10.0,
-) -> list[Event]:
+) -> list[h.AnyEvent]:
     """Poll the history until *predicate* holds; fail with the history if not."""
     deadline = time.monotonic() + timeout
     while True:
@@ -171,140 +159,74 @@ async def history_until(
 
 
 async def finish(
-    rt: perdure.Runtime, instance_id: str, status: str = "Completed"
+    client: perdure.Client, instance_id: str, status: str = "Completed"
 ) -> perdure.OrchestrationState:
     """Wait for the instance to end and check its status."""
-    state = await rt.client.wait_for_orchestration(instance_id, timeout=15)
+    state = await client.wait_for_orchestration(instance_id, timeout=15)
     assert state.status == status, (state.status, state.error)
     return state
 
 
 def describe(event: Event) -> str:
     """One line per event, for failure messages."""
-    fields = {k: v for k, v in _fields(event).items() if k not in ("event_id",)}
+    fields = {
+        f.name: getattr(event, f.name)
+        for f in dataclasses.fields(event)
+        if f.name not in ("event_id", "timestamp")
+    }
     return f"{event.event_id:3} {event.type} {fields}"
 
 
-def _fields(event: Event) -> dict[str, Any]:
-    return {
-        f.name: getattr(event, f.name)
-        for f in dataclasses.fields(event)
-        if f.name != "timestamp"
-    }
-
-
-def of_type(events: list[Event], *types: str) -> list[Event]:
-    """Events of the given kinds, in history order."""
-    return [e for e in events if e.type in types]
-
-
-def has(events: list[Event], type: str, **fields: Any) -> bool:
-    """True if some event of kind *type* has all of *fields*."""
+def has(events: Iterable[Event], kind: type[Event], **fields: Any) -> bool:
+    """True if some event of class *kind* has all of *fields*."""
     return any(
-        e.type == type and all(getattr(e, k, None) == v for k, v in fields.items())
+        isinstance(e, kind) and all(getattr(e, k) == v for k, v in fields.items())
         for e in events
     )
 
 
-def activity(events: list[Event], input: Any) -> Event:
+def activity(events: Iterable[Event], input: Any) -> h.ActivityScheduled:
     """The one ActivityScheduled event whose input is *input*."""
-    found = [e for e in of_type(events, "ActivityScheduled") if e.input == input]
+    found = [
+        e for e in events if isinstance(e, h.ActivityScheduled) and e.input == input
+    ]
     assert len(found) == 1, f"{len(found)} activities with input {input!r}"
     return found[0]
 
 
-def cancelled_ids(events: list[Event]) -> list[int]:
+def schedules_work(event: Event) -> bool:
+    """True for an event that schedules durable work (which can be cancelled)."""
+    return event.role == "scheduling" and event.work is not None
+
+
+def _sources(events: Iterable[Event], role: str) -> list[int]:
+    """source_event_id of every event with *role*, in history order."""
+    found = []
+    for e in events:
+        if e.role == role:
+            assert e.source_event_id is not None, describe(e)
+            found.append(e.source_event_id)
+    return found
+
+
+def cancelled_ids(events: Iterable[Event]) -> list[int]:
     """source_event_id of every cancel event, in history order."""
-    return [e.source_event_id for e in events if e.type in CANCEL_TYPES]  # type: ignore[misc]
+    return _sources(events, "cancel")
 
 
-def completed_ids(events: list[Event]) -> set[int]:
+def completed_ids(events: Iterable[Event]) -> set[int]:
     """Ids of scheduled work that got a completion event."""
-    return {
-        e.source_event_id  # type: ignore[misc]
-        for e in events
-        if e.source_event_id is not None and e.type not in CANCEL_TYPES
-    }
+    return set(_sources(events, "completion"))
 
 
-def open_work(events: list[Event]) -> list[int]:
+def open_work(events: Iterable[Event]) -> list[int]:
     """Ids of scheduled work that has neither a completion nor a cancel event.
 
     (Event waits are answered by EventRaised, which has no source id, so
     waits satisfied by an event are reported open; tests account for that.)
     """
+    events = list(events)
     answered = completed_ids(events) | set(cancelled_ids(events))
     return [
-        e.event_id
-        for e in events
-        if e.type in SCHEDULING_TYPES and e.event_id not in answered
+        e.event_id for e in events if schedules_work(e) and e.event_id not in answered
     ]
-
-
-def normalize(events: list[Event], instance_id: str) -> list[str]:
-    """Events as JSON without timestamps (and with the instance id masked)."""
-    out = []
-    for event in events:
-        data = {"type": event.type, **_fields(event)}
-        data.pop("fire_at", None)  # derived from the turn's wall-clock time
-        data.pop("occurred_at", None)  # wall clock too, and only when late
-        out.append(json.dumps(data, sort_keys=True).replace(instance_id, "<id>"))
-    return out
-
-
-# ------------------------------------------------------------------- replay
-Scenario = Callable[[perdure.Runtime, str], Awaitable[None]]
-
-
-async def _recorded_run(
-    url: str,
-    orchestrations: Iterable[Callable[..., Any]],
-    scenario: Scenario,
-    instance_id: str,
-    options: dict[str, Any],
-) -> dict[str, list[str]]:
-    async with runtime(url, orchestrations, **options) as rt:
-        await scenario(rt, instance_id)
-        # The scenario may leave children being cancelled: let them end.
-        ids = [instance_id]
-        for state in await rt.client.list_instances(limit=1000):
-            if state.instance_id.startswith(instance_id + "::"):
-                ids.append(state.instance_id)
-                await rt.client.wait_for_orchestration(state.instance_id, timeout=15)
-        return {
-            i.replace(instance_id, "<id>"): normalize(
-                await rt.client.get_history(i), instance_id
-            )
-            for i in sorted(ids)
-        }
-
-
-async def assert_replay_identical(
-    url: str,
-    orchestrations: Iterable[Callable[..., Any]],
-    scenario: Scenario,
-    **options: Any,
-) -> None:
-    """Run *scenario* cached, then with a full replay on every turn; compare.
-
-    The histories (the instance's and its sub-orchestrations') must be
-    identical apart from timestamps.
-    """
-    orchestrations = list(orchestrations)
-    cached = await _recorded_run(url, orchestrations, scenario, "cached", options)
-    replayed = await _recorded_run(
-        url,
-        orchestrations,
-        scenario,
-        "replayed",
-        {**options, "instance_cache_size": 0},
-    )
-    if replayed != cached:
-        diff = difflib.unified_diff(
-            _lines(cached), _lines(replayed), "cached", "replayed", lineterm=""
-        )
-        raise AssertionError("histories differ:\n" + "\n".join(diff))
-
-
-def _lines(histories: dict[str, list[str]]) -> list[str]:
-    return [f"{iid}: {event}" for iid, events in histories.items() for event in events]

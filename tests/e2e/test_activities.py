@@ -18,6 +18,7 @@ from _helpers import (
 )
 
 import perdure
+from perdure import events as h
 
 #: Attempt numbers (or other observations) per instance id.
 SEEN: dict[str, list[object]] = {}
@@ -161,9 +162,9 @@ async def test_retries_exhausted_surface_the_original_error(storage_url: str) ->
     )
     assert "card declined" in text
     assert summary["seen"] == [1, 2, 3]
-    (failed,) = of_type(history, "ActivityFailed")
+    (failed,) = of_type(history, h.ActivityFailed)
     assert failed.error["message"] == "card declined"
-    assert len(of_type(history, "ActivityScheduled")) == 1
+    assert len(of_type(history, h.ActivityScheduled)) == 1
 
 
 async def test_per_attempt_timeout_fails_without_retry(storage_url: str) -> None:
@@ -190,7 +191,7 @@ async def test_per_attempt_timeout_then_retry_succeeds(storage_url: str) -> None
     )
     assert summary["outcome"]["output"] == 2
     assert summary["seen"] == [1, 2]
-    assert len(of_type(history, "ActivityCompleted")) == 1
+    assert len(of_type(history, h.ActivityCompleted)) == 1
 
 
 async def test_retry_policy_total_budget_stops_early(storage_url: str) -> None:
@@ -215,6 +216,6 @@ async def test_cancelled_activity_is_signalled(storage_url: str, kind: str) -> N
         assert summary["seen"] == ["started", "task cancelled, flag True"]
     else:
         assert summary["seen"] == ["started", "saw cancel True"]
-    (cancel,) = of_type(history, "ActivityCancelRequested")
-    assert cancel.source_event_id == of_type(history, "ActivityScheduled")[0].event_id
-    assert not of_type(history, "ActivityCompleted")  # the late result is discarded
+    (cancel,) = of_type(history, h.ActivityCancelRequested)
+    assert cancel.source_event_id == of_type(history, h.ActivityScheduled)[0].event_id
+    assert not of_type(history, h.ActivityCompleted)  # the late result is discarded

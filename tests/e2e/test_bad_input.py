@@ -17,6 +17,7 @@ from _helpers import (
 )
 
 import perdure
+from perdure import events as h
 from perdure._codec import MAX_PAYLOAD_BYTES
 
 TOO_BIG = "x" * (MAX_PAYLOAD_BYTES + 1)
@@ -83,7 +84,7 @@ async def test_unserialisable_values_inside_an_orchestration(storage_url: str) -
     assert opaque_result.startswith("PayloadError") and "opaque" in opaque_result
     assert works == "still works"
     # The rejected calls scheduled nothing.
-    assert [e.name for e in of_type(history, "ActivityScheduled")] == [
+    assert [e.name for e in of_type(history, h.ActivityScheduled)] == [
         "huge",
         "opaque",
         "echo",

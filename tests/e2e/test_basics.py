@@ -9,6 +9,7 @@ from datetime import timedelta
 from _helpers import WAIT, check_replay, of_type, outcome, run_to_end, runtime, types
 
 import perdure
+from perdure import events as h
 
 
 @dataclass
@@ -110,11 +111,11 @@ async def test_activity_chain_with_dataclasses(storage_url: str) -> None:
         *["ActivityScheduled", "ActivityCompleted"] * 4,
         "OrchestrationCompleted",
     ]
-    scheduled = of_type(history, "ActivityScheduled")
+    scheduled = of_type(history, h.ActivityScheduled)
     assert [e.name for e in scheduled] == ["reserve", "Price", "greet", "ping"]
     assert scheduled[0].input == {"id": "o1", "qty": 4}  # stored as JSON
     assert [e.scope for e in scheduled] == ["0"] * 4
-    completed = of_type(history, "ActivityCompleted")
+    completed = of_type(history, h.ActivityCompleted)
     assert [c.source_event_id for c in completed] == [e.event_id for e in scheduled]
     assert completed[1].result == {
         "order": {"id": "o1-reserved", "qty": 4},
@@ -147,8 +148,8 @@ async def test_timers_float_timedelta_zero(storage_url: str) -> None:
         assert state.status == "Completed", state.error
         assert state.output == ["float", "timedelta", "zero", "negative"]
         history = await rt.client.get_history("timers")
-    created = of_type(history, "TimerCreated")
-    fired = of_type(history, "TimerFired")
+    created = of_type(history, h.TimerCreated)
+    fired = of_type(history, h.TimerFired)
     assert len(created) == len(fired) == 4
     assert [f.source_event_id for f in fired] == [c.event_id for c in created]
     assert round(created[0].fire_at - created[0].timestamp, 6) == 0.05

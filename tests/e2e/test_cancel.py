@@ -14,6 +14,7 @@ from _helpers import (
 )
 
 import perdure
+from perdure import events as h
 
 #: Observations per instance id.
 SEEN: dict[str, list[str]] = {}
@@ -86,13 +87,13 @@ async def test_cancel_running_instance(storage_url: str) -> None:
         "OrchestrationCancelled",
     ]
     assert history[-1].reason == "operator said stop"
-    activity = of_type(history, "ActivityScheduled")[0]
-    timer = of_type(history, "TimerCreated")[0]
+    activity = of_type(history, h.ActivityScheduled)[0]
+    timer = of_type(history, h.TimerCreated)[0]
     assert (
-        of_type(history, "ActivityCancelRequested")[0].source_event_id
+        of_type(history, h.ActivityCancelRequested)[0].source_event_id
         == activity.event_id
     )
-    assert of_type(history, "TimerCancelled")[0].source_event_id == timer.event_id
+    assert of_type(history, h.TimerCancelled)[0].source_event_id == timer.event_id
 
 
 async def test_cancel_finished_instance_is_a_noop(storage_url: str) -> None:
@@ -124,7 +125,7 @@ async def test_cancel_twice_and_cancel_right_after_start(storage_url: str) -> No
         assert state.status == "Cancelled"
         assert state.error is not None and state.error.message == "first"
         history = await client.get_history("early")
-        assert len(of_type(history, "OrchestrationCancelled")) == 1
+        assert len(of_type(history, h.OrchestrationCancelled)) == 1
 
         def settled() -> bool:
             seen = SEEN.get("early", [])

@@ -13,6 +13,7 @@ from _helpers import (
 )
 
 import perdure
+from perdure import events as h
 
 
 @perdure.activity
@@ -87,7 +88,7 @@ async def test_activity_error_surfaces_with_original_message(storage_url: str) -
     assert summary["status"] == "Failed"
     assert "card declined" in summary["error"]["message"]
     assert summary["error"]["category"] == "application"
-    (failed,) = of_type(history, "ActivityFailed")
+    (failed,) = of_type(history, h.ActivityFailed)
     assert failed.error == {
         "type": "ValueError",
         "message": "card declined",
@@ -112,7 +113,7 @@ async def test_unknown_activity_fails_with_configuration(storage_url: str) -> No
     name, kind, text = summary["output"]
     assert (name, kind) == ("NoSuchActivity", "HandlerNotFound")
     assert "NoSuchActivity" in text and "not registered" in text
-    (failed,) = of_type(history, "ActivityFailed")
+    (failed,) = of_type(history, h.ActivityFailed)
     assert failed.error["category"] == "configuration"
     assert "NoSuchActivity" in failed.error["message"]
 

@@ -13,6 +13,7 @@ from _helpers import (
 )
 
 import perdure
+from perdure import events as h
 
 
 @perdure.orchestration
@@ -59,14 +60,14 @@ async def test_events_raised_early_are_buffered_fifo(storage_url: str) -> None:
     )
     assert summary["status"] == "Completed", summary
     assert summary["output"] == [1, {"k": "v"}, 2]
-    raised = of_type(history, "EventRaised")
+    raised = of_type(history, h.EventRaised)
     assert [(e.name, e.data) for e in raised] == [
         ("a", 1),
         ("b", {"k": "v"}),
         ("a", 2),
         ("go", None),
     ]
-    waits = of_type(history, "EventWaitStarted")
+    waits = of_type(history, h.EventWaitStarted)
     assert [w.name for w in waits] == ["go", "a", "b", "a"]
 
 
@@ -87,11 +88,11 @@ async def test_approval_event_wins(storage_url: str) -> None:
         storage_url, ORCHS, [], approve_scenario, "approve"
     )
     assert summary["output"] == "approved by alice"
-    timer = of_type(history, "TimerCreated")[0]
-    (cancel,) = of_type(history, "TimerCancelled")
+    timer = of_type(history, h.TimerCreated)[0]
+    (cancel,) = of_type(history, h.TimerCancelled)
     assert cancel.source_event_id == timer.event_id
-    assert not of_type(history, "TimerFired")
-    assert not of_type(history, "EventWaitCancelled")
+    assert not of_type(history, h.TimerFired)
+    assert not of_type(history, h.EventWaitCancelled)
 
 
 async def test_approval_timer_wins(storage_url: str) -> None:
@@ -99,8 +100,8 @@ async def test_approval_timer_wins(storage_url: str) -> None:
         storage_url, ORCHS, [], expire_scenario, "expire"
     )
     assert summary["output"] == "expired"
-    wait = of_type(history, "EventWaitStarted")[0]
-    (cancel,) = of_type(history, "EventWaitCancelled")
+    wait = of_type(history, h.EventWaitStarted)[0]
+    (cancel,) = of_type(history, h.EventWaitCancelled)
     assert cancel.source_event_id == wait.event_id
 
 
@@ -134,8 +135,8 @@ async def test_cancelled_wait_consumes_nothing(storage_url: str) -> None:
         storage_url, ORCHS, [], cancelled_wait_scenario, "cw"
     )
     assert summary["output"] == "for the second wait"
-    first, second = of_type(history, "EventWaitStarted")
-    (cancel,) = of_type(history, "EventWaitCancelled")
+    first, second = of_type(history, h.EventWaitStarted)
+    (cancel,) = of_type(history, h.EventWaitCancelled)
     assert cancel.source_event_id == first.event_id
-    (raised,) = of_type(history, "EventRaised")
+    (raised,) = of_type(history, h.EventRaised)
     assert raised.event_id > second.event_id

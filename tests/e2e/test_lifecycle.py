@@ -17,6 +17,7 @@ from _helpers import (
 )
 
 import perdure
+from perdure import events as h
 
 
 @perdure.orchestration
@@ -137,7 +138,7 @@ async def test_guid_time_random_are_replay_stable(
             assert final.custom_status == recorded
             history = await client.get_history(iid)
             assert recorded["now"] == pytest.approx(history[0].timestamp, abs=1e-6)
-            updates = of_type(history, "CustomStatusUpdated")
+            updates = of_type(history, h.CustomStatusUpdated)
             assert [u.value for u in updates] == ["starting", recorded]
             # Cache off: turn 2 replays the start (True), then runs the new event.
             expected = [False, True, False] if cache_size == 0 else [False, False]

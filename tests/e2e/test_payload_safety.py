@@ -28,7 +28,7 @@ async def step(ctx: ActivityContext, i: int) -> int:
 
 @perdure.orchestration(name="BadResult")
 async def bad_result(ctx: OrchestrationContext) -> list[str]:
-    return await ctx.schedule_activity("ListDir")
+    return await ctx.schedule_activity(list_dir)
 
 
 @perdure.orchestration(name="BadOutput")
@@ -38,12 +38,13 @@ async def bad_output(ctx: OrchestrationContext) -> str:
 
 @perdure.orchestration(name="Good")
 async def good(ctx: OrchestrationContext, n: int) -> int:
-    return await ctx.schedule_activity("Step", n)
+    return await ctx.schedule_activity(step, n)
 
 
 @perdure.orchestration(name="NulName")
 async def nul_name(ctx: OrchestrationContext) -> int:
-    return await ctx.schedule_activity("Step\x00", 1)
+    result: int = await ctx.schedule_activity("Step\x00", 1)
+    return result
 
 
 ALL = [bad_result, bad_output, good]

@@ -8,6 +8,7 @@ import pytest
 from _helpers import WAIT, eventually, of_type, run_to_end, runtime
 
 import perdure
+from perdure import events as h
 
 #: Attempts seen by the activities below, per instance id.
 SEEN: dict[str, list[int]] = {}
@@ -86,7 +87,7 @@ async def test_orchestrator_alone_leaves_activities_queued(storage_url: str) -> 
 
 
 async def _scheduled(client: perdure.Client, iid: str) -> bool:
-    return bool(of_type(await client.get_history(iid), "ActivityScheduled"))
+    return bool(of_type(await client.get_history(iid), h.ActivityScheduled))
 
 
 async def test_graceful_shutdown_lets_running_activity_finish(storage_url: str) -> None:
@@ -103,7 +104,7 @@ async def test_graceful_shutdown_lets_running_activity_finish(storage_url: str) 
     assert state.output == 12
     # The first activity ran exactly once: its result survived the shutdown.
     assert SEEN["grace"] == [1, 1]
-    assert len(of_type(history, "ActivityCompleted")) == 2
+    assert len(of_type(history, h.ActivityCompleted)) == 2
 
 
 async def test_shutdown_timeout_abandons_activity_for_retry(storage_url: str) -> None:
@@ -138,6 +139,6 @@ async def test_activity_that_never_acks_becomes_poison(storage_url: str) -> None
     assert state.status == "Failed" and state.error is not None
     assert state.error.category == "poison"
     assert "hang" in state.error.message
-    (failed,) = of_type(history, "ActivityFailed")
+    (failed,) = of_type(history, h.ActivityFailed)
     assert failed.error["category"] == "poison"
     assert failed.error["type"] == "PoisonMessage"

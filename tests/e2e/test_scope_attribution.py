@@ -4,25 +4,26 @@ from __future__ import annotations
 
 from typing import Any
 
+from _helpers import check_replay, of_type
 from _scope_helpers import (
+    ACTIVITIES,
     activity,
-    assert_replay_identical,
     finish,
+    gated,
     has,
     history_until,
-    of_type,
     release,
     runtime,
 )
 
 import perdure
-from perdure import OrchestrationContext, durable_async
+from perdure import OrchestrationContext, durable_async, events as h
 
 
 # ------------------------------------------------------ interleaving tasks
 async def two_steps(ctx: OrchestrationContext, tag: str) -> str:
-    first = await ctx.schedule_activity("Gated", f"{tag}1")
-    second = await ctx.schedule_activity("Gated", f"{tag}2")
+    first = await ctx.schedule_activity(gated, f"{tag}1")
+    second = await ctx.schedule_activity(gated, f"{tag}2")
     return first + second
 
 
@@ -33,31 +34,31 @@ async def interleave(ctx: OrchestrationContext) -> list[str]:
     return await ctx.join(a, b)
 
 
-async def interleave_scenario(rt: perdure.Runtime, iid: str) -> None:
-    await rt.client.start_orchestration(iid, "Interleave")
+async def interleave_scenario(client: perdure.Client, iid: str) -> None:
+    await client.start_orchestration(iid, "Interleave")
     # b advances first, then a: their steps interleave in the history.
     await history_until(
-        rt.client, iid, lambda ev: has(ev, "ActivityScheduled", input="b1")
+        client, iid, lambda ev: has(ev, h.ActivityScheduled, input="b1")
     )
     release("b1")
     await history_until(
-        rt.client, iid, lambda ev: has(ev, "ActivityScheduled", input="b2")
+        client, iid, lambda ev: has(ev, h.ActivityScheduled, input="b2")
     )
     release("a1")
     await history_until(
-        rt.client, iid, lambda ev: has(ev, "ActivityScheduled", input="a2")
+        client, iid, lambda ev: has(ev, h.ActivityScheduled, input="a2")
     )
     release("b2")
     await history_until(
-        rt.client, iid, lambda ev: has(ev, "ActivityCompleted", result="b2")
+        client, iid, lambda ev: has(ev, h.ActivityCompleted, result="b2")
     )
     release("a2")
-    state = await finish(rt, iid)
+    state = await finish(client, iid)
     assert state.output == ["a1a2", "b1b2"]
-    events = await rt.client.get_history(iid)
-    order = [e.input for e in of_type(events, "ActivityScheduled")]
+    events = await client.get_history(iid)
+    order = [e.input for e in of_type(events, h.ActivityScheduled)]
     assert order == ["a1", "b1", "b2", "a2"]
-    scopes = {e.input: e.scope for e in of_type(events, "ActivityScheduled")}
+    scopes = {e.input: e.scope for e in of_type(events, h.ActivityScheduled)}
     assert scopes == {"a1": "0.1", "a2": "0.1", "b1": "0.2", "b2": "0.2"}
 
 
@@ -65,17 +66,24 @@ async def test_interleaved_tasks_attribute_work_to_their_own_scope(
     storage_url: str,
 ) -> None:
     async with runtime(storage_url, [interleave]) as rt:
-        await interleave_scenario(rt, "interleave")
+        await interleave_scenario(rt.client, "interleave")
 
 
 async def test_interleaved_tasks_replay_identically(storage_url: str) -> None:
-    await assert_replay_identical(storage_url, [interleave], interleave_scenario)
+    await check_replay(
+        storage_url,
+        [interleave],
+        ACTIVITIES,
+        interleave_scenario,
+        "interleave",
+        open_runtime=runtime,
+    )
 
 
 # --------------------------------------------- the proposal's Example 5
 async def inner_a(ctx: OrchestrationContext, setup: str) -> str:
-    x = await ctx.schedule_activity("Gated", "InnerA1")
-    return await ctx.schedule_activity("Gated", f"InnerA2:{x}")
+    x = await ctx.schedule_activity(gated, "InnerA1")
+    return await ctx.schedule_activity(gated, f"InnerA2:{x}")
 
 
 async def outer_block(ctx: OrchestrationContext) -> str:
@@ -85,7 +93,8 @@ async def outer_block(ctx: OrchestrationContext) -> str:
     # not to task_a (a global scope stack would get this wrong).
     act_b = ctx.schedule_activity("Gated", "InnerB")
     index, value = await ctx.select2(task_a, act_b)
-    return await ctx.schedule_activity("Echo", f"Finalize:{index}:{value}")
+    final: str = await ctx.schedule_activity("Echo", f"Finalize:{index}:{value}")
+    return final
 
 
 @perdure.orchestration(name="Example5")
@@ -96,15 +105,15 @@ async def example5(ctx: OrchestrationContext) -> Any:
     return [index, value]
 
 
-async def example5_scenario(rt: perdure.Runtime, iid: str) -> None:
-    await rt.client.start_orchestration(iid, "Example5")
+async def example5_scenario(client: perdure.Client, iid: str) -> None:
+    await client.start_orchestration(iid, "Example5")
     await history_until(
-        rt.client, iid, lambda ev: has(ev, "ActivityScheduled", input="InnerB")
+        client, iid, lambda ev: has(ev, h.ActivityScheduled, input="InnerB")
     )
     release("InnerB")
-    state = await finish(rt, iid)
+    state = await finish(client, iid)
     assert state.output == [1, "Finalize:1:InnerB"]
-    events = await rt.client.get_history(iid)
+    events = await client.get_history(iid)
     a1 = activity(events, "InnerA1")
     b = activity(events, "InnerB")
     assert (activity(events, "setup").scope, a1.scope, b.scope) == (
@@ -113,18 +122,18 @@ async def example5_scenario(rt: perdure.Runtime, iid: str) -> None:
         "0.1",
     )
     assert activity(events, "Finalize:1:InnerB").scope == "0.1"
-    timer = of_type(events, "TimerCreated")[0]
+    timer = of_type(events, h.TimerCreated)[0]
     assert timer.scope == "0"
     # The winner completed and was never cancelled; the losing task's
     # activity and the outer select's timer were.
-    assert has(events, "ActivityCompleted", source_event_id=b.event_id)
+    assert has(events, h.ActivityCompleted, source_event_id=b.event_id)
     cancels = [(e.type, e.source_event_id) for e in events if "Cancel" in e.type]
     assert cancels == [
         ("ActivityCancelRequested", a1.event_id),
         ("TimerCancelled", timer.event_id),
     ]
     assert not any(
-        e.input.startswith("InnerA2") for e in of_type(events, "ActivityScheduled")
+        e.input.startswith("InnerA2") for e in of_type(events, h.ActivityScheduled)
     )
 
 
@@ -132,16 +141,24 @@ async def test_example5_work_scheduled_after_a_task_belongs_to_the_parent(
     storage_url: str,
 ) -> None:
     async with runtime(storage_url, [example5]) as rt:
-        await example5_scenario(rt, "example5")
+        await example5_scenario(rt.client, "example5")
 
 
 async def test_example5_replays_identically(storage_url: str) -> None:
-    await assert_replay_identical(storage_url, [example5], example5_scenario)
+    await check_replay(
+        storage_url,
+        [example5],
+        ACTIVITIES,
+        example5_scenario,
+        "example5",
+        open_runtime=runtime,
+    )
 
 
 # ----------------------------------------------- a task starts at creation
 async def first_step(ctx: OrchestrationContext) -> str:
-    return await ctx.schedule_activity("Echo", "in-task")
+    value: str = await ctx.schedule_activity("Echo", "in-task")
+    return value
 
 
 @perdure.orchestration(name="StartsAtCreation")
@@ -154,7 +171,7 @@ async def starts_at_creation(ctx: OrchestrationContext) -> list[Any]:
 async def test_task_runs_to_its_first_await_when_created(storage_url: str) -> None:
     async with runtime(storage_url, [starts_at_creation]) as rt:
         await rt.client.start_orchestration("start", "StartsAtCreation")
-        state = await finish(rt, "start")
+        state = await finish(rt.client, "start")
         assert state.output == ["in-task", "after-task"]
         events = await rt.client.get_history("start")
         in_task, after = activity(events, "in-task"), activity(events, "after-task")
@@ -167,27 +184,30 @@ async def pipeline(ctx: OrchestrationContext, value: str) -> str:
     first = await ctx.schedule_activity("Echo", value + ":1")
     timer = ctx.schedule_timer(0.01)
     await timer
-    return await ctx.schedule_activity("Echo", first + ":2")
+    second: str = await ctx.schedule_activity("Echo", first + ":2")
+    return second
 
 
 @perdure.orchestration(name="Inline")
 async def inline(ctx: OrchestrationContext, value: str) -> str:
     result = await pipeline(ctx, value)
-    return await ctx.schedule_activity("Echo", result + ":3")
+    third: str = await ctx.schedule_activity("Echo", result + ":3")
+    return third
 
 
 @perdure.orchestration(name="Wrapped")
 async def wrapped(ctx: OrchestrationContext, value: str) -> str:
     result = await durable_async(ctx, pipeline(ctx, value))
-    return await ctx.schedule_activity("Echo", result + ":3")
+    third: str = await ctx.schedule_activity("Echo", result + ":3")
+    return third
 
 
 async def test_direct_await_of_a_task_equals_inline_code(storage_url: str) -> None:
     async with runtime(storage_url, [inline, wrapped]) as rt:
         await rt.client.start_orchestration("inline", "Inline", "v")
         await rt.client.start_orchestration("wrapped", "Wrapped", "v")
-        a = await finish(rt, "inline")
-        b = await finish(rt, "wrapped")
+        a = await finish(rt.client, "inline")
+        b = await finish(rt.client, "wrapped")
         assert a.output == b.output == "v:1:2:3"
 
         def shape(events: list[Any]) -> list[tuple[Any, ...]]:

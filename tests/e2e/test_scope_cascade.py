@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from _helpers import check_replay, of_type
 from _scope_helpers import (
-    CANCEL_TYPES,
+    ACTIVITIES,
     activity,
-    assert_replay_identical,
     cancelled_ids,
     finish,
+    gated,
     has,
     history_until,
-    of_type,
     open_work,
     release,
     runtime,
@@ -21,7 +21,7 @@ from _scope_helpers import (
 )
 
 import perdure
-from perdure import Cancelled, OrchestrationContext, durable_async
+from perdure import Cancelled, OrchestrationContext, durable_async, events as h
 
 
 # --------------------------------------- three levels, losing a select
@@ -61,23 +61,23 @@ async def cascade(ctx: OrchestrationContext) -> Any:
     return [index, value, outer.cancelled()]
 
 
-async def cascade_scenario(rt: perdure.Runtime, iid: str) -> None:
-    await rt.client.start_orchestration(iid, "Cascade")
+async def cascade_scenario(client: perdure.Client, iid: str) -> None:
+    await client.start_orchestration(iid, "Cascade")
     events = await history_until(
-        rt.client, iid, lambda ev: has(ev, "ActivityScheduled", input="L3act")
+        client, iid, lambda ev: has(ev, h.ActivityScheduled, input="L3act")
     )
-    child_id = of_type(events, "SubOrchestrationScheduled")[0].instance_id
-    await history_until(rt.client, child_id, lambda ev: has(ev, "EventWaitStarted"))
+    child_id = of_type(events, h.SubOrchestrationScheduled)[0].instance_id
+    await history_until(client, child_id, lambda ev: has(ev, h.EventWaitStarted))
     await started("L1act")
     await started("L3act")
-    before = await rt.client.get_history(iid)
-    await rt.client.raise_event(iid, "stop", "now")
-    state = await finish(rt, iid)
+    before = await client.get_history(iid)
+    await client.raise_event(iid, "stop", "now")
+    state = await finish(client, iid)
     assert state.output == [1, "now", True]
-    events = await rt.client.get_history(iid)
+    events = await client.get_history(iid)
 
     # Scopes: one level of the path per level of nesting.
-    scopes = {e.input: e.scope for e in of_type(events, "ActivityScheduled")}
+    scopes = {e.input: e.scope for e in of_type(events, h.ActivityScheduled)}
     assert scopes == {
         "L1done": "0.1",
         "L1act": "0.1",
@@ -85,11 +85,11 @@ async def cascade_scenario(rt: perdure.Runtime, iid: str) -> None:
         "L3done": "0.1.1.2",
         "L3act": "0.1.1.2",
     }
-    sub = of_type(events, "SubOrchestrationScheduled")[0]
-    timers = of_type(events, "TimerCreated")
+    sub = of_type(events, h.SubOrchestrationScheduled)[0]
+    timers = of_type(events, h.TimerCreated)
     # leftover (task 0.1.1.1) finished but left its timer running.
     assert [t.scope for t in timers] == ["0.1.1.1", "0.1.1", "0.1.1.2"]
-    wait2 = next(e for e in of_type(events, "EventWaitStarted") if e.name == "never2")
+    wait2 = next(e for e in of_type(events, h.EventWaitStarted) if e.name == "never2")
     assert (sub.scope, wait2.scope) == ("0.1.1.2", "0.1.1")
 
     # Exactly the unfinished work is cancelled, depth-first in creation
@@ -105,43 +105,48 @@ async def cascade_scenario(rt: perdure.Runtime, iid: str) -> None:
         l3_timer.event_id,
     ]
     assert cancelled_ids(events) == expected
-    stop = next(e for e in of_type(before, "EventWaitStarted") if e.name == "stop")
+    stop = next(e for e in of_type(before, h.EventWaitStarted) if e.name == "stop")
     assert sorted(expected) == sorted(set(open_work(before)) - {stop.event_id})
     for done in ("L1done", "L2done", "L3done"):
         assert has(
-            events, "ActivityCompleted", source_event_id=activity(events, done).event_id
+            events, h.ActivityCompleted, source_event_id=activity(events, done).event_id
         )
         assert activity(events, done).event_id not in cancelled_ids(events)
-    kinds = {e.source_event_id: e.type for e in events if e.type in CANCEL_TYPES}
+    kinds = {e.source_event_id: e.type for e in events if e.role == "cancel"}
     assert kinds[sub.event_id] == "SubOrchestrationCancelRequested"
     assert kinds[wait2.event_id] == "EventWaitCancelled"
     assert kinds[l3_timer.event_id] == "TimerCancelled"
     # Cancel events come after the turn's EventRaised, before the end.
-    raised = of_type(events, "EventRaised")[0].event_id
-    assert all(
-        raised < e.event_id < len(events) for e in events if e.type in CANCEL_TYPES
-    )
+    raised = of_type(events, h.EventRaised)[0].event_id
+    assert all(raised < e.event_id < len(events) for e in events if e.role == "cancel")
 
     # The cancellation reached the running activities and the child.
     await saw_cancel("L1act")
     await saw_cancel("L3act")
-    await finish(rt, child_id, "Cancelled")
+    await finish(client, child_id, "Cancelled")
 
 
 async def test_losing_outer_task_cancels_unfinished_work_three_levels_deep(
     storage_url: str,
 ) -> None:
     async with runtime(storage_url, [cascade]) as rt:
-        await cascade_scenario(rt, "cascade")
+        await cascade_scenario(rt.client, "cascade")
 
 
 async def test_cascade_replays_identically(storage_url: str) -> None:
-    await assert_replay_identical(storage_url, [cascade], cascade_scenario)
+    await check_replay(
+        storage_url,
+        [cascade],
+        ACTIVITIES,
+        cascade_scenario,
+        "cascade",
+        open_runtime=runtime,
+    )
 
 
 # ------------------------------------------ DurableFuture.cancel() on a task
 async def gated_step(ctx: OrchestrationContext, key: str) -> str:
-    return await ctx.schedule_activity("Gated", key)
+    return await ctx.schedule_activity(gated, key)
 
 
 async def cancellable(ctx: OrchestrationContext) -> str:
@@ -172,18 +177,18 @@ async def test_cancel_on_a_task_future_cancels_its_scope(storage_url: str) -> No
         await history_until(
             rt.client,
             "explicit",
-            lambda ev: has(ev, "ActivityScheduled", input="c-inner"),
+            lambda ev: has(ev, h.ActivityScheduled, input="c-inner"),
         )
         await started("c-inner")
         await rt.client.raise_event("explicit", "cancel-now")
-        state = await finish(rt, "explicit")
+        state = await finish(rt.client, "explicit")
         assert state.output == [True, False, True, True, "cancelled", "root-continues"]
         events = await rt.client.get_history("explicit")
         inner = activity(events, "c-inner")
-        timer = of_type(events, "TimerCreated")[0]
+        timer = of_type(events, h.TimerCreated)[0]
         assert inner.scope == "0.1.1"
         assert cancelled_ids(events) == [inner.event_id, timer.event_id]
-        reasons = {e.reason for e in events if e.type in CANCEL_TYPES}
+        reasons = {e.reason for e in events if e.role == "cancel"}
         assert reasons == {"user said so"}
         await saw_cancel("c-inner")
 
@@ -213,24 +218,24 @@ async def test_cancel_instance_cancels_every_scopes_work(storage_url: str) -> No
         events = await history_until(
             client,
             "doomed",
-            lambda ev: len(of_type(ev, "SubOrchestrationScheduled")) == 2,
+            lambda ev: len(of_type(ev, h.SubOrchestrationScheduled)) == 2,
         )
-        children = [e.instance_id for e in of_type(events, "SubOrchestrationScheduled")]
+        children = [e.instance_id for e in of_type(events, h.SubOrchestrationScheduled)]
         grandchildren = []
         for child in children:
             child_events = await history_until(
-                client, child, lambda ev: has(ev, "SubOrchestrationScheduled")
+                client, child, lambda ev: has(ev, h.SubOrchestrationScheduled)
             )
             grandchildren.append(
-                of_type(child_events, "SubOrchestrationScheduled")[0].instance_id
+                of_type(child_events, h.SubOrchestrationScheduled)[0].instance_id
             )
         for leaf in grandchildren:
-            await history_until(client, leaf, lambda ev: has(ev, "EventWaitStarted"))
+            await history_until(client, leaf, lambda ev: has(ev, h.EventWaitStarted))
         for key in ("left-act", "right-act", "root-act"):
             await started(key)
         before = await client.get_history("doomed")
         await client.cancel_instance("doomed", "operator")
-        state = await finish(rt, "doomed", "Cancelled")
+        state = await finish(rt.client, "doomed", "Cancelled")
         assert state.error is not None and "operator" in state.error.message
         events = await client.get_history("doomed")
         assert sorted(cancelled_ids(events)) == sorted(open_work(before))
@@ -238,7 +243,7 @@ async def test_cancel_instance_cancels_every_scopes_work(storage_url: str) -> No
         scopes = {
             e.scope
             for e in events
-            if e.type in ("ActivityScheduled", "TimerCreated", "EventWaitStarted")
+            if isinstance(e, h.ActivityScheduled | h.TimerCreated | h.EventWaitStarted)
             and e.event_id in cancelled_ids(events)
         }
         assert scopes == {"0", "0.1", "0.2"}
@@ -248,7 +253,7 @@ async def test_cancel_instance_cancels_every_scopes_work(storage_url: str) -> No
         for key in ("left-act", "right-act", "root-act"):
             await saw_cancel(key)
         for instance in children + grandchildren:
-            await finish(rt, instance, "Cancelled")
+            await finish(rt.client, instance, "Cancelled")
 
 
 # ---------------------------- only the cancelled scope's own work is cancelled
@@ -272,13 +277,13 @@ async def test_cancelled_task_leaves_parent_work_it_awaited_alone(
         await started("parents")
         await rt.client.raise_event("foreign", "go")
         events = await history_until(
-            rt.client, "foreign", lambda ev: has(ev, "EventWaitCancelled")
+            rt.client, "foreign", lambda ev: has(ev, h.EventWaitCancelled)
         )
         release("parents")
-        state = await finish(rt, "foreign")
+        state = await finish(rt.client, "foreign")
         assert state.output == [1, "parents"]
         events = await rt.client.get_history("foreign")
         never = next(
-            e for e in of_type(events, "EventWaitStarted") if e.name == "never"
+            e for e in of_type(events, h.EventWaitStarted) if e.name == "never"
         )
         assert cancelled_ids(events) == [never.event_id]

@@ -11,20 +11,20 @@ import contextlib
 import gc
 from typing import Any
 
+from _helpers import check_replay, of_type
 from _scope_helpers import (
+    ACTIVITIES,
     NOTES,
-    SCHEDULING_TYPES,
-    assert_replay_identical,
     cancelled_ids,
     finish,
     has,
     history_until,
-    of_type,
     runtime,
+    schedules_work,
 )
 
 import perdure
-from perdure import Cancelled, OrchestrationContext, durable_async
+from perdure import Cancelled, OrchestrationContext, durable_async, events as h
 
 
 def note(ctx: OrchestrationContext, text: str) -> None:
@@ -80,13 +80,13 @@ async def cleanup(ctx: OrchestrationContext) -> Any:
     return [index, value, task.cancelled()]
 
 
-async def cleanup_scenario(rt: perdure.Runtime, iid: str) -> None:
-    await rt.client.start_orchestration(iid, "Cleanup")
+async def cleanup_scenario(client: perdure.Client, iid: str) -> None:
+    await client.start_orchestration(iid, "Cleanup")
     await history_until(
-        rt.client, iid, lambda ev: has(ev, "EventWaitStarted", name="never")
+        client, iid, lambda ev: has(ev, h.EventWaitStarted, name="never")
     )
-    await rt.client.raise_event(iid, "go", "won")
-    state = await finish(rt, iid)
+    await client.raise_event(iid, "go", "won")
+    state = await finish(client, iid)
     assert state.output == [1, "won", True]
     assert state.custom_status == "root can still write"
     assert NOTES == [
@@ -100,8 +100,8 @@ async def cleanup_scenario(rt: perdure.Runtime, iid: str) -> None:
         "task raised",
         "await raised",
     ]
-    events = await rt.client.get_history(iid)
-    raised = of_type(events, "EventRaised")[0]
+    events = await client.get_history(iid)
+    raised = of_type(events, h.EventRaised)[0]
     after = [e.type for e in events if e.event_id > raised.event_id]
     # A turn writes its new actions, then its cancellations (DESIGN §2.1).
     assert after == [
@@ -109,18 +109,25 @@ async def cleanup_scenario(rt: perdure.Runtime, iid: str) -> None:
         "EventWaitCancelled",
         "OrchestrationCompleted",
     ]
-    assert not has(events, "OrchestrationChained")
+    assert not has(events, h.OrchestrationChained)
 
 
 async def test_finally_runs_and_cancelled_task_cannot_start_work(
     storage_url: str,
 ) -> None:
     async with runtime(storage_url, [cleanup]) as rt:
-        await cleanup_scenario(rt, "cleanup")
+        await cleanup_scenario(rt.client, "cleanup")
 
 
 async def test_cleanup_replays_identically(storage_url: str) -> None:
-    await assert_replay_identical(storage_url, [cleanup], cleanup_scenario)
+    await check_replay(
+        storage_url,
+        [cleanup],
+        ACTIVITIES,
+        cleanup_scenario,
+        "cleanup",
+        open_runtime=runtime,
+    )
 
 
 # ------------------------------- swallowing Cancelled changes nothing
@@ -172,27 +179,28 @@ async def test_swallowed_cancelled_schedules_nothing(storage_url: str) -> None:
     async with runtime(storage_url, [swallow]) as rt:
         await rt.client.start_orchestration("swallow", "Swallow")
         await history_until(
-            rt.client, "swallow", lambda ev: has(ev, "EventWaitStarted", name="go")
+            rt.client, "swallow", lambda ev: has(ev, h.EventWaitStarted, name="go")
         )
         before = await rt.client.get_history("swallow")
         await rt.client.raise_event("swallow", "go", "won")
-        state = await finish(rt, "swallow")
+        state = await finish(rt.client, "swallow")
         assert state.output == [1, "won", ["cancelled", "cancelled"]]
         assert NOTES[:2] == ["swallowed", "schedule after swallow raised"]
         assert NOTES[2:].count("stubborn") >= 1
         assert NOTES[-1] == "stubborn closed"
         events = await rt.client.get_history("swallow")
-        scheduled = [e.event_id for e in events if e.type in SCHEDULING_TYPES]
-        assert scheduled == [e.event_id for e in before if e.type in SCHEDULING_TYPES]
-        waits = {e.name: e.event_id for e in of_type(events, "EventWaitStarted")}
+        scheduled = [e.event_id for e in events if schedules_work(e)]
+        assert scheduled == [e.event_id for e in before if schedules_work(e)]
+        waits = {e.name: e.event_id for e in of_type(events, h.EventWaitStarted)}
         assert cancelled_ids(events) == [waits["never"], waits["never-either"]]
-        assert not has(events, "ActivityScheduled")
+        assert not has(events, h.ActivityScheduled)
 
 
 # ------------------------- discarded drivers do not run finally as live code
 async def guarded(ctx: OrchestrationContext) -> str:
     try:
-        return await ctx.schedule_wait("end")
+        value: str = await ctx.schedule_wait("end")
+        return value
     finally:
         note(ctx, "guarded finally")
 
@@ -216,12 +224,12 @@ async def test_discarded_driver_does_not_run_finally_as_live_code(
         await history_until(
             rt.client,
             "discarded",
-            lambda ev: has(ev, "ActivityCompleted", result="step2"),
+            lambda ev: has(ev, h.ActivityCompleted, result="step2"),
         )
         gc.collect()
         assert NOTES == []
         await rt.client.raise_event("discarded", "end", "bye")
-        state = await finish(rt, "discarded")
+        state = await finish(rt.client, "discarded")
         assert state.output == "bye"
         gc.collect()
         assert NOTES == ["guarded finally"]
@@ -249,7 +257,7 @@ async def clinging_root(ctx: OrchestrationContext) -> Any:
 async def test_task_swallowing_cancellation_is_force_closed(storage_url: str) -> None:
     async with runtime(storage_url, [clinging_root]) as rt:
         await rt.client.start_orchestration("clinging", "Clinging")
-        state = await finish(rt, "clinging")
+        state = await finish(rt.client, "clinging")
         assert state.output == [True, True]
         events = await rt.client.get_history("clinging")
         assert [e.type for e in events if "Cancel" in e.type] == ["EventWaitCancelled"]

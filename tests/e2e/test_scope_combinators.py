@@ -5,15 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from _helpers import check_replay, of_type
 from _scope_helpers import (
+    ACTIVITIES,
     RAN,
     activity,
-    assert_replay_identical,
     cancelled_ids,
     finish,
+    gated,
     has,
     history_until,
-    of_type,
     release,
     runtime,
     saw_cancel,
@@ -21,12 +22,12 @@ from _scope_helpers import (
 )
 
 import perdure
-from perdure import ActivityFailed, OrchestrationContext, durable_async
+from perdure import ActivityFailed, OrchestrationContext, durable_async, events as h
 
 
 async def two_gated(ctx: OrchestrationContext, key: str) -> str:
-    first = await ctx.schedule_activity("Gated", key)
-    return await ctx.schedule_activity("Gated", first + "-next")
+    first = await ctx.schedule_activity(gated, key)
+    return await ctx.schedule_activity(gated, first + "-next")
 
 
 async def fails_after_a_step(ctx: OrchestrationContext) -> None:
@@ -48,18 +49,18 @@ async def join_fail_fast(ctx: OrchestrationContext) -> Any:
     return "unreachable"
 
 
-async def join_fail_fast_scenario(rt: perdure.Runtime, iid: str) -> None:
-    await rt.client.start_orchestration(iid, "JoinFailFast")
-    state = await finish(rt, iid)
+async def join_fail_fast_scenario(client: perdure.Client, iid: str) -> None:
+    await client.start_orchestration(iid, "JoinFailFast")
+    state = await finish(client, iid)
     message, *flags = state.output
     assert "card declined" in message
     assert flags == [True, True, True]
-    events = await rt.client.get_history(iid)
+    events = await client.get_history(iid)
     boom = activity(events, "card declined")
     assert boom.scope == "0.2"
     failed = next(e for e in events if e.type == "ActivityFailed")
     assert failed.source_event_id == boom.event_id
-    timer = of_type(events, "TimerCreated")[0]
+    timer = of_type(events, h.TimerCreated)[0]
     expected = [activity(events, "slowA").event_id, activity(events, "slowC").event_id]
     assert cancelled_ids(events) == [*expected, timer.event_id]
     # Every cancel event comes after the failure that caused it.
@@ -69,12 +70,17 @@ async def join_fail_fast_scenario(rt: perdure.Runtime, iid: str) -> None:
 
 async def test_join_fail_fast_cancels_unfinished_siblings(storage_url: str) -> None:
     async with runtime(storage_url, [join_fail_fast]) as rt:
-        await join_fail_fast_scenario(rt, "failfast")
+        await join_fail_fast_scenario(rt.client, "failfast")
 
 
 async def test_join_fail_fast_replays_identically(storage_url: str) -> None:
-    await assert_replay_identical(
-        storage_url, [join_fail_fast], join_fail_fast_scenario
+    await check_replay(
+        storage_url,
+        [join_fail_fast],
+        ACTIVITIES,
+        join_fail_fast_scenario,
+        "failfast",
+        open_runtime=runtime,
     )
 
 
@@ -91,24 +97,24 @@ async def join_collect(ctx: OrchestrationContext) -> Any:
 async def test_join_return_exceptions_cancels_nothing(storage_url: str) -> None:
     async with runtime(storage_url, [join_collect]) as rt:
         await rt.client.start_orchestration("collect", "JoinCollect")
-        await history_until(rt.client, "collect", lambda ev: has(ev, "ActivityFailed"))
+        await history_until(rt.client, "collect", lambda ev: has(ev, h.ActivityFailed))
         release("collectA")
         await history_until(
             rt.client,
             "collect",
-            lambda ev: has(ev, "ActivityScheduled", input="collectA-next"),
+            lambda ev: has(ev, h.ActivityScheduled, input="collectA-next"),
         )
         release("collectA-next")
-        state = await finish(rt, "collect")
+        state = await finish(rt.client, "collect")
         assert state.output == ["ActivityFailed", "collectA-next", None]
         events = await rt.client.get_history("collect")
         assert cancelled_ids(events) == []
-        assert has(events, "TimerFired")
+        assert has(events, h.TimerFired)
 
 
 # ------------------------- one select over task, activity, timer and wait
 async def task_branch(ctx: OrchestrationContext) -> str:
-    return "task:" + await ctx.schedule_activity("Gated", "in-task")
+    return "task:" + await ctx.schedule_activity(gated, "in-task")
 
 
 @perdure.orchestration(name="MixedSelect")
@@ -136,7 +142,7 @@ async def test_select_mixes_every_kind_of_future(storage_url: str, winner: str) 
             release("plain")
         elif winner == "wait":
             await client.raise_event("mixed", "signal", "sig")
-        state = await finish(rt, "mixed")
+        state = await finish(rt.client, "mixed")
         index = ["task", "activity", "timer", "wait"].index(winner)
         value = {"task": "task:in-task", "activity": "plain", "timer": None}
         assert state.output == [index, value.get(winner, "sig")]
@@ -144,8 +150,8 @@ async def test_select_mixes_every_kind_of_future(storage_url: str, winner: str) 
         ids = {
             "task": activity(events, "in-task").event_id,
             "activity": activity(events, "plain").event_id,
-            "timer": of_type(events, "TimerCreated")[0].event_id,
-            "wait": of_type(events, "EventWaitStarted")[0].event_id,
+            "timer": of_type(events, h.TimerCreated)[0].event_id,
+            "wait": of_type(events, h.EventWaitStarted)[0].event_id,
         }
         assert activity(events, "in-task").scope == "0.1"
         losers = [ids[k] for k in ids if k != winner]
@@ -172,21 +178,21 @@ async def nested_select(ctx: OrchestrationContext) -> Any:
     return [index, value]
 
 
-async def nested_select_scenario(rt: perdure.Runtime, iid: str) -> None:
-    await rt.client.start_orchestration(iid, "NestedSelect")
+async def nested_select_scenario(client: perdure.Client, iid: str) -> None:
+    await client.start_orchestration(iid, "NestedSelect")
     await started("quick")
     await started("other")
     release("quick")
     await history_until(
-        rt.client, iid, lambda ev: has(ev, "ActivityScheduled", input="quick-next")
+        client, iid, lambda ev: has(ev, h.ActivityScheduled, input="quick-next")
     )
     release("quick-next")
-    state = await finish(rt, iid)
+    state = await finish(client, iid)
     assert state.output == [0, "inner:0:quick-next"]
-    events = await rt.client.get_history(iid)
-    scopes = {e.input: e.scope for e in of_type(events, "ActivityScheduled")}
+    events = await client.get_history(iid)
+    scopes = {e.input: e.scope for e in of_type(events, h.ActivityScheduled)}
     assert scopes == {"quick": "0.1.1", "quick-next": "0.1.1", "other": "0.2"}
-    timer = of_type(events, "TimerCreated")[0]
+    timer = of_type(events, h.TimerCreated)[0]
     assert timer.scope == "0.1"
     # The inner select cancelled its timer; the outer one cancelled "other".
     assert cancelled_ids(events) == [timer.event_id, activity(events, "other").event_id]
@@ -194,8 +200,15 @@ async def nested_select_scenario(rt: perdure.Runtime, iid: str) -> None:
 
 async def test_nested_select_inside_a_task(storage_url: str) -> None:
     async with runtime(storage_url, [nested_select]) as rt:
-        await nested_select_scenario(rt, "nested")
+        await nested_select_scenario(rt.client, "nested")
 
 
 async def test_nested_select_replays_identically(storage_url: str) -> None:
-    await assert_replay_identical(storage_url, [nested_select], nested_select_scenario)
+    await check_replay(
+        storage_url,
+        [nested_select],
+        ACTIVITIES,
+        nested_select_scenario,
+        "nested",
+        open_runtime=runtime,
+    )

@@ -6,6 +6,7 @@ import asyncio
 import time
 from typing import Any
 
+from _helpers import of_type
 from _scope_helpers import (
     RAN,
     activity,
@@ -13,7 +14,6 @@ from _scope_helpers import (
     finish,
     has,
     history_until,
-    of_type,
     release,
     runtime,
     saw_cancel,
@@ -21,7 +21,7 @@ from _scope_helpers import (
 )
 
 import perdure
-from perdure import OrchestrationContext, durable_async
+from perdure import OrchestrationContext, durable_async, events as h
 
 
 async def step(ctx: OrchestrationContext, key: str) -> Any:
@@ -47,10 +47,10 @@ async def test_queued_activity_of_a_loser_never_runs(storage_url: str) -> None:
         await started("blocker")
         await rt.client.raise_event("queued", "go")
         await history_until(
-            rt.client, "queued", lambda ev: has(ev, "ActivityCancelRequested")
+            rt.client, "queued", lambda ev: has(ev, h.ActivityCancelRequested)
         )
         release("blocker")
-        state = await finish(rt, "queued")
+        state = await finish(rt.client, "queued")
         assert state.output == [1, "after"]
         assert RAN == ["blocker", "after"]
         events = await rt.client.get_history("queued")
@@ -79,10 +79,10 @@ async def test_running_activity_of_a_loser_is_told_and_its_result_ignored(
         # The activity observes the cancellation (it then returns "late:...").
         await saw_cancel("running")
         cancelled = await history_until(
-            rt.client, "running", lambda ev: has(ev, "ActivityCancelRequested")
+            rt.client, "running", lambda ev: has(ev, h.ActivityCancelRequested)
         )
         await rt.client.raise_event("running", "finish", "done")
-        state = await finish(rt, "running")
+        state = await finish(rt.client, "running")
         assert state.output == [1, "won", True, "done"]
         events = await rt.client.get_history("running")
         running = activity(events, "running")
@@ -92,7 +92,7 @@ async def test_running_activity_of_a_loser_is_told_and_its_result_ignored(
         answers = [e for e in events if e.source_event_id == running.event_id]
         assert answers[0] == cancel
         assert all(e.event_id > cancel.event_id for e in answers[1:])
-        assert not has(events, "ActivityCompleted", result="running")
+        assert not has(events, h.ActivityCompleted, result="running")
 
 
 # ---------------------------------------------------------------- timer
@@ -115,24 +115,24 @@ async def test_cancelled_timer_of_a_loser_causes_no_later_turn(
         client = rt.client
         await client.start_orchestration("timer", "TimerLoser")
         await history_until(
-            client, "timer", lambda ev: has(ev, "EventWaitStarted", name="go")
+            client, "timer", lambda ev: has(ev, h.EventWaitStarted, name="go")
         )
         await client.raise_event("timer", "go")
         # The next wait is open once the select's turn is committed.
         events = await history_until(
-            client, "timer", lambda ev: has(ev, "EventWaitStarted", name="finish")
+            client, "timer", lambda ev: has(ev, h.EventWaitStarted, name="finish")
         )
-        timer = of_type(events, "TimerCreated")[0]
+        timer = of_type(events, h.TimerCreated)[0]
         assert timer.scope == "0.1"
         assert cancelled_ids(events) == [timer.event_id]
         # Let the timer's due time pass (plus a margin for a poll cycle).
         await asyncio.sleep(max(timer.fire_at - time.time(), 0.0) + 0.3)
         assert len(await client.get_history("timer")) == len(events)
         await client.raise_event("timer", "finish", "ok")
-        state = await finish(rt, "timer")
+        state = await finish(rt.client, "timer")
         assert state.output == [1, "ok"]
         events = await client.get_history("timer")
-        assert not has(events, "TimerFired")
+        assert not has(events, h.TimerFired)
         assert "after-timer" not in RAN
 
 
@@ -154,18 +154,18 @@ async def test_cancelled_wait_of_a_loser_consumes_no_event(storage_url: str) -> 
         client = rt.client
         await client.start_orchestration("wait", "WaitLoser")
         await history_until(
-            client, "wait", lambda ev: has(ev, "EventWaitStarted", name="go")
+            client, "wait", lambda ev: has(ev, h.EventWaitStarted, name="go")
         )
         await client.raise_event("wait", "go")
         events = await history_until(
-            client, "wait", lambda ev: has(ev, "EventWaitCancelled")
+            client, "wait", lambda ev: has(ev, h.EventWaitCancelled)
         )
         await client.raise_event("wait", "signal", "payload")
-        state = await finish(rt, "wait")
+        state = await finish(rt.client, "wait")
         assert state.output == [1, "payload"]
         events = await client.get_history("wait")
         first, second = [
-            e for e in of_type(events, "EventWaitStarted") if e.name == "signal"
+            e for e in of_type(events, h.EventWaitStarted) if e.name == "signal"
         ]
         assert (first.scope, second.scope) == ("0.1", "0")
         assert cancelled_ids(events) == [first.event_id]
@@ -190,28 +190,28 @@ async def test_sub_orchestration_of_a_loser_is_cancelled_recursively(
         client = rt.client
         await client.start_orchestration("sub", "SubLoser")
         events = await history_until(
-            client, "sub", lambda ev: has(ev, "SubOrchestrationScheduled")
+            client, "sub", lambda ev: has(ev, h.SubOrchestrationScheduled)
         )
-        child = of_type(events, "SubOrchestrationScheduled")[0]
+        child = of_type(events, h.SubOrchestrationScheduled)[0]
         assert child.scope == "0.1"
         child_events = await history_until(
-            client, child.instance_id, lambda ev: has(ev, "SubOrchestrationScheduled")
+            client, child.instance_id, lambda ev: has(ev, h.SubOrchestrationScheduled)
         )
-        leaf = of_type(child_events, "SubOrchestrationScheduled")[0].instance_id
-        await history_until(client, leaf, lambda ev: has(ev, "EventWaitStarted"))
+        leaf = of_type(child_events, h.SubOrchestrationScheduled)[0].instance_id
+        await history_until(client, leaf, lambda ev: has(ev, h.EventWaitStarted))
         await client.raise_event("sub", "go", "won")
-        state = await finish(rt, "sub")
+        state = await finish(rt.client, "sub")
         assert state.output == [1, "won"]
         events = await client.get_history("sub")
         assert cancelled_ids(events) == [child.event_id]
         assert has(
-            events, "SubOrchestrationCancelRequested", source_event_id=child.event_id
+            events, h.SubOrchestrationCancelRequested, source_event_id=child.event_id
         )
-        await finish(rt, child.instance_id, "Cancelled")
-        await finish(rt, leaf, "Cancelled")
+        await finish(rt.client, child.instance_id, "Cancelled")
+        await finish(rt.client, leaf, "Cancelled")
         child_events = await client.get_history(child.instance_id)
-        assert has(child_events, "OrchestrationCancelRequested")
-        assert has(child_events, "SubOrchestrationCancelRequested")
+        assert has(child_events, h.OrchestrationCancelRequested)
+        assert has(child_events, h.SubOrchestrationCancelRequested)
         leaf_events = await client.get_history(leaf)
-        assert has(leaf_events, "EventWaitCancelled")
+        assert has(leaf_events, h.EventWaitCancelled)
         assert leaf_events[-1].type == "OrchestrationCancelled"

@@ -6,6 +6,7 @@ import pytest
 from _helpers import check_replay, eventually, of_type, outcome, run_to_end, runtime
 
 import perdure
+from perdure import events as h
 
 #: What `slow` saw, per instance: ["started", "cancelled"].
 SEEN: dict[str, list[str]] = {}
@@ -109,11 +110,11 @@ def race_scenario(kind: str):  # type: ignore[no-untyped-def]
 
 
 def cancelled_ids(history: list[perdure.Event]) -> list[int | None]:
-    return [e.source_event_id for e in of_type(history, "ActivityCancelRequested")]
+    return [e.source_event_id for e in of_type(history, h.ActivityCancelRequested)]
 
 
 def scheduled_ids(history: list[perdure.Event], name: str) -> list[int]:
-    return [e.event_id for e in of_type(history, "ActivityScheduled") if e.name == name]
+    return [e.event_id for e in of_type(history, h.ActivityScheduled) if e.name == name]
 
 
 async def test_select_first_completion_wins_loser_cancelled(storage_url: str) -> None:
@@ -122,8 +123,8 @@ async def test_select_first_completion_wins_loser_cancelled(storage_url: str) ->
     )
     assert summary["output"] == [1, "quick q"]
     assert cancelled_ids(history) == scheduled_ids(history, "slow")
-    cancel = of_type(history, "ActivityCancelRequested")[0]
-    assert cancel.event_id > of_type(history, "ActivityCompleted")[0].event_id
+    cancel = of_type(history, h.ActivityCancelRequested)[0]
+    assert cancel.event_id > of_type(history, h.ActivityCompleted)[0].event_id
 
 
 async def test_select_timer_beats_activity(storage_url: str) -> None:
@@ -132,7 +133,7 @@ async def test_select_timer_beats_activity(storage_url: str) -> None:
     )
     assert summary["output"] == [0, None]
     assert cancelled_ids(history) == scheduled_ids(history, "slow")
-    assert len(of_type(history, "TimerFired")) == 1
+    assert len(of_type(history, h.TimerFired)) == 1
 
 
 async def test_select_lowest_index_wins_when_all_done(storage_url: str) -> None:
@@ -140,7 +141,7 @@ async def test_select_lowest_index_wins_when_all_done(storage_url: str) -> None:
         storage_url, ORCHS, ACTS, race_scenario("done"), "seld"
     )
     assert summary["output"] == [0, "quick b"]
-    assert not of_type(history, "ActivityCancelRequested")  # nothing left to cancel
+    assert not of_type(history, h.ActivityCancelRequested)  # nothing left to cancel
 
 
 async def test_select_raises_winning_failure(storage_url: str) -> None:
@@ -161,12 +162,12 @@ async def test_join_fail_fast_cancels_the_rest(storage_url: str) -> None:
     summary, history = await check_replay(storage_url, ORCHS, ACTS, scenario, "ff")
     assert "card declined" in summary["output"]
     assert cancelled_ids(history) == scheduled_ids(history, "slow")
-    (timer,) = of_type(history, "TimerCreated")
-    (timer_cancel,) = of_type(history, "TimerCancelled")
+    (timer,) = of_type(history, h.TimerCreated)
+    (timer_cancel,) = of_type(history, h.TimerCancelled)
     assert timer_cancel.source_event_id == timer.event_id
-    failed = of_type(history, "ActivityFailed")[0]
+    failed = of_type(history, h.ActivityFailed)[0]
     assert failed.error["message"] == "card declined"
-    assert all(e.event_id > failed.event_id for e in of_type(history, "TimerCancelled"))
+    assert all(e.event_id > failed.event_id for e in of_type(history, h.TimerCancelled))
 
 
 @pytest.mark.parametrize("cache_size", [10_000, 0])

@@ -5,6 +5,7 @@ from __future__ import annotations
 from _helpers import WAIT, check_replay, eventually, of_type, outcome, reached, runtime
 
 import perdure
+from perdure import events as h
 
 
 @perdure.activity
@@ -85,7 +86,7 @@ async def test_sub_orchestration_outputs_ids_and_failure(storage_url: str) -> No
     )
     assert summary["status"] == "Completed", summary
     first, named, failure = summary["output"]
-    scheduled = of_type(history, "SubOrchestrationScheduled")
+    scheduled = of_type(history, h.SubOrchestrationScheduled)
     # Default child id: f"{parent}::sub::{event_id}".
     assert first == {"id": f"p-cached::sub::{scheduled[0].event_id}", "value": 6}
     assert scheduled[0].instance_id == first["id"]
@@ -95,11 +96,11 @@ async def test_sub_orchestration_outputs_ids_and_failure(storage_url: str) -> No
     assert kind == "SubOrchestrationFailed"
     assert failed_id == f"p-cached::sub::{scheduled[2].event_id}"
     assert "negative input -1" in message
-    (failed,) = of_type(history, "SubOrchestrationFailed")
+    (failed,) = of_type(history, h.SubOrchestrationFailed)
     assert failed.error["message"] == "negative input -1"
     assert failed.error["type"] == "ValueError"
     assert [
-        e.source_event_id for e in of_type(history, "SubOrchestrationCompleted")
+        e.source_event_id for e in of_type(history, h.SubOrchestrationCompleted)
     ] == [
         scheduled[0].event_id,
         scheduled[1].event_id,
@@ -110,7 +111,7 @@ async def test_children_are_instances_of_their_own(storage_url: str) -> None:
     async with runtime(storage_url, ORCHS, ACTS) as rt:
         await perdure_wait(rt.client, "p", parent)
         history = await rt.client.get_history("p")
-        child_id = of_type(history, "SubOrchestrationScheduled")[0].instance_id
+        child_id = of_type(history, h.SubOrchestrationScheduled)[0].instance_id
         state = await rt.client.get_status(child_id)
         assert state is not None and state.status == "Completed"
         assert state.name == "child" and state.output == {"id": child_id, "value": 6}
@@ -187,7 +188,7 @@ async def test_detached_orchestration_outlives_its_starter(storage_url: str) -> 
     assert summary[0]["output"] == "launched"
     assert summary[1]["status"] == "Completed"
     assert summary[1]["output"] == "launch-cached:ok"
-    (chained,) = of_type(history, "OrchestrationChained")
+    (chained,) = of_type(history, h.OrchestrationChained)
     assert chained.instance_id == "launch-cached-detached"
     assert chained.name == "detached"
 

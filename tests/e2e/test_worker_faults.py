@@ -21,6 +21,7 @@ import pytest
 from _helpers import WAIT, eventually, of_type, run_to_end, runtime
 
 import perdure
+from perdure import events as h
 from perdure.providers import open_provider
 
 #: Observations of the activities below, per key.
@@ -328,7 +329,7 @@ async def test_unknown_activity_error_lists_registered_activities(
         state = await run_to_end(rt.client, "missing", call, "NoSuchActivity")
         history = await rt.client.get_history("missing")
     assert state.status == "Failed"
-    (failed,) = of_type(history, "ActivityFailed")
+    (failed,) = of_type(history, h.ActivityFailed)
     assert failed.error["type"] == "HandlerNotFound"
     assert failed.error["message"] == (
         "activity 'NoSuchActivity' is not registered with this runtime "
