@@ -8,10 +8,12 @@ importing only those above it (tests/test_structure.py checks it):
 * ``_tasks``: futures, tasks and the cancellation cascade; they reach the
   driver only through the ``Scheduler`` protocol.
 * ``_combinators``: ``select`` and ``join`` over any durable futures.
+* ``_actions``: what code emitted, and how replay checks it against history.
 * ``_inbox``: external events buffered per name, and the waits they feed.
 * ``_runaway``: the limits that stop code from wedging the runner.
 * ``_runner``: steps coroutines, parks and unwinds tasks.
 * ``_seeds``: deterministic guids and random numbers.
+* ``_patches``: what ``ctx.patched`` answers, per execution.
 * ``_outcome``: how an execution ends; what a turn returns.
 * ``_driver``: replays history, applies events, emits new ones.
 """

@@ -14,6 +14,8 @@ Invariants:
   observes results is the history order, on every replay.
 * Cancellations are recorded in a FIFO too and become cancel events after
   the turn's scheduling events; replay checks they match history.
+* Patch markers are written with the scheduling events but never matched:
+  replay reads them up front (`._patches`).
 """
 
 from __future__ import annotations
@@ -22,7 +24,6 @@ import contextlib
 import random as _random
 from collections import deque
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
 from typing import Any
 
 from .._errors import (
@@ -31,6 +32,7 @@ from .._errors import (
     NondeterminismError,
 )
 from . import _history as h
+from ._actions import Action, check_match, not_in_history
 from ._inbox import Inbox
 from ._outcome import (
     Outcome,
@@ -39,6 +41,7 @@ from ._outcome import (
     root_outcome,
     terminal_event,
 )
+from ._patches import Patches
 from ._runaway import TOO_DEEP, deep_recursion
 from ._runner import ContinueAsNewSignal, Runner
 from ._seeds import Seeds
@@ -60,22 +63,6 @@ _set = object.__setattr__
 # descriptor call, ten times a global lookup, on the driver's hot path.
 _WAIT = h.WorkKind.WAIT
 _SUB = h.WorkKind.SUB
-
-
-@dataclass(slots=True)
-class _Action:
-    """A scheduling event code emitted, not yet bound to an event id.
-
-    ``event`` is that event built with ``event_id`` 0: replay compares it
-    with the next scheduling event of the history (its class's
-    ``match_keys``), a new turn stamps it with the next id (`end_turn`).
-    """
-
-    event: h.Event
-    # The work it creates (None for custom status and detached starts).
-    work: WorkFuture[Any] | None
-    # Activities: options for the runtime (retry, timeout), not in history.
-    options: Any = None
 
 
 class Driver(Runner):
@@ -100,7 +87,7 @@ class Driver(Runner):
         self.now = 0.0
         self.outcome: Outcome | None = None
         self.started: h.OrchestrationStarted | None = None
-        self._emitted: deque[_Action] = deque()
+        self._emitted: deque[Action] = deque()
         self._cancels: deque[WorkFuture[Any]] = deque()
         self._work: dict[int, WorkFuture[Any]] = {}
         self._completed: set[int] = set()
@@ -110,11 +97,13 @@ class Driver(Runner):
         self._terminal_seen = False
         self._new: list[h.Event] = []
         self._options: dict[int, Any] = {}
+        self._patches = Patches()
 
     # ------------------------------------------------------------------ turns
     def replay(self, events: list[h.Event]) -> None:
         """Re-apply stored events (cache miss). Raises `NondeterminismError`."""
         self.is_replaying = True
+        self._patches.read(events)
         try:
             with deep_recursion:
                 for event in events:
@@ -131,11 +120,7 @@ class Driver(Runner):
         finally:
             self.is_replaying = False
         if self._emitted:
-            action = self._emitted[0]
-            raise NondeterminismError(
-                f"the orchestration scheduled {h.describe(action.event)}, which "
-                "the history does not contain at this point (code changed?)"
-            )
+            raise not_in_history(self._emitted[0])
         if self._cancels:
             raise NondeterminismError(
                 f"the orchestration cancelled {self._cancels[0]!r}, which the "
@@ -270,6 +255,8 @@ class Driver(Runner):
         if role == "scheduling":
             self._match_scheduling(event)
             return
+        if role == "marker":
+            return  # read before replay began (`Patches.read`), never matched
         if role == "completion":
             self._complete(event)
         elif cls is h.EventRaised:
@@ -302,31 +289,12 @@ class Driver(Runner):
         self._step(self.root, None)
 
     def _match_scheduling(self, event: h.Event) -> None:
-        if not self._emitted:
-            raise NondeterminismError(
-                f"history has {h.describe(event)} (event {event.event_id}), "
-                "but the orchestration did not schedule anything at this point "
-                "(code changed?)"
-            )
-        action = self._emitted.popleft()
-        emitted = action.event
-        same = type(emitted) is type(event) and all(
-            getattr(emitted, k) == getattr(event, k) for k in event.match_keys
-        )
-        if (
-            same
-            and isinstance(emitted, h.SubOrchestrationScheduled)
-            and emitted.instance_id  # explicit: must match, else derived
-        ):
-            same = emitted.instance_id == getattr(event, "instance_id", None)
-        if not same:
-            raise NondeterminismError(
-                f"history has {h.describe(event)} (event {event.event_id}), "
-                f"but the orchestration scheduled {h.describe(emitted)}"
-            )
+        action = self._emitted.popleft() if self._emitted else None
+        check_match(event, action)
+        assert action is not None
         self._bind(action, event)
 
-    def _bind(self, action: _Action, event: h.Event) -> None:
+    def _bind(self, action: Action, event: h.Event) -> None:
         work = action.work
         if work is not None:
             work.event_id = event.event_id
@@ -410,7 +378,7 @@ class Driver(Runner):
         task.children.append(work)
         fields["scope"] = task.path
         event = cls(event_id=0, timestamp=0.0, **fields)
-        self._emitted.append(_Action(event, work, options))
+        self._emitted.append(Action(event, work, options))
         if work_kind is _WAIT:
             self._inbox.open_wait(work, fields["name"])
         return work
@@ -418,9 +386,29 @@ class Driver(Runner):
     def emit(self, cls: type[h.Event], fields: dict[str, Any]) -> None:
         """Emit an action that creates no work (custom status, detached start)."""
         if self._require_task() is not None:
-            self._emitted.append(
-                _Action(cls(event_id=0, timestamp=0.0, **fields), None)
+            self._emitted.append(Action(cls(event_id=0, timestamp=0.0, **fields), None))
+
+    def patched(self, patch_id: str) -> bool:
+        """Answer ``ctx.patched(patch_id)``; see `._patches` for the rules.
+
+        The first live decision for an id emits its `PatchApplied` marker.
+        Unlike scheduling calls it works in a cancelled task too: it is a
+        decision, not work.
+        """
+        task = self.current
+        if task is None:
+            # A coroutine being closed (see `close_refusal`): decide nothing.
+            error = self.close_refusal()
+            if error is not None:
+                raise error
+            return bool(self._patches.decided(patch_id))
+        answer, record = self._patches.decide(patch_id, self.is_replaying)
+        if record:
+            marker = h.PatchApplied(
+                event_id=0, timestamp=0.0, patch_id=patch_id, scope=task.path
             )
+            self._emitted.append(Action(marker, None))
+        return answer
 
     def cancel_work(self, work: WorkFuture[Any], reason: str) -> None:
         """Cancel unfinished work and record its cancel event for this turn."""

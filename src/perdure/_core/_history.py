@@ -29,6 +29,7 @@ __all__ = [
     "DELIVERED_TYPES",
     "ENGINE_VERSION",
     "ExecutionStatus",
+    "MARKER_TYPES",
     "SCHEDULING_TYPES",
     "TERMINAL_TYPES",
     "ActivityCancelRequested",
@@ -47,6 +48,7 @@ __all__ = [
     "OrchestrationContinuedAsNew",
     "OrchestrationFailed",
     "OrchestrationStarted",
+    "PatchApplied",
     "Role",
     "SubOrchestrationCancelRequested",
     "SubOrchestrationCompleted",
@@ -65,6 +67,10 @@ __all__ = [
 #: (``OrchestrationStarted.engine``). 2: occurrence order (DESIGN §7) and
 #: the task-scope rules of §8; histories without the field are version 1.
 #: Every version ever written must keep replaying (tests/histories).
+#: `PatchApplied` did not bump it: it changes no rule for a history
+#: without one, and only code calling ``ctx.patched`` (which an older
+#: perdure does not have) writes one; bumping would make every execution
+#: an upgraded runtime starts unreplayable by the runtimes not upgraded yet.
 ENGINE_VERSION = 2
 
 
@@ -84,8 +90,13 @@ ExecutionStatus = Literal["Completed", "Failed", "Cancelled", "ContinuedAsNew"]
 #: code, matched in order against what it emits; ``completion``: resolves
 #: the work its ``source_event_id`` names; ``cancel``: records that code
 #: cancelled that work; ``delivered``: any other message from outside;
-#: ``terminal``: the execution's end; ``start``: the first event.
-Role = Literal["scheduling", "completion", "cancel", "delivered", "terminal", "start"]
+#: ``terminal``: the execution's end; ``start``: the first event;
+#: ``marker``: produced by orchestration code with its scheduling events
+#: (in emission order) but never matched: replay reads the markers of the
+#: whole execution before running the code, then passes over them.
+Role = Literal[
+    "scheduling", "completion", "cancel", "delivered", "terminal", "start", "marker"
+]
 
 _REGISTRY: dict[str, type[Event]] = {}
 _ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
@@ -315,6 +326,22 @@ class CustomStatusUpdated(Event):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class PatchApplied(Event):
+    """``ctx.patched(patch_id)`` was first asked in a live turn: True.
+
+    One per patch id and execution, in the scope of the task that asked
+    first. Replaying code gets True for the ids the execution has a marker
+    for, False for the others (a history written before the patch); a
+    marker the code no longer asks for is skipped (DESIGN §9).
+    """
+
+    role = "marker"
+
+    patch_id: str
+    scope: str = "0"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class OrchestrationCancelRequested(Event):
     """A client asked to cancel the instance."""
 
@@ -376,6 +403,9 @@ def _with_role(*roles: Role) -> frozenset[type[Event]]:
 
 #: Events produced by orchestration code; replay matches them in order.
 SCHEDULING_TYPES = _with_role("scheduling")
+#: Events produced by orchestration code that replay does not match
+#: (`PatchApplied`).
+MARKER_TYPES = _with_role("marker")
 #: Events that resolve scheduled work (they carry ``source_event_id``).
 COMPLETION_TYPES = _with_role("completion")
 #: Events made from queued messages: they carry ``occurred_at`` when their
