@@ -132,6 +132,38 @@ class OrchestrationContext:
         """A deterministically seeded `random.Random` (same on every replay)."""
         return self._driver.new_random()
 
+    def patched(self, patch_id: str) -> bool:
+        """Whether this execution runs the new code of patch *patch_id*.
+
+        Changes the code of running instances in place, without a new
+        orchestration version::
+
+            if ctx.patched("tax-v2"):
+                tax = await ctx.schedule_activity("TaxV2", order)
+            else:
+                tax = await ctx.schedule_activity("Tax", order)
+
+        True when the execution first reaches the call in a live turn (a
+        new instance, or an old one that had not got this far yet), and a
+        `perdure.events.PatchApplied` marker records that in the history.
+        False when replaying a history written before the patch existed:
+        an instance that passed this point under the old code goes on down
+        the old branch. The first call for an id decides for the whole
+        execution: later calls, from any task, give the same answer and
+        record nothing. A continue-as-new starts a new execution, which
+        decides afresh. Once no instance started before the patch is still
+        running, delete the call and the old branch: replay skips markers
+        the code no longer asks for.
+
+        Args:
+            patch_id: Names one code change; never reuse it for another.
+
+        Raises:
+            ValueError: *patch_id* is not a non-empty str of at most 512
+                characters without NUL.
+        """
+        return self._driver.patched(check_name(patch_id, "patch id"))
+
     # ------------------------------------------------------------- scheduling
     # The overloads give the decorated function's result type and check its
     # input type; by registered name the result is Any.
