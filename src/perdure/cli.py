@@ -1,7 +1,7 @@
 """The ``perdure`` command line (also ``python -m perdure``).
 
-Subcommands: ``demo``, ``worker``, ``start``, ``status``, ``wait``,
-``raise``, ``cancel``, ``list`` and ``history``. Storage comes from
+Subcommands: ``demo``, ``worker``, ``check``, ``start``, ``status``,
+``wait``, ``raise``, ``cancel``, ``list`` and ``history``. Storage comes from
 ``--db`` (before or after the subcommand), else the ``PERDURE_DB``
 environment variable, else ``sqlite:///perdure.db``; a plain file path is
 taken as a SQLite file. Errors print one line to stderr and exit non-zero
@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
 from . import _cli_commands as c
+from ._cli_check import CHECK_HELP, run_check
 from ._cli_worker import CliError, load_handlers, run_worker
 from ._client import Client
 from ._errors import PerdureError
@@ -146,6 +147,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds running activities get to finish on shutdown (default 10)",
     )
 
+    check = sub.add_parser(
+        "check",
+        parents=[common, as_json],
+        help="replay live instances against new code (a pre-deploy gate)",
+        description=CHECK_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    check.add_argument("target", metavar="MODULE[:ATTR]")
+
     start = sub.add_parser("start", parents=[common], help="start an instance")
     start.add_argument("name", metavar="NAME", help="orchestration name")
     start.add_argument("instance_id", metavar="INSTANCE_ID")
@@ -240,6 +250,18 @@ def _worker(args: argparse.Namespace, url: str) -> int:
     return 0
 
 
+def _check(args: argparse.Namespace) -> int:
+    # Every reason the check cannot run is exit status 2 (CheckAborted).
+    try:
+        url = storage_url(args.db)
+    except CliError as exc:
+        raise c.CliUsageError(str(exc)) from None
+    path = _sqlite_file(url)
+    if path is not None and not path.exists():
+        raise c.CliUsageError(f"no database at {path} (use --db or set PERDURE_DB)")
+    return asyncio.run(run_check(args.target, url, as_json=args.json))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``perdure`` command; return its exit status.
 
@@ -252,6 +274,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             from ._demo import run_demo
 
             return run_demo(args.demo_db)
+        if args.command == "check":
+            return _check(args)
         url = storage_url(args.db)
         if args.command == "worker":
             return _worker(args, url)
