@@ -4,7 +4,8 @@
 root scope ``0`` lists the orchestration's own work in event order, and each
 task scope (``0.1``, ``0.1.2``, ...) is nested where its first work appears.
 Every line shows the work, its outcome and the event ids involved; select
-winners are marked ``✓ winner`` and cancelled losers ``✗ cancelled``.
+winners are marked ``✓ winner`` and cancelled losers ``✗ cancelled``. A
+patch marker (``ctx.patched``) is shown in the scope of the task that asked.
 
 History does not record which task a cancellation was aimed at, only the
 work it cancelled (DESIGN §4.3), so the cancelled scope is inferred: the
@@ -50,6 +51,8 @@ _CANCEL_TYPES = (
     h.SubOrchestrationCancelRequested,
 )
 _FAILURE_TYPES = (h.ActivityFailed, h.SubOrchestrationFailed)
+# Recorded by code, but nothing to wait for: never pending, outcome ✓.
+_NOTE_TYPES = (h.OrchestrationChained, h.CustomStatusUpdated, h.PatchApplied)
 _UNICODE = {
     "ok": "✓",
     "bad": "✗",
@@ -154,7 +157,7 @@ class _Builder:
         for event in events:
             if isinstance(event, h.OrchestrationStarted):
                 self.start = event
-            elif type(event) in h.SCHEDULING_TYPES:
+            elif type(event) in h.SCHEDULING_TYPES or event.role == "marker":
                 self._schedule(event)
             elif type(event) in h.COMPLETION_TYPES:
                 work = self.work.get(event.source_event_id or 0)
@@ -305,7 +308,11 @@ class _Renderer:
             return f"{g['bad']} cancelled" + (f": {reason}" if reason else "")
         if scope.path in self.b.running_scopes:
             return f"{g['wait']} running"
-        own = [item for item in scope.items if isinstance(item, _Work)]
+        own = [
+            item
+            for item in scope.items
+            if isinstance(item, _Work) and not isinstance(item.event, _NOTE_TYPES)
+        ]
         if own and isinstance(own[-1].outcome, _FAILURE_TYPES):
             return f"{g['bad']} failed"
         return f"{g['ok']} winner" if scope.winner else f"{g['ok']} done"
@@ -320,7 +327,9 @@ class _Renderer:
             return _reason(event.reason).removeprefix(": ")
         if isinstance(event, h.EventRaised):
             return f"buffered {summarize(event.data)} (not consumed)"
-        if isinstance(event, h.OrchestrationChained | h.CustomStatusUpdated):
+        if isinstance(event, h.PatchApplied):
+            return f"{g['ok']} new code"
+        if isinstance(event, _NOTE_TYPES):
             return g["ok"]
         if work.cancel is not None:
             text = f"{g['bad']} cancelled{_reason(getattr(work.cancel, 'reason', ''))}"
@@ -362,7 +371,7 @@ class _Renderer:
 
 
 def _pending(work: _Work) -> bool:
-    if isinstance(work.event, h.OrchestrationChained | h.CustomStatusUpdated):
+    if isinstance(work.event, _NOTE_TYPES):
         return False
     return work.outcome is None and work.cancel is None
 
@@ -390,6 +399,8 @@ def _describe(event: h.Event) -> str:
         return f"started detached {event.name}({inp}) [{event.instance_id}]"
     if isinstance(event, h.CustomStatusUpdated):
         return f"custom status = {summarize(event.value, 40)}"
+    if isinstance(event, h.PatchApplied):
+        return f"patched {event.patch_id!r}"
     if isinstance(event, h.EventRaised):
         return f"event {event.name!r} raised"
     if isinstance(event, h.OrchestrationCancelRequested):
