@@ -22,6 +22,14 @@ An exception is only pending while a turn is marked: `end` clears the mark
 under the lock the watchdog injects under, and cancels an injection that
 has not landed yet. It therefore never lands in dispatcher code outside the
 ``try`` around the turn.
+
+It cancels one by replacing it with a private exception that the loop
+thread takes at once (`_cancel_pending`), not by calling
+``PyThreadState_SetAsyncExc(tid, NULL)``: on CPython 3.11 and 3.12 that
+call leaves the interpreter's eval-breaker flag set for good, which is
+harmless until a trace function is installed (coverage, pdb, debugpy); from
+then on the next call of a Python function re-runs its first instruction
+for ever, and the process hangs.
 """
 
 from __future__ import annotations
@@ -48,10 +56,6 @@ STUCK_TRIES = 30
 _set_async_exc = ctypes.pythonapi["PyThreadState_SetAsyncExc"]
 _set_async_exc.argtypes = [ctypes.c_ulong, ctypes.py_object]
 _set_async_exc.restype = ctypes.c_int
-# The same function called with NULL: cancels a pending exception.
-_clear_async_exc = ctypes.pythonapi["PyThreadState_SetAsyncExc"]
-_clear_async_exc.argtypes = [ctypes.c_ulong, ctypes.c_void_p]
-_clear_async_exc.restype = ctypes.c_int
 
 # When a RunawayTurn last landed, per thread id (set by its constructor,
 # which runs in the thread it lands in).
@@ -68,6 +72,38 @@ class RunawayTurn(BaseException):
     def __init__(self, *args: object) -> None:
         super().__init__(*args)
         _landed[threading.get_ident()] = time.monotonic()
+
+
+class _Cancelled(BaseException):
+    """Replaces an injection that has not landed; never leaves `_cancel_pending`."""
+
+
+def _cancel_pending() -> None:
+    """Cancel a `RunawayTurn` that has not landed in the calling thread yet.
+
+    The pending exception (if any) is replaced with `_Cancelled`, which
+    lands at the next eval-breaker check: the call's return or the loop's
+    first back edge. Taking it is what clears the interpreter's
+    pending-exception flag (see the module docstring). An exception a signal
+    handler raises meanwhile (``KeyboardInterrupt``) is raised again once
+    `_Cancelled` is taken.
+    """
+    tid = threading.get_ident()
+    other: BaseException | None = None
+    armed = False  # set again if interrupted: that only replaces it
+    while True:
+        try:
+            if not armed:
+                _set_async_exc(tid, _Cancelled)
+                armed = True
+            while True:
+                pass
+        except _Cancelled:
+            break
+        except BaseException as exc:  # a signal handler's, before ours
+            other = other or exc
+    if other is not None:
+        raise other
 
 
 class _Turn:
@@ -129,13 +165,14 @@ class TurnWatchdog:
     def end(self, turn: _Turn) -> None:
         """Clear *turn*'s mark and cancel an injection that has not landed.
 
-        Idempotent. Once it returns, no `RunawayTurn` is pending.
+        Idempotent; called on the watched thread. Once it returns, no
+        `RunawayTurn` is pending.
         """
         with self._lock:
             if self._turn is turn:
                 self._turn = None
             if turn.injected:
-                _clear_async_exc(self._tid, None)
+                _cancel_pending()
 
     def _watch(self) -> None:
         closed = self._closed
