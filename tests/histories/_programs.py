@@ -682,3 +682,63 @@ async def rt_cancel_target(ctx: OrchestrationContext) -> str:
     ctx.set_custom_status("started")
     await ctx.join(block, ctx.schedule_wait("Never"))
     return "not cancelled"
+
+
+# --------------------------------------------------------------- patches
+
+
+@perdure.orchestration
+async def patched_greeting(ctx: OrchestrationContext, name: str) -> dict[str, Any]:
+    """ctx.patched picks the branch; asked again later: same answer, one marker."""
+    if ctx.patched("formal-greeting"):
+        greeting = await ctx.schedule_activity("GreetFormally", name)
+    else:
+        greeting = await ctx.schedule_activity("Greet", name)
+    farewell = await ctx.schedule_activity("Farewell", name)
+    again = ctx.patched("formal-greeting")
+    return {"greeting": greeting, "farewell": farewell, "again": again}
+
+
+async def _patched_step(ctx: OrchestrationContext, tag: str, delay: float) -> Any:
+    await ctx.schedule_timer(delay)
+    if ctx.patched("fast-path"):
+        return ["fast", await ctx.schedule_activity("Fast", tag)]
+    return ["slow", await ctx.schedule_activity("Slow", tag)]
+
+
+@perdure.orchestration
+async def patched_in_blocks(ctx: OrchestrationContext) -> list[Any]:
+    """Two durable_async blocks and the body ask one patch id (one marker, in
+    the block that asked first); a second id is first asked as it ends."""
+    first = durable_async(ctx, _patched_step(ctx, "a", 1))
+    second = durable_async(ctx, _patched_step(ctx, "b", 2))
+    both = await ctx.join(first, second)
+    return [*both, ctx.patched("fast-path"), ctx.patched("audit-v2")]
+
+
+async def _patched_cleanup(ctx: OrchestrationContext, trail: list[str]) -> str:
+    try:
+        return str(await ctx.schedule_wait("Never"))
+    finally:
+        trail.append("cleanup-v2" if ctx.patched("cleanup-v2") else "cleanup")
+
+
+@perdure.orchestration
+async def patched_in_loser(ctx: OrchestrationContext) -> dict[str, Any]:
+    """A select loser's finally asks ctx.patched while being cancelled."""
+    trail: list[str] = []
+    won = await ctx.select2(
+        ctx.schedule_timer(5), durable_async(ctx, _patched_cleanup(ctx, trail))
+    )
+    return {"winner": won[0], "trail": trail}
+
+
+@perdure.orchestration
+async def patched_rounds(ctx: OrchestrationContext, state: dict[str, Any]) -> Any:
+    """Each execution of a continue-as-new decides afresh (a marker in each)."""
+    n = state["n"]
+    if ctx.patched("tick-v2"):
+        n = await ctx.schedule_activity(tick_activity, n)
+    if state["round"] == 1:
+        ctx.continue_as_new({"round": 2, "n": n})
+    return {"n": n, "patched": ctx.patched("tick-v2")}

@@ -276,3 +276,32 @@ async def rt_cancel_instance() -> list[Recording]:
         ]
 
     return await _on_runtime([p.rt_cancel_target, p.rt_waiting_child], [p.hang], body)
+
+
+@runtime_scenario("rt_patched_rounds_exec1", "rt_patched_rounds_exec2")
+async def rt_patched_rounds() -> list[Recording]:
+    """Runtime: ctx.patched in both executions of a continue-as-new; each
+    decides afresh and writes its own marker."""
+    name = "rt_patched_rounds"
+
+    async def body(client: perdure.Client, turns: TurnLog) -> list[Recording]:
+        iid = f"golden-{name}"
+        await client.start_orchestration(iid, p.patched_rounds, {"round": 1, "n": 0})
+        state = await client.wait_for_orchestration(iid, timeout=WAIT)
+        assert state.status == "Completed", state.error
+        assert state.execution_id == 2, state
+        desc = " ".join((rt_patched_rounds.__doc__ or "").split())
+        return [
+            await _read(
+                client,
+                turns,
+                f"{name}_exec{exe}",
+                f"{desc} Execution {exe}.",
+                p.patched_rounds,
+                iid,
+                exe,
+            )
+            for exe in (1, 2)
+        ]
+
+    return await _on_runtime([p.patched_rounds], [p.tick_activity], body)

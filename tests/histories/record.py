@@ -499,6 +499,31 @@ def ex7_direct_await(sim: _Sim) -> None:
     sim.complete(sim.id_of("Step3"), "x>1>2>3")
 
 
+@simulated(p.patched_greeting, "ada")
+def patched_greeting(sim: _Sim) -> None:
+    """A new instance: patched("formal-greeting") is True and writes one
+    marker; asked again after the branch, True again and nothing written."""
+    sim.complete(sim.id_of("GreetFormally"), "Dear Ada")
+    sim.complete(sim.id_of("Farewell"), "Goodbye, Ada")
+
+
+@simulated(p.patched_in_blocks)
+def patched_in_blocks(sim: _Sim) -> None:
+    """Two blocks ask "fast-path" in different turns: one marker, in scope
+    0.1; "audit-v2" is first asked in the turn the orchestration completes."""
+    sim.advance(1)
+    sim.complete(sim.id_of("Fast"), "a done")
+    sim.advance(1)
+    sim.complete(sim.id_of("Fast"), "b done")
+
+
+@simulated(p.patched_in_loser)
+def patched_in_loser(sim: _Sim) -> None:
+    """The timer wins; the losing block's finally asks ctx.patched while it
+    is cancelled: the marker (scope 0.1) precedes the wait's cancel event."""
+    sim.advance(5)
+
+
 # --------------------------------------------------------------- output
 
 
