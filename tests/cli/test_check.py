@@ -161,6 +161,19 @@ def test_check_passes_code_that_replays_every_instance(
     assert snapshot(storage_url) == before
 
 
+def test_check_runs_in_read_only_transactions_on_postgres(
+    storage_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A session that cannot write at all (as on a replica) is enough."""
+    if not storage_url.startswith("postgresql"):
+        pytest.skip("a PostgreSQL session option")
+    asyncio.run(populate(storage_url))
+    read_only = f"{storage_url}&options=-c%20default_transaction_read_only%3Don"
+    code, out, err = run(capsys, "check", "check_app_v2:HANDLERS", "--db", read_only)
+    assert (code, err) == (1, "")
+    assert out.splitlines()[-1].endswith(": 3 ok, 2 would break, 2 skipped")
+
+
 async def test_check_reads_every_instance_past_the_first_page(
     sqlite_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
