@@ -2,7 +2,7 @@
 
 A *program* is a small JSON AST handed to one interpreter orchestration:
 a list of steps, each a leaf (activity, sub-orchestration, timer, wait,
-custom status) or
+custom status, ``ctx.patched`` choosing between two activities) or
 a composite (a nested ``durable_async`` task, ``select`` or ``join`` over
 branches, ``try`` around steps). Hypothesis draws programs, then drives them
 with the `Simulator`, drawing which pending work completes next (and how),
@@ -17,7 +17,14 @@ instance cancellation. For every run:
 (c) cancel events only name work unfinished when its turn began, no work
     is completed or cancelled twice, every turn is ordered deliveries →
     scheduling → cancellations → end, nothing is left open at the end, and
-    each activity carries the scope of the task that ran when it was made.
+    each activity carries the scope of the task that ran when it was made;
+(d) patches: one marker per patch id, the new branch only after it and the
+    old one only without it; the code with the ``patched`` calls deleted
+    (new branch always) replays the history.
+
+A second property deploys the patches mid-flight: turns run by the code
+from before them (old branch always), then the rest by the code with the
+calls, on a driver rebuilt from history; (a), (b) and (d) hold too.
 """
 
 from __future__ import annotations
@@ -36,6 +43,7 @@ from perdure.testing import Simulator, replay
 
 LEAVES = ("act", "sub", "timer", "wait")
 EVENT_NAMES = ("e1", "e2")
+PATCH_IDS = ("p1", "p2")
 MAX_TURNS = 40
 IID = "prop"
 
@@ -51,31 +59,35 @@ def leaf(draw: st.DrawFn) -> list[Any]:
     return [kind, 0]
 
 
-def branches(draw: st.DrawFn, depth: int) -> list[Any]:
+def branches(draw: st.DrawFn, depth: int, patches: int) -> list[Any]:
     out = []
     for _ in range(draw(st.integers(2, 3))):
         if draw(st.booleans()):
-            out.append(["prog", 0, steps(draw, depth + 1)])
+            out.append(["prog", 0, steps(draw, depth + 1, patches)])
         else:
             out.append(leaf(draw))
     return out
 
 
-def steps(draw: st.DrawFn, depth: int) -> list[Any]:
+def steps(draw: st.DrawFn, depth: int, patches: int) -> list[Any]:
+    """Steps of a block; *patches*: the weight of patch steps among them."""
     composite = ("task", "select", "join", "try") if depth < 2 else ()
     out = []
     for _ in range(draw(st.integers(1, 4 if depth == 0 else 3))):
-        kind = draw(st.sampled_from((*LEAVES, "status", *composite)))
+        kinds = (*LEAVES, "status", *["patch"] * patches, *composite)
+        kind = draw(st.sampled_from(kinds))
         if kind in LEAVES:
             out.append(leaf(draw))
         elif kind == "status":
             out.append([kind, 0])
+        elif kind == "patch":
+            out.append([kind, 0, draw(st.sampled_from(PATCH_IDS))])
         elif kind in ("task", "try"):
-            out.append([kind, 0, steps(draw, depth + 1)])
+            out.append([kind, 0, steps(draw, depth + 1, patches)])
         elif kind == "select":
-            out.append([kind, 0, branches(draw, depth)])
+            out.append([kind, 0, branches(draw, depth, patches)])
         else:
-            out.append([kind, 0, draw(st.booleans()), branches(draw, depth)])
+            out.append([kind, 0, draw(st.booleans()), branches(draw, depth, patches)])
     return out
 
 
@@ -90,8 +102,8 @@ def number(node: list[Any], counter: list[int]) -> None:
 
 
 @st.composite
-def programs(draw: st.DrawFn) -> list[Any]:
-    program = steps(draw, 0)
+def programs(draw: st.DrawFn, patches: int = 1) -> list[Any]:
+    program = steps(draw, 0, patches)
     counter = [0]
     for node in program:
         number(node, counter)
@@ -119,6 +131,10 @@ class Scope:
 
 # Activity/sub name -> scope path expected for it (filled while running).
 EXPECTED_SCOPES: dict[str, str] = {}
+#: How a patch step decides: "call" asks ``ctx.patched``; "old" is the code
+#: from before the patch (old branch), "removed" the code once the call was
+#: deleted (new branch). Its activity is ``n<id>`` (new) or ``o<id>`` (old).
+PATCH_MODE = {"mode": "call"}
 
 
 def leaf_future(
@@ -155,6 +171,12 @@ async def run_step(
     if kind == "status":
         ctx.set_custom_status(short(prev))
         return prev
+    if kind == "patch":
+        mode = PATCH_MODE["mode"]
+        new = ctx.patched(node[2]) if mode == "call" else mode == "removed"
+        name = f"{'n' if new else 'o'}{node[1]}"
+        EXPECTED_SCOPES[name] = scope.path
+        return await ctx.schedule_activity(name, short(prev))
     if kind == "task":
         return await durable_async(ctx, run_steps(ctx, node[2], prev, scope.child()))
     if kind == "try":
@@ -222,11 +244,22 @@ def apply(sim: Simulator, action: tuple[Any, ...]) -> None:
         sim.cancel("stop")
 
 
-def drive(program: list[Any], data: st.DataObject) -> tuple[Simulator, list[Any]]:
-    """Run *program* with drawn deliveries; return the sim and the turns."""
+def drive(
+    program: list[Any], data: st.DataObject, deploy_at: int | None = None
+) -> tuple[Simulator, list[Any]]:
+    """Run *program* with drawn deliveries; return the sim and the turns.
+
+    With *deploy_at*, the first turns run the code from before the patches,
+    and from turn *deploy_at* on the code with them, replaying the history.
+    """
+    if deploy_at is not None:
+        PATCH_MODE["mode"] = "old"
     sim = Simulator(interpreter, program, instance_id=IID)
     turns: list[list[tuple[Any, ...]]] = []
-    for _ in range(MAX_TURNS):
+    for index in range(MAX_TURNS):
+        if index == deploy_at:
+            PATCH_MODE["mode"] = "call"
+            sim.restart()
         if sim.is_finished:
             break
         choices = options(sim) + late_completions(sim)
@@ -256,7 +289,7 @@ def drive(program: list[Any], data: st.DataObject) -> tuple[Simulator, list[Any]
 def check_turn_structure(history: list[h.Event], starts: list[int]) -> None:
     """(c) Per turn: deliveries, scheduling, cancellations, then the end."""
     rank = dict.fromkeys(CANCEL_TYPES, 2)
-    rank.update({cls.kind: 1 for cls in h.SCHEDULING_TYPES})
+    rank.update({cls.kind: 1 for cls in h.SCHEDULING_TYPES | h.MARKER_TYPES})
     for name in (
         "OrchestrationCompleted",
         "OrchestrationFailed",
@@ -304,10 +337,55 @@ def check_scopes(history: list[h.Event]) -> None:
             assert event.scope == EXPECTED_SCOPES[event.name], event
 
 
-def rerun_with_restarts(program: list[Any], turns: list[Any]) -> Simulator:
+def patch_ids(program: list[Any]) -> dict[int, str]:
+    """Node id -> patch id of every patch step of *program*."""
+    found: dict[int, str] = {}
+    stack = list(program)
+    while stack:
+        node = stack.pop()
+        if node[0] == "patch":
+            found[node[1]] = node[2]
+        for child in node[2:]:
+            if isinstance(child, list):
+                stack.extend(child)
+    return found
+
+
+def check_patches(program: list[Any], history: list[h.Event]) -> None:
+    """(d) One marker per id; new branches after it, old ones without it."""
+    marked: dict[str, int] = {}
+    for event in history:
+        if isinstance(event, h.PatchApplied):
+            assert event.patch_id not in marked, "two markers for one id"
+            marked[event.patch_id] = event.event_id
+    of = patch_ids(program)
+    for event in history:
+        if isinstance(event, h.ActivityScheduled) and event.name[0] in "no":
+            at = marked.get(of[int(event.name[1:])], event.event_id)
+            assert (at < event.event_id) == (event.name[0] == "n"), (event, marked)
+
+
+def replay_removed(history: list[h.Event], expected: Any) -> None:
+    """(d) The code with the calls deleted replays a history with markers."""
+    PATCH_MODE["mode"] = "removed"
+    try:
+        result = replay(interpreter, history, instance_id=IID)
+        assert (result.status, result.output, result.error) == expected
+        assert new_events_after_replay(interpreter, history, IID) == []
+    finally:
+        PATCH_MODE["mode"] = "call"
+
+
+def rerun_with_restarts(
+    program: list[Any], turns: list[Any], deploy_at: int | None = None
+) -> Simulator:
     """(b) The same deliveries, but a fresh driver before every turn."""
+    if deploy_at is not None:
+        PATCH_MODE["mode"] = "old"
     sim = Simulator(interpreter, program, instance_id=IID)
-    for turn in turns:
+    for index, turn in enumerate(turns):
+        if index == deploy_at:
+            PATCH_MODE["mode"] = "call"
         sim.restart()
         with sim.turn():
             for action in turn:
@@ -358,3 +436,47 @@ def test_random_programs_replay_deterministically(
     check_turn_structure(history, starts)
     check_work_accounting(sim, starts)
     check_scopes(history)
+
+    # (d) patches: every decision was live (True); deleting the calls.
+    check_patches(program, history)
+    assert not any(
+        e.name.startswith("o") for e in history if isinstance(e, h.ActivityScheduled)
+    )
+    replay_removed(history, (expected.status, expected.output, expected.error))
+
+
+@settings(
+    max_examples=300,
+    derandomize=True,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(program=programs(patches=4), data=st.data())
+def test_patches_deployed_mid_flight(program: list[Any], data: st.DataObject) -> None:
+    EXPECTED_SCOPES.clear()
+    deploy_at = data.draw(st.integers(0, 3), label="deploy at turn")
+    try:
+        sim, turns = drive(program, data, deploy_at)
+        history = sim.history
+        expected = sim.result
+
+        # (a) the code with the calls replays the mixed history whole.
+        result = replay(interpreter, history, instance_id=IID)
+        assert (result.status, result.output, result.error) == (
+            expected.status,
+            expected.output,
+            expected.error,
+        )
+        assert new_events_after_replay(interpreter, history, IID) == []
+
+        # (b) crash at every turn boundary, the deploy at the same turn.
+        restarted = rerun_with_restarts(program, turns, deploy_at)
+        assert restarted.history == history
+        assert restarted.result == expected
+
+        # (d) one decision per id: old branches only where no marker precedes.
+        check_patches(program, history)
+        check_scopes(history)
+    finally:
+        PATCH_MODE["mode"] = "call"
