@@ -22,10 +22,10 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import pytest
-from _helpers import WAIT, eventually, runtime
+from _helpers import WAIT, check_replay, eventually, runtime
 
 import perdure
-from perdure import ActivityContext, OrchestrationContext
+from perdure import ActivityContext, OrchestrationContext, durable_async
 from perdure._core._history import ActivityScheduled, EventWaitStarted, PatchApplied
 from perdure._tree import render_history
 from perdure.testing import replay
@@ -194,3 +194,59 @@ async def test_deleting_the_call_later_keeps_histories_with_markers_replaying(
     )
     assert markers(history) == [("discount", "0")]
     assert replay(checkout_v3, history, instance_id="o").status == "Completed"
+
+
+# --------------------------------------------- replay: cached == replayed
+
+
+async def _block(ctx: OrchestrationContext) -> bool:
+    await ctx.schedule_timer(0.05)
+    return ctx.patched("block-v2")
+
+
+async def _loser(ctx: OrchestrationContext, trail: list[bool]) -> None:
+    try:
+        await ctx.schedule_wait("never")
+    finally:
+        trail.append(ctx.patched("cleanup-v2"))
+
+
+@perdure.orchestration(name="PatchedTour")
+async def patched_tour(ctx: OrchestrationContext, round: int) -> dict[str, Any]:
+    """Patches in a block, in a select loser's finally, and across rounds."""
+    trail: list[bool] = []
+    first = ctx.patched("tour-v2")
+    block = durable_async(ctx, _block(ctx))
+    won = await ctx.select2(block, durable_async(ctx, _loser(ctx, trail)))
+    amount = await ctx.schedule_activity(discounted_price if first else price, "t")
+    if round == 1:
+        ctx.continue_as_new(2)
+    return {"won": list(won), "trail": trail, "amount": amount, "again": first}
+
+
+async def tour_scenario(client: perdure.Client, iid: str) -> dict[str, Any]:
+    await client.start_orchestration(iid, "PatchedTour", 1)
+    state = await client.wait_for_orchestration(iid, timeout=WAIT)
+    first = await client.get_history(iid, execution_id=1)
+    second = await client.get_history(iid, execution_id=2)
+    return {
+        "status": state.status,
+        "output": state.output,
+        "markers": [markers(first), markers(second)],
+    }
+
+
+async def test_patched_histories_are_the_same_cached_or_replayed(
+    storage_url: str,
+) -> None:
+    summary, _ = await check_replay(
+        storage_url, [patched_tour], ACTIVITIES, tour_scenario, "tour"
+    )
+    assert summary["output"] == {
+        "won": [0, True],
+        "trail": [True],
+        "amount": 90,
+        "again": True,
+    }
+    round_markers = [("tour-v2", "0"), ("block-v2", "0.1"), ("cleanup-v2", "0.2")]
+    assert summary["markers"] == [round_markers, round_markers]
