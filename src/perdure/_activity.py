@@ -8,6 +8,11 @@ the cancelling turn was committed in this process, and within one lease
 renewal otherwise. `Leases` keeps each item leased until its outcome is
 written; on shutdown the leases of unfinished items are given back, so
 another runtime runs them at once.
+
+Every failed attempt is logged (logger ``perdure.worker``) with its
+traceback: at WARNING when it will be retried, at ERROR when the failure
+is final (it then reaches the orchestration, stack included, as
+``ActivityFailed``).
 """
 
 from __future__ import annotations
@@ -16,13 +21,14 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from . import _messages as m
 from ._activity_context import ActivityContext
 from ._codec import from_json, loads, to_json
-from ._errors import ErrorInfo, HandlerNotFound
+from ._errors import ErrorInfo, HandlerNotFound, format_stack
 from ._leases import Leases, label
 from ._registry import Registry
 from ._retry import RetryPolicy
@@ -137,7 +143,11 @@ class ActivityWorker:
                 # Registered before its task first runs, so a cancellation
                 # this process commits in between still reaches it.
                 ctx = ActivityContext(
-                    item.instance_id, item.execution_id, item.name, item.attempt
+                    item.instance_id,
+                    item.execution_id,
+                    item.name,
+                    item.attempt,
+                    event_id=item.event_id,
                 )
                 ctx._grace = self._options.grace_period
                 self._leases.hold(item, ctx)
@@ -167,22 +177,22 @@ class ActivityWorker:
         if item.attempt > max(
             self._options.max_attempts, retry.max_attempts if retry else 0
         ):
-            await self._finish(
-                item,
-                error=ErrorInfo(
-                    "PoisonMessage",
-                    f"activity {item.name!r} was delivered {item.attempt} times "
-                    "without completing (the worker kept crashing or losing its lease)",
-                    "poison",
-                ),
+            error = ErrorInfo(
+                "PoisonMessage",
+                f"activity {item.name!r} was delivered {item.attempt} times "
+                "without completing (the worker kept crashing or losing its lease)",
+                "poison",
             )
+            _log.error("activity %s failed for good: %s", label(item), error)
+            await self._finish(item, error=error)
             return
         ctx._task = asyncio.current_task()
         if ctx._discarded():
             self._leases.release(item)
             return  # cancelled before it started: never run it
+        _prepare(ctx, item, body)
         try:
-            value = await self._invoke(item, body, ctx, options.get("timeout"))
+            value = await self._invoke(item, body, ctx, options)
         except BaseException as exc:
             if ctx._discarded():
                 self._leases.release(item)
@@ -194,56 +204,78 @@ class ActivityWorker:
                 if self._stopping:
                     return  # stop() gives the lease back
                 raise
-            info = _error_info(item, exc)
-            if retry is not None and self._may_retry(retry, item, body):
-                delay = retry.delay(item.attempt)
-                _log.info(
-                    "activity %s attempt %d failed (%s); retrying in %.3fs",
-                    item.name,
-                    item.attempt,
-                    info,
-                    delay,
-                )
-                try:
-                    await self._provider.abandon_activity(
-                        item.id, item.lock_token, delay
-                    )
-                finally:
-                    self._leases.release(item)  # on failure the lease expires instead
-                return
-            await self._finish(item, error=info)
+            await self._failed(item, ctx, body, retry, exc)
             return
         if ctx._discarded():
             self._leases.release(item)
             return
         await self._finish(item, result=value)
 
-    def _may_retry(
-        self, retry: RetryPolicy, item: ActivityItem, body: dict[str, Any]
-    ) -> bool:
-        if item.attempt >= retry.max_attempts:
-            return False
-        if retry.timeout is None:
-            return True
-        elapsed = time.time() - float(body.get("scheduled_at") or time.time())
-        return elapsed + retry.delay(item.attempt) < retry.timeout
+    async def _failed(
+        self,
+        item: ActivityItem,
+        ctx: ActivityContext,
+        body: dict[str, Any],
+        retry: RetryPolicy | None,
+        exc: BaseException,
+    ) -> None:
+        """Retry the attempt that raised *exc*, or write its failure."""
+        info = _error_info(item, exc)
+        final = _final(retry, item, body, exc)
+        if final is not None or retry is None:
+            _log.error(
+                "activity %s failed for good (%s): %s",
+                label(item),
+                final,
+                info,
+                exc_info=exc,
+            )
+            await self._finish(item, error=info)
+            return
+        delay = retry.delay(item.attempt)
+        _log.warning(
+            "activity %s failed; retrying in %.3f s: %s",
+            label(item),
+            delay,
+            info,
+            exc_info=exc,
+        )
+        await self._leases.save_details([item])  # the next attempt reads them
+        try:
+            await self._provider.abandon_activity(item.id, item.lock_token, delay)
+        finally:
+            self._leases.release(item)  # on failure the lease expires instead
 
     async def _invoke(
         self,
         item: ActivityItem,
         body: dict[str, Any],
         ctx: ActivityContext,
-        timeout: float | None,
+        options: dict[str, Any],
     ) -> Any:
         adef = self._registry.activity(item.name)
         value = from_json(body.get("input"), adef.input_hint)
         args = (ctx, value) if adef.has_input else (ctx,)
         job: Job | None = None
+        timeout: float | None = options.get("timeout")
+        quiet: float | None = options.get("heartbeat_timeout")
+        watcher: asyncio.Task[None] | None = None
         # The activity runs in this task (no inner task, unlike wait_for): a
         # SystemExit it raises reaches _execute, never the event loop (F7).
         deadline = asyncio.timeout(timeout)
+        beats = asyncio.timeout(None)  # fired by the watcher
         try:
-            async with deadline:
+            async with deadline, beats:
+                if quiet is not None:
+                    begun = time.monotonic()
+                    watcher = asyncio.create_task(
+                        _watch(
+                            ctx,
+                            quiet,
+                            lambda: begun if job is None else job.started_at,
+                            beats,
+                        )
+                    )
                 if adef.is_async:
                     result = await adef.fn(*args)
                 else:
@@ -257,7 +289,16 @@ class ActivityWorker:
                 raise TimeoutError(
                     f"activity {item.name!r} timed out after {timeout} s"
                 ) from None
+            if isinstance(exc, TimeoutError) and beats.expired():
+                ctx._give_up()
+                raise TimeoutError(
+                    f"activity {item.name!r} sent no heartbeat for {quiet} s "
+                    "(its heartbeat_timeout)"
+                ) from None
             raise
+        finally:
+            if watcher is not None:
+                watcher.cancel()
         return to_json(result, f"result of activity {item.name!r}")
 
     def _give_up_thread(
@@ -298,11 +339,67 @@ class ActivityWorker:
         await self._leases.acknowledge(item, m.message(kind, body))
 
 
+def _prepare(ctx: ActivityContext, item: ActivityItem, body: dict[str, Any]) -> None:
+    """Give *ctx* what the stored item says: idempotency key, earlier details."""
+    scheduled_at = body.get("scheduled_at")
+    if isinstance(scheduled_at, int | float) and not isinstance(scheduled_at, bool):
+        ctx._scheduled_at = float(scheduled_at)
+    try:
+        ctx._decode_details(item.heartbeat_details)
+    except Exception:
+        _log.exception("heartbeat details of %s are unreadable", label(item))
+
+
+def _final(
+    retry: RetryPolicy | None,
+    item: ActivityItem,
+    body: dict[str, Any],
+    exc: BaseException,
+) -> str | None:
+    """Why the failure *exc* of this attempt is final, or None to retry."""
+    if retry is None:
+        return "no retry policy"
+    if not retry.retries(exc):
+        return f"{type(exc).__name__} is not retryable"
+    if item.attempt >= retry.max_attempts:
+        return f"attempt {item.attempt} of {retry.max_attempts}"
+    if retry.timeout is not None:
+        elapsed = time.time() - float(body.get("scheduled_at") or time.time())
+        if elapsed + retry.delay(item.attempt) >= retry.timeout:
+            return f"the retry timeout of {retry.timeout} s is spent"
+    return None
+
+
+async def _watch(
+    ctx: ActivityContext,
+    limit: float,
+    started: Callable[[], float | None],
+    beats: asyncio.Timeout,
+) -> None:
+    """Fire *beats* once *limit* seconds pass without a heartbeat.
+
+    The clock starts when the attempt starts running (*started*: a sync
+    activity waiting for a free thread is not timed) and every heartbeat
+    restarts it. The watcher only sleeps until the next possible expiry, so
+    heartbeats themselves cost it nothing.
+    """
+    while True:
+        begun = started()
+        wait = limit
+        if begun is not None:
+            wait = max(begun, ctx._beat[0]) + limit - time.monotonic()
+            if wait <= 0:
+                with contextlib.suppress(RuntimeError):  # the attempt just ended
+                    beats.reschedule(asyncio.get_running_loop().time())
+                return
+        await asyncio.sleep(wait)
+
+
 def _error_info(item: ActivityItem, exc: BaseException) -> ErrorInfo:
     if isinstance(exc, HandlerNotFound):
         return ErrorInfo.from_exception(exc, "configuration")
     if isinstance(exc, Exception):
-        return ErrorInfo.from_exception(exc)
+        return ErrorInfo.from_exception(exc, with_stack=True)
     # SystemExit, KeyboardInterrupt, GeneratorExit, a CancelledError the
     # activity raised itself, ...: this attempt fails; the process lives on.
     return ErrorInfo(
@@ -310,4 +407,5 @@ def _error_info(item: ActivityItem, exc: BaseException) -> ErrorInfo:
         f"activity {item.name!r} raised {exc!r}, which fails this attempt "
         "(it does not stop the worker)",
         "application",
+        format_stack(exc),
     )

@@ -175,6 +175,7 @@ class OrchestrationContext:
         *,
         retry: RetryPolicy | None = None,
         timeout: float | timedelta | None = None,
+        heartbeat_timeout: float | timedelta | None = None,
     ) -> DurableFuture[R]: ...
     @overload
     def schedule_activity(
@@ -184,6 +185,7 @@ class OrchestrationContext:
         *,
         retry: RetryPolicy | None = None,
         timeout: float | timedelta | None = None,
+        heartbeat_timeout: float | timedelta | None = None,
     ) -> DurableFuture[R]: ...
     @overload
     def schedule_activity(
@@ -192,6 +194,7 @@ class OrchestrationContext:
         *,
         retry: RetryPolicy | None = None,
         timeout: float | timedelta | None = None,
+        heartbeat_timeout: float | timedelta | None = None,
     ) -> DurableFuture[R]: ...
     @overload
     def schedule_activity(
@@ -200,6 +203,7 @@ class OrchestrationContext:
         *,
         retry: RetryPolicy | None = None,
         timeout: float | timedelta | None = None,
+        heartbeat_timeout: float | timedelta | None = None,
     ) -> DurableFuture[R]: ...
     @overload
     def schedule_activity(
@@ -209,6 +213,7 @@ class OrchestrationContext:
         *,
         retry: RetryPolicy | None = None,
         timeout: float | timedelta | None = None,
+        heartbeat_timeout: float | timedelta | None = None,
     ) -> DurableFuture[Any]: ...
     def schedule_activity(
         self,
@@ -217,6 +222,7 @@ class OrchestrationContext:
         *,
         retry: RetryPolicy | None = None,
         timeout: float | timedelta | None = None,
+        heartbeat_timeout: float | timedelta | None = None,
     ) -> DurableFuture[Any]:
         """Schedule an activity; awaiting gives its result.
 
@@ -225,6 +231,10 @@ class OrchestrationContext:
             input: JSON-serialisable input (dataclasses and pydantic allowed).
             retry: Retry policy; by default an activity runs once.
             timeout: Per-attempt timeout in seconds (or `timedelta`).
+            heartbeat_timeout: An attempt that calls no
+                `ActivityContext.heartbeat` for this long (seconds or
+                `timedelta`) fails with a `TimeoutError` and is retried per
+                *retry*.
 
         Raises:
             PayloadError: *input* cannot be serialised (nothing is scheduled).
@@ -243,6 +253,11 @@ class OrchestrationContext:
                 "retry": retry.to_json() if retry is not None else None,
                 "timeout": seconds(timeout, "timeout") if timeout is not None else None,
             }
+        if heartbeat_timeout is not None:
+            quiet = seconds(heartbeat_timeout, "heartbeat_timeout")
+            if quiet <= 0:
+                raise ValueError("heartbeat_timeout must be > 0 seconds")
+            options = {**(options or {}), "heartbeat_timeout": quiet}
         return self._driver.schedule(
             h.ActivityScheduled,
             {"name": activity_name, "input": payload},

@@ -4,6 +4,7 @@
 
     PerdureError
     ├── ActivityFailed             an activity raised (after its retries)
+    ├── NonRetryableError          raised by an activity: no further attempts
     ├── SubOrchestrationFailed     a child orchestration failed or was cancelled
     ├── OrchestrationFailed        an orchestration ended Failed (client side)
     ├── NondeterminismError        code no longer matches the stored history
@@ -21,7 +22,10 @@ code cannot swallow a cancellation.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+import traceback
+from dataclasses import dataclass, replace
+from types import TracebackType
 from typing import Any, Literal
 
 __all__ = [
@@ -32,12 +36,14 @@ __all__ = [
     "HandlerNotFound",
     "InstanceExists",
     "InstanceNotFound",
+    "NonRetryableError",
     "NondeterminismError",
     "OrchestrationFailed",
     "PayloadError",
     "PerdureError",
     "StorageError",
     "SubOrchestrationFailed",
+    "format_stack",
 ]
 
 ErrorCategory = Literal["application", "configuration", "infrastructure", "poison"]
@@ -47,6 +53,45 @@ _CATEGORIES: tuple[ErrorCategory, ...] = (
     "infrastructure",
     "poison",
 )
+
+
+#: Longest stored stack, in characters; a longer one keeps its end (the
+#: innermost frames and the exception line), marked as cut.
+MAX_STACK = 16_000
+
+# Frames in perdure's own modules at the top of a traceback (the worker or
+# driver that called the user's code) are left out of stored stacks.
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def format_stack(exc: BaseException) -> str | None:
+    """The formatted traceback of *exc*, as `ErrorInfo.stack` stores it.
+
+    It starts at the first frame outside perdure (the runtime that called
+    the user's code is left out), includes chained exceptions (``raise ...
+    from ...``) and is cut to its last `MAX_STACK` characters. Characters
+    UTF-8 cannot encode (lone surrogates) are escaped, so a stack is always
+    storable.
+
+    Returns:
+        ``None`` when no frame of the traceback is outside perdure (the
+        failure is perdure's own, such as a timeout: its message says it
+        all).
+    """
+    tb: TracebackType | None = exc.__traceback__
+    while tb is not None and _internal(tb):
+        tb = tb.tb_next
+    if tb is None:
+        return None
+    text = "".join(traceback.TracebackException(type(exc), exc, tb).format())
+    if len(text) > MAX_STACK:
+        cut = len(text) - MAX_STACK
+        text = f"... ({cut} characters cut)\n" + text[cut:]
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _internal(tb: TracebackType) -> bool:
+    return tb.tb_frame.f_code.co_filename.startswith(_PACKAGE_DIR)
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,43 +104,78 @@ class ErrorInfo:
         category: ``application`` (user code), ``configuration``
             (nondeterminism, unregistered handler), ``infrastructure``
             (storage) or ``poison`` (a message kept failing).
+        stack: The formatted traceback of the original exception (see
+            `format_stack`), or ``None``: not captured (histories written
+            before perdure stored stacks, failures perdure raised itself).
     """
 
     type: str
     message: str
     category: ErrorCategory = "application"
+    stack: str | None = None
 
     def __str__(self) -> str:
         return f"{self.type}: {self.message}" if self.message else self.type
 
     def to_json(self) -> dict[str, Any]:
-        """Return the JSON form stored in history."""
-        return {"type": self.type, "message": self.message, "category": self.category}
+        """Return the JSON form stored in history (``stack`` only when set)."""
+        data: dict[str, Any] = {
+            "type": self.type,
+            "message": self.message,
+            "category": self.category,
+        }
+        if self.stack is not None:
+            data["stack"] = self.stack
+        return data
 
     @classmethod
     def from_json(cls, data: Any) -> ErrorInfo:
-        """Rebuild from `to_json` output; tolerant of a bare string."""
+        """Rebuild from `to_json` output; tolerant of a bare string.
+
+        A stored error without ``stack`` (every history written before
+        stacks were stored) has ``stack=None``.
+        """
         if isinstance(data, str):
             return cls("Error", data)
+        stack = data.get("stack")
         return cls(
             str(data.get("type", "Error")),
             str(data.get("message", "")),
             data.get("category", "application"),
+            stack if isinstance(stack, str) else None,
         )
 
     @classmethod
     def from_exception(
-        cls, exc: BaseException, category: ErrorCategory | None = None
+        cls,
+        exc: BaseException,
+        category: ErrorCategory | None = None,
+        *,
+        with_stack: bool = False,
     ) -> ErrorInfo:
-        """Describe *exc*; perdure errors keep the info they carry."""
+        """Describe *exc*; perdure errors keep the info they carry.
+
+        Args:
+            exc: The exception.
+            category: Overrides the category (by default the exception's
+                ``category`` attribute, else ``application``).
+            with_stack: Store *exc*'s traceback (`format_stack`) unless the
+                info it carries already has a stack. Off by default: the
+                stack of a failure that history already recorded without
+                one must not appear when it is replayed.
+        """
         if isinstance(exc, PerdureError) and exc.info is not None:
-            if category is None or category == exc.info.category:
-                return exc.info
-            return cls(exc.info.type, exc.info.message, category)
+            info = exc.info
+            if category is not None and category != info.category:
+                info = replace(info, category=category)
+            if with_stack and info.stack is None:
+                info = replace(info, stack=format_stack(exc))
+            return info
         if category is None:
             found = getattr(exc, "category", "application")
             category = found if found in _CATEGORIES else "application"
-        return cls(type(exc).__name__, str(exc), category)
+        stack = format_stack(exc) if with_stack else None
+        return cls(type(exc).__name__, str(exc), category, stack)
 
 
 class PerdureError(Exception):
@@ -118,6 +198,7 @@ class ActivityFailed(PerdureError):
         category: The failure's category (``configuration`` for an
             unregistered activity, ``poison`` for one that kept crashing);
             an uncaught failure ends the instance with it.
+        stack: The original exception's formatted traceback, or ``None``.
     """
 
     def __init__(
@@ -126,18 +207,33 @@ class ActivityFailed(PerdureError):
         message: str,
         type: str = "Error",
         category: ErrorCategory = "application",
+        stack: str | None = None,
     ) -> None:
         self.name = name
         self.message = message
         self.type = type
         self.category = category
+        self.stack = stack
         super().__init__(
             f"activity {name!r} failed: {type}: {message}",
-            info=ErrorInfo(type, message, category),
+            info=ErrorInfo(type, message, category, stack),
         )
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (ActivityFailed, (self.name, self.message, self.type, self.category))
+        return (
+            ActivityFailed,
+            (self.name, self.message, self.type, self.category, self.stack),
+        )
+
+
+class NonRetryableError(PerdureError):
+    """Raised by an activity (it or a subclass): the failure is final.
+
+    No further attempt runs, whatever the activity's `RetryPolicy` says;
+    the orchestration gets `ActivityFailed` with this exception's class name
+    and message at once. To stop retries on exception types you do not
+    raise yourself, list them in ``RetryPolicy(non_retryable=...)``.
+    """
 
 
 class SubOrchestrationFailed(PerdureError):
@@ -155,7 +251,7 @@ class SubOrchestrationFailed(PerdureError):
         self.error = error
         super().__init__(
             f"sub-orchestration {name!r} ({instance_id}) failed: {error}",
-            info=ErrorInfo(error.type, error.message, error.category),
+            info=error,
         )
 
 

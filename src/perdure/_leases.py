@@ -7,6 +7,14 @@ another worker run finished work again (probe F8). Results are written in
 batches: the task that finds no acknowledgement in flight writes them (and
 any that arrive while it writes), so batches grow with load and no extra
 task is woken.
+
+Heartbeat details (``ctx.heartbeat(details)``) ride on the lease renewal:
+each renewal also stores the details that changed since the last one, in
+one batch, so an activity may heartbeat as often as it likes and storage
+sees at most one write per renewal (a third of ``lock_timeout``). Before
+an item is put back (retry) or given back (shutdown) its latest details
+are stored too, so the next attempt always sees them; only a crash loses
+the details of the last renewal interval.
 """
 
 from __future__ import annotations
@@ -16,7 +24,14 @@ import logging
 from collections.abc import Sequence
 
 from ._activity_context import ActivityContext
-from .providers._base import ActivityItem, ActivityResult, Message, Provider
+from .providers._base import (
+    ActivityHeartbeat,
+    ActivityItem,
+    ActivityResult,
+    Message,
+    Provider,
+    SavesHeartbeats,
+)
 
 __all__ = ["Key", "Leases", "label"]
 
@@ -47,6 +62,8 @@ class Leases:
         self._held: dict[Key, tuple[ActivityItem, ActivityContext]] = {}
         self._acks: list[tuple[ActivityItem, ActivityResult]] = []
         self._acking = False
+        self._beats = provider if isinstance(provider, SavesHeartbeats) else None
+        self._warned = False  # about a provider that cannot store details
 
     def hold(self, item: ActivityItem, ctx: ActivityContext) -> None:
         """Start renewing *item*'s lease."""
@@ -120,6 +137,7 @@ class Leases:
         """Release *items* at once: another worker may run them now."""
         if not items:
             return
+        await self.save_details(items)
         _log.warning(
             "shutdown: giving back the leases of unfinished activities: %s",
             ", ".join(label(item) for item in items),
@@ -160,3 +178,41 @@ class Leases:
             for item, ctx in list(self._held.values()):
                 if item.id in lost:
                     ctx._cancel()
+            await self.save_details([item for item, _ in self._held.values()])
+
+    async def save_details(self, items: Sequence[ActivityItem]) -> None:
+        """Store the heartbeat details of held *items* that changed, in one call.
+
+        Never raises: a failure is logged, and the details are tried again
+        with the next renewal.
+        """
+        pending: list[tuple[ActivityContext, int, ActivityHeartbeat]] = []
+        for item in items:
+            entry = self._held.get(key(item))
+            if entry is None or entry[0] is not item:
+                continue
+            unsaved = entry[1]._unsaved_details()
+            if unsaved is not None:
+                seq, text = unsaved
+                beat = ActivityHeartbeat(
+                    id=item.id, lock_token=item.lock_token, details=text
+                )
+                pending.append((entry[1], seq, beat))
+        if not pending:
+            return
+        if self._beats is None:
+            if not self._warned:
+                self._warned = True
+                _log.warning(
+                    "%r cannot store heartbeat details (it lacks"
+                    " save_activity_heartbeats): retries will not see them",
+                    self._provider,
+                )
+            return
+        try:
+            await self._beats.save_activity_heartbeats([b for _, _, b in pending])
+        except Exception:
+            _log.exception("storing heartbeat details failed; retrying later")
+            return
+        for ctx, seq, _ in pending:
+            ctx._saved = max(ctx._saved, seq)

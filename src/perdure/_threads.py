@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import queue
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -29,7 +30,7 @@ __all__ = ["ActivityThreads", "Job"]
 class Job:
     """One sync call handed to the pool."""
 
-    __slots__ = ("fn", "future", "label", "loop", "replaced", "state")
+    __slots__ = ("fn", "future", "label", "loop", "replaced", "started_at", "state")
 
     def __init__(
         self, fn: Callable[[], Any], label: str, loop: asyncio.AbstractEventLoop
@@ -43,6 +44,8 @@ class Job:
         self.state = "queued"
         # True when a replacement thread was started for this job's thread.
         self.replaced = False
+        # time.monotonic() when a thread began running it (None: queued).
+        self.started_at: float | None = None
 
 
 class ActivityThreads:
@@ -138,6 +141,7 @@ class ActivityThreads:
                     _deliver(job, None, None, cancel=True)
                     continue
                 job.state = "running"
+                job.started_at = time.monotonic()
                 self._active.add(job)
             result: Any = None
             error: BaseException | None = None

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from perdure._errors import StorageError
 from perdure.providers._base import (
+    ActivityHeartbeat,
     ActivityItem,
     ActivityResult,
     ActivityWork,
@@ -23,12 +24,14 @@ from perdure.providers._base import (
     Outbound,
     Provider,
     QueuedMessage,
+    SavesHeartbeats,
     TurnCommit,
     WorkRef,
 )
 from perdure.providers._urls import redact_url
 
 __all__ = [
+    "ActivityHeartbeat",
     "ActivityItem",
     "ActivityResult",
     "ActivityWork",
@@ -41,6 +44,7 @@ __all__ = [
     "Outbound",
     "Provider",
     "QueuedMessage",
+    "SavesHeartbeats",
     "TurnCommit",
     "WorkRef",
     "open_provider",

@@ -46,6 +46,14 @@ Duplicates. A completion (`ActivityResult`) whose item is gone or held
 under another token is dropped, which is how duplicate completions from
 workers whose lease expired disappear.
 
+Heartbeats (optional). A provider that also implements `SavesHeartbeats`
+stores the latest heartbeat details of each held activity item; the
+details survive `Provider.abandon_activity` (retries, shutdown) and lease
+expiry (a crash) and come back in `ActivityItem.heartbeat_details` on every
+later fetch of the item, whichever runtime fetches it, until the item is
+completed or deleted. A provider without it still works: the runtime then
+keeps no details between attempts (and says so once in its log).
+
 Wake-ups. `Provider.wait` may return spuriously but must never lose a
 wake-up: a write made after the calling task's previous provider call
 makes it return at once. `perdure.providers.helpers.LocalWakeups` is the
@@ -61,6 +69,7 @@ from dataclasses import dataclass, field
 from typing import Literal, Protocol, runtime_checkable
 
 __all__ = [
+    "ActivityHeartbeat",
     "ActivityItem",
     "ActivityResult",
     "ActivityWork",
@@ -73,6 +82,7 @@ __all__ = [
     "Outbound",
     "Provider",
     "QueuedMessage",
+    "SavesHeartbeats",
     "TurnCommit",
     "WorkRef",
 ]
@@ -202,7 +212,13 @@ class ActivityWork:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ActivityItem:
-    """A locked activity work item (fetch result)."""
+    """A locked activity work item (fetch result).
+
+    Attributes:
+        heartbeat_details: The details last stored for the item by
+            `SavesHeartbeats.save_activity_heartbeats` (JSON text, opaque),
+            or ``None``; always ``None`` from a provider without that verb.
+    """
 
     id: int
     instance_id: str
@@ -212,6 +228,22 @@ class ActivityItem:
     body: str
     lock_token: str
     attempt: int
+    heartbeat_details: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ActivityHeartbeat:
+    """The latest heartbeat details of a held activity item.
+
+    Attributes:
+        id: The item (`ActivityItem.id`).
+        lock_token: The token it is held with; a stale one writes nothing.
+        details: JSON text, opaque to providers.
+    """
+
+    id: int
+    lock_token: str
+    details: str
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -443,4 +475,33 @@ class Provider(Protocol):
         made after it (e.g. between its fetch and this wait) makes the wait
         return at once. Compose `perdure.providers.helpers.LocalWakeups` to
         get this right; see the module docstring.
+        """
+
+
+# --- heartbeats (optional verb) ----------------------------------------------
+
+
+@runtime_checkable
+class SavesHeartbeats(Protocol):
+    """The optional heartbeat verb of a `Provider` (see the module docstring).
+
+    The runtime calls it at most once per lease renewal (a third of
+    ``lock_timeout``) with the items whose details changed, and before it
+    gives an item back (a retry, a shutdown), so it is off the hot path.
+    """
+
+    async def save_activity_heartbeats(
+        self, beats: Sequence[ActivityHeartbeat]
+    ) -> list[int]:
+        """Store each held item's latest details, replacing earlier ones.
+
+        Each beat is written only if its ``lock_token`` still holds the
+        item; it neither extends nor changes the lease. The details come
+        back in `ActivityItem.heartbeat_details` on every later fetch of the
+        item, until it is completed or deleted.
+
+        Returns:
+            Ids of the items not held under the beat's token (deleted,
+            cancelled or taken by another worker); nothing is written for
+            them.
         """

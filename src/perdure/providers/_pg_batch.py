@@ -1,4 +1,4 @@
-"""Batched writes on PostgreSQL: turns and activity completions, with fallbacks."""
+"""Batched writes on PostgreSQL: turns, activity completions and heartbeats."""
 
 from __future__ import annotations
 
@@ -9,10 +9,22 @@ from typing import Any
 import psycopg
 from psycopg import errors as pg_errors
 
-from perdure.providers._base import ActivityResult, Message, TurnCommit
+from perdure.providers._base import (
+    ActivityHeartbeat,
+    ActivityResult,
+    Message,
+    TurnCommit,
+)
 from perdure.providers._unwritable import log_dropped, log_rejected, replacement
 
-__all__ = ["ITEM_ERRORS", "complete", "commit", "commit_params", "rounds"]
+__all__ = [
+    "ITEM_ERRORS",
+    "commit",
+    "commit_params",
+    "complete",
+    "rounds",
+    "save_heartbeats",
+]
 
 _log = logging.getLogger("perdure.providers.postgres")
 
@@ -119,6 +131,31 @@ async def complete(
                 pass
             log_dropped(result, exc)
     return sent
+
+
+async def save_heartbeats(
+    conn: psycopg.AsyncConnection[Any], sql: str, beats: Sequence[ActivityHeartbeat]
+) -> list[int]:
+    """Run `PgSql.save_heartbeats` for *beats* in one statement.
+
+    Of several beats for one item and token in a batch, the last one is
+    stored (as when they are written one after the other).
+
+    Returns:
+        Ids of the items not held under the beat's token.
+    """
+    unique = list({(beat.id, beat.lock_token): beat for beat in beats}.values())
+    if not unique:
+        return []
+    cursor = await conn.execute(
+        sql,
+        {
+            "ids": [beat.id for beat in unique],
+            "tokens": [beat.lock_token for beat in unique],
+            "details": [beat.details for beat in unique],
+        },
+    )
+    return [row[0] for row in await cursor.fetchall()]
 
 
 async def _complete(

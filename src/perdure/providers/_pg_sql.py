@@ -61,6 +61,7 @@ class PgSql:
     complete_activities: str
     abandon_activity: str
     renew_activities: str
+    save_heartbeats: str
 
     @classmethod
     def for_schema(cls, schema: str) -> PgSql:
@@ -157,7 +158,7 @@ class PgSql:
                 f" visible_at = {NOW} + %(lease)s, attempt = a.attempt + 1"
                 " FROM picked WHERE a.id = picked.id"
                 " RETURNING a.id, a.instance_id, a.execution_id, a.event_id, a.name,"
-                " a.body, a.lock_token, a.attempt"
+                " a.body, a.lock_token, a.attempt, a.heartbeat_details"
             ),
             complete_activities=_complete_activities(s),
             abandon_activity=(
@@ -176,6 +177,16 @@ class PgSql:
                 f" SET visible_at = {NOW} + %(lease)s FROM held"
                 " WHERE a.id = held.id AND a.lock_token = held.token RETURNING a.id)"
                 " SELECT id FROM held WHERE id NOT IN (SELECT id FROM renewed)"
+            ),
+            save_heartbeats=(
+                "WITH beats AS (SELECT * FROM unnest(%(ids)s::bigint[],"
+                " %(tokens)s::text[], %(details)s::text[]) AS b(id, token, details)),"
+                f" saved AS (UPDATE {s}.activities a"
+                " SET heartbeat_details = beats.details FROM beats"
+                " WHERE a.id = beats.id AND a.lock_token = beats.token"
+                " RETURNING a.id, a.lock_token)"
+                " SELECT b.id FROM beats b WHERE NOT EXISTS (SELECT 1 FROM saved"
+                " WHERE saved.id = b.id AND saved.lock_token = b.token)"
             ),
         )
 

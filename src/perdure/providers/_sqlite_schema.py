@@ -184,7 +184,7 @@ LOCK_ACTIVITIES = (
     " WHERE id IN (SELECT id FROM activities WHERE visible_at <= ?2"
     "  ORDER BY visible_at, id LIMIT ?3)"
     " RETURNING id, instance_id, execution_id, event_id, name, body,"
-    " lock_token, attempt"
+    " lock_token, attempt, heartbeat_details"
 )
 
 

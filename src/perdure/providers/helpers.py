@@ -89,30 +89,22 @@ def activity_items(rows: Iterable[Sequence[Any]]) -> list[ActivityItem]:
     """Map fetched activity rows, oldest (lowest id) first.
 
     Each row is ``(id, instance_id, execution_id, event_id, name, body,
-    lock_token, attempt)``; ``RETURNING`` order is unspecified, so rows are
-    sorted by id.
+    lock_token, attempt)``, optionally followed by ``heartbeat_details``;
+    ``RETURNING`` order is unspecified, so rows are sorted by id.
     """
     items = [
         ActivityItem(
-            id=id_,
-            instance_id=instance_id,
-            execution_id=execution_id,
-            event_id=event_id,
-            name=name,
-            body=body,
-            lock_token=lock_token,
-            attempt=attempt,
+            id=row[0],
+            instance_id=row[1],
+            execution_id=row[2],
+            event_id=row[3],
+            name=row[4],
+            body=row[5],
+            lock_token=row[6],
+            attempt=row[7],
+            heartbeat_details=row[8] if len(row) > 8 else None,
         )
-        for (
-            id_,
-            instance_id,
-            execution_id,
-            event_id,
-            name,
-            body,
-            lock_token,
-            attempt,
-        ) in rows
+        for row in rows
     ]
     items.sort(key=lambda item: item.id)
     return items

@@ -29,6 +29,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from perdure._errors import InstanceExists, InstanceNotFound, StorageError
 from perdure.providers._base import (
+    ActivityHeartbeat,
     ActivityItem,
     ActivityResult,
     Channel,
@@ -39,7 +40,7 @@ from perdure.providers._base import (
     OrchestrationItem,
     TurnCommit,
 )
-from perdure.providers._pg_batch import commit, complete
+from perdure.providers._pg_batch import commit, complete, save_heartbeats
 from perdure.providers._pg_fetch import fetch_orchestrations
 from perdure.providers._pg_listen import Listener
 from perdure.providers._pg_schema import (
@@ -476,6 +477,13 @@ class PostgresProvider:
                 },
             )
             return [row[0] for row in await cursor.fetchall()]
+
+    async def save_activity_heartbeats(
+        self, beats: Sequence[ActivityHeartbeat]
+    ) -> list[int]:
+        """Store held items' latest heartbeat details (see `SavesHeartbeats`)."""
+        async with self._connection() as conn:
+            return await save_heartbeats(conn, self._sql.save_heartbeats, beats)
 
     # --- wake-ups -------------------------------------------------------
 

@@ -21,6 +21,7 @@ from typing import Any
 
 from perdure._errors import InstanceExists, InstanceNotFound
 from perdure.providers._base import (
+    ActivityHeartbeat,
     ActivityItem,
     ActivityResult,
     Channel,
@@ -417,6 +418,31 @@ class SqliteProvider(SqliteConnection):
                 )
                 if renewed.rowcount != 1:
                     lost.append(item_id)
+            return lost
+
+        return await self._transaction(tx)
+
+    async def save_activity_heartbeats(
+        self, beats: Sequence[ActivityHeartbeat]
+    ) -> list[int]:
+        """Store each held item's latest heartbeat details (see `SavesHeartbeats`).
+
+        Returns:
+            Ids of the items not held under the beat's token.
+        """
+        if not beats:
+            return []
+
+        def tx(conn: sqlite3.Connection, now: float) -> list[int]:
+            lost: list[int] = []
+            for beat in beats:
+                saved = conn.execute(
+                    "UPDATE activities SET heartbeat_details = ?"
+                    " WHERE id = ? AND lock_token = ?",
+                    (beat.details, beat.id, beat.lock_token),
+                )
+                if saved.rowcount != 1:
+                    lost.append(beat.id)
             return lost
 
         return await self._transaction(tx)

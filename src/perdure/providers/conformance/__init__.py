@@ -34,6 +34,7 @@ from perdure.providers.conformance._fixtures import (
     provider,
     run,
 )
+from perdure.providers.conformance._heartbeats import *
 from perdure.providers.conformance._instances import *
 from perdure.providers.conformance._lifecycle import *
 from perdure.providers.conformance._occurrence import *
@@ -48,6 +49,7 @@ __all__ = [
     "LEASE",
     "provider",
     "run",
+    "test_a_second_provider_object_reads_the_details",
     "test_abandon_releases_keeps_attempt_and_delays",
     "test_abandon_with_a_stale_token_does_nothing",
     "test_abandoned_activity_comes_back_after_delay",
@@ -72,6 +74,8 @@ __all__ = [
     "test_delayed_activity_is_not_fetched_until_due",
     "test_delete_instance_removes_everything",
     "test_delete_unknown_instance_returns_false",
+    "test_details_come_back_after_a_retry",
+    "test_details_survive_lease_expiry",
     "test_drop_messages_deletes_keyed_messages_only",
     "test_due_messages_come_in_occurrence_order_not_arrival",
     "test_duplicate_activity_scheduling_is_ignored",
@@ -82,6 +86,8 @@ __all__ = [
     "test_fetch_respects_max_items_oldest_first",
     "test_future_message_is_not_fetched_until_due",
     "test_get_unknown_instance_is_none",
+    "test_heartbeat_does_not_extend_the_lease",
+    "test_heartbeat_with_a_lost_lease_writes_nothing",
     "test_lease_expiry_lets_another_fetch_take_over",
     "test_list_instances_newest_first",
     "test_list_instances_same_timestamp_still_newest_first",
