@@ -14,9 +14,8 @@ the storage contract with its SQLite and PostgreSQL backends;
 the in-memory simulator.
 
 Type aliases:
-    InstanceStatus: ``Literal["Running", "Suspended", "Completed", "Failed",
-        "Cancelled"]``, the status of an orchestration instance
-        (`OrchestrationState.status`).
+    InstanceStatus: ``Literal["Running", "Completed", "Failed", "Cancelled"]``,
+        the status of an orchestration instance (`OrchestrationState.status`).
     ErrorCategory: ``Literal["application", "configuration",
         "infrastructure", "poison"]``, who is to blame for a failure
         (`ErrorInfo.category`).
