@@ -26,6 +26,7 @@ from _helpers import WAIT, check_replay, eventually, runtime
 
 import perdure
 from perdure import ActivityContext, OrchestrationContext, durable_async
+from perdure._core import _history as h
 from perdure._core._history import ActivityScheduled, EventWaitStarted, PatchApplied
 from perdure._tree import render_history
 from perdure.testing import replay
@@ -250,3 +251,33 @@ async def test_patched_histories_are_the_same_cached_or_replayed(
     }
     round_markers = [("tour-v2", "0"), ("block-v2", "0.1"), ("cleanup-v2", "0.2")]
     assert summary["markers"] == [round_markers, round_markers]
+
+
+# ------------------------------------------------------ an older perdure
+
+
+async def test_an_older_perdure_fails_a_history_with_a_marker_as_poison(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """ENGINE_VERSION stays 2, so only the unknown event kind stops an older
+    perdure: it never replays such a history down a branch, it cannot read it
+    at all (StorageError), retries and fails the instance as poison."""
+    async with runtime(sqlite_url, [checkout_v2], ACTIVITIES) as rt:
+        await rt.client.start_orchestration("o", "Checkout", "o")
+        await waiting_for(rt.client, "o", "start")
+        await rt.client.raise_event("o", "start")
+        await waiting_for(rt.client, "o", "ship")
+
+    # As if perdure were downgraded to a release without ctx.patched.
+    monkeypatch.delitem(h._REGISTRY, "PatchApplied")
+    async with runtime(
+        sqlite_url, [checkout_v1], ACTIVITIES, max_attempts=2, instance_cache_size=0
+    ) as rt:
+        await rt.client.raise_event("o", "ship")
+        state = await rt.client.wait_for_orchestration("o", timeout=WAIT)
+        with pytest.raises(perdure.StorageError, match="PatchApplied"):
+            await rt.client.get_history("o")
+    assert state.status == "Failed"
+    assert state.error is not None
+    assert state.error.category == "poison"
+    assert "corrupted history event" in caplog.text
