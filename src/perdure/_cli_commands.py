@@ -8,6 +8,7 @@ are raised (`CliError`, `PerdureError`, ...) and reported by ``cli.main``.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from typing import Any
@@ -15,7 +16,7 @@ from typing import Any
 from ._cli_worker import CliError
 from ._client import Client
 from ._core._history import event_to_json
-from ._errors import InstanceNotFound
+from ._errors import ErrorInfo, InstanceNotFound
 from ._state import OrchestrationState
 from ._tree import printable, render_history
 
@@ -79,7 +80,9 @@ def _state_json(state: OrchestrationState) -> dict[str, Any]:
     }
 
 
-def _print_state(state: OrchestrationState, as_json: bool) -> None:
+def _print_state(
+    state: OrchestrationState, as_json: bool, show_stack: bool = False
+) -> None:
     data = _state_json(state)
     if as_json:
         print(json.dumps(data, ensure_ascii=False, indent=2))
@@ -99,6 +102,11 @@ def _print_state(state: OrchestrationState, as_json: bool) -> None:
     rows += [("created", data["created_at"]), ("updated", data["updated_at"])]
     for key, value in rows:
         print(f"{key:<10} {printable(value)}")
+    if show_stack and state.error is not None and state.error.stack:
+        # Last, indented, a line at a time: a traceback reads top-down.
+        print("stack")
+        for line in state.error.stack.rstrip("\n").split("\n"):
+            print(f"  {printable(line)}")
 
 
 async def _require(client: Client, instance_id: str) -> OrchestrationState:
@@ -119,9 +127,32 @@ async def cmd_start(args: argparse.Namespace, client: Client) -> int:
 
 
 async def cmd_status(args: argparse.Namespace, client: Client) -> int:
-    """``perdure status INSTANCE [--json]``."""
-    _print_state(await _require(client, args.instance_id), args.json)
+    """``perdure status INSTANCE [--json]``: a failure's stack is shown too."""
+    state = await _require(client, args.instance_id)
+    if state.status == "Failed" and state.error is not None and not state.error.stack:
+        stack = await _origin_stack(client, state.instance_id, state.error)
+        state = dataclasses.replace(
+            state, error=dataclasses.replace(state.error, stack=stack)
+        )
+    _print_state(state, args.json, show_stack=True)
     return 0
+
+
+async def _origin_stack(
+    client: Client, instance_id: str, error: ErrorInfo
+) -> str | None:
+    """The stack of the activity or child failure that *error* passed on.
+
+    An orchestration that does not catch an `ActivityFailed` (or
+    `SubOrchestrationFailed`) fails with its type and message; the stack
+    was recorded with the failure event in history.
+    """
+    for event in reversed(await client.get_history(instance_id)):
+        if event.type in ("ActivityFailed", "SubOrchestrationFailed"):
+            cause = ErrorInfo.from_json(getattr(event, "error", None) or {})
+            if (cause.type, cause.message) == (error.type, error.message):
+                return cause.stack
+    return None
 
 
 async def cmd_wait(args: argparse.Namespace, client: Client) -> int:
