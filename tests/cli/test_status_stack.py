@@ -23,14 +23,9 @@ async def ship(ctx: ActivityContext, address: dict[str, str]) -> str:
     return ship_to(address)
 
 
-@perdure.activity
-async def slow(ctx: ActivityContext) -> None:
-    await asyncio.sleep(30)
-
-
 @perdure.orchestration
-async def impatient(ctx: OrchestrationContext) -> None:
-    await ctx.schedule_activity(slow, timeout=0.05)
+async def waits(ctx: OrchestrationContext) -> None:
+    await ctx.schedule_wait("go")
 
 
 @perdure.orchestration
@@ -43,12 +38,11 @@ def run_to_end(
 ) -> None:
     async def go() -> None:
         async with perdure.Runtime(
-            url,
-            orchestrations=[order, impatient],
-            activities=[ship, slow],
-            poll_interval=0.02,
+            url, orchestrations=[order, waits], activities=[ship], poll_interval=0.02
         ) as rt:
             await rt.client.start_orchestration(iid, name, value)
+            if name is waits:
+                await rt.client.cancel_instance(iid, "operator said stop")
             await rt.client.wait_for_orchestration(iid, timeout=30)
 
     asyncio.run(go())
@@ -78,9 +72,9 @@ def test_status_shows_the_stack_of_the_failed_activity(
 def test_status_without_a_stack_prints_none(
     storage_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    # perdure's own failure (no user frame): nothing to show but the error.
-    run_to_end(storage_url, "r1", impatient)
-    assert main(["--db", storage_url, "status", "r1"]) == 0
+    run_to_end(storage_url, "c1", waits)  # cancelled: an error, no traceback
+    assert main(["--db", storage_url, "status", "c1"]) == 0
     out = capsys.readouterr().out
-    assert "error      TimeoutError: activity 'slow' timed out after 0.05 s" in out
+    assert "status     Cancelled" in out
+    assert "error      Cancelled: operator said stop [application]" in out
     assert "\nstack" not in out
