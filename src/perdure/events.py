@@ -34,6 +34,7 @@ from ._core._history import (
     OrchestrationContinuedAsNew,
     OrchestrationFailed,
     OrchestrationStarted,
+    PatchApplied,
     SubOrchestrationCancelRequested,
     SubOrchestrationCompleted,
     SubOrchestrationFailed,
@@ -61,6 +62,7 @@ __all__ = [
     "OrchestrationContinuedAsNew",
     "OrchestrationFailed",
     "OrchestrationStarted",
+    "PatchApplied",
     "SubOrchestrationCancelRequested",
     "SubOrchestrationCompleted",
     "SubOrchestrationFailed",
@@ -88,10 +90,11 @@ AnyEvent: _typing.TypeAlias = (
     | SubOrchestrationCancelRequested
     | OrchestrationChained
     | CustomStatusUpdated
+    | PatchApplied
     | OrchestrationCancelRequested
     | OrchestrationContinuedAsNew
     | OrchestrationCompleted
     | OrchestrationFailed
     | OrchestrationCancelled
 )
-"""Any concrete history event (the union of the 22 classes)."""
+"""Any concrete history event (the union of the 23 classes)."""

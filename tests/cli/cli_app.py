@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import perdure
@@ -45,5 +46,5 @@ async def fail(ctx: OrchestrationContext, message: str) -> str:
     return str(await ctx.schedule_activity(explode, message))
 
 
-ORCHESTRATIONS = [greet, wait_for, forever, fail]
-ACTIVITIES = [hello, explode]
+ORCHESTRATIONS: list[Callable[..., Any]] = [greet, wait_for, forever, fail]
+ACTIVITIES: list[Callable[..., Any]] = [hello, explode]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gc
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, TypeVar, get_args
 
 from perdure._core import _history as h
 from perdure._core._driver import Driver
@@ -12,12 +12,16 @@ from perdure._registry import Registry, name_of
 from perdure._turn import build_driver
 from perdure.testing import ReplayResult, Simulator, replay
 
-CANCEL_TYPES = (
-    "ActivityCancelRequested",
-    "TimerCancelled",
-    "EventWaitCancelled",
-    "SubOrchestrationCancelRequested",
+E = TypeVar("E", bound=h.Event)
+
+#: The cancel events as one type (they share ``reason``), for field access.
+Cancel = (
+    h.ActivityCancelRequested
+    | h.TimerCancelled
+    | h.EventWaitCancelled
+    | h.SubOrchestrationCancelRequested
 )
+assert set(get_args(Cancel)) == h.CANCEL_TYPES  # the classes with role "cancel"
 
 
 def reset(items: list[Any]) -> None:
@@ -49,8 +53,9 @@ def types(history: Iterable[h.Event]) -> list[str]:
     return [e.type for e in history]
 
 
-def of_type(history: Iterable[h.Event], *names: str) -> list[h.Event]:
-    return [e for e in history if e.type in names]
+def of_type(history: Iterable[h.Event], kind: type[E]) -> list[E]:
+    """Events of one class, in history order."""
+    return [e for e in history if isinstance(e, kind)]
 
 
 def scheduled(history: Iterable[h.Event]) -> list[tuple[str, Any, str]]:
@@ -64,7 +69,12 @@ def scheduled(history: Iterable[h.Event]) -> list[tuple[str, Any, str]]:
 
 def cancelled_ids(history: Iterable[h.Event]) -> list[int]:
     """Source ids of the cancel events, in history order."""
-    return [e.source_event_id or 0 for e in history if e.type in CANCEL_TYPES]
+    return [e.source_event_id or 0 for e in cancels(history)]
+
+
+def cancels(history: Iterable[h.Event]) -> list[Cancel]:
+    """The cancel events, in history order."""
+    return [e for e in history if isinstance(e, Cancel)]
 
 
 def by_name(sim: Simulator, name: str) -> int:

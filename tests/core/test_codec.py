@@ -7,6 +7,7 @@ import datetime
 import decimal
 import enum
 import uuid
+from typing import Any
 
 import pytest
 
@@ -25,21 +26,23 @@ from perdure._codec import from_json, to_json
         (float("nan"), "result: NaN is not a JSON value"),
     ],
 )
-def test_values_storage_cannot_write_are_refused_with_their_path(value, message):
+def test_values_storage_cannot_write_are_refused_with_their_path(
+    value: Any, message: str
+) -> None:
     with pytest.raises(PayloadError) as caught:
         to_json(value, "result")
     assert message in str(caught.value)
 
 
-def test_deep_nesting_is_a_payload_error_not_a_recursion_error():
-    value: list = []
+def test_deep_nesting_is_a_payload_error_not_a_recursion_error() -> None:
+    value: list[Any] = []
     for _ in range(10_000):
         value = [value]
     with pytest.raises(PayloadError, match="nested too deeply"):
         to_json(value, "input")
 
 
-def test_non_ascii_text_is_fine():
+def test_non_ascii_text_is_fine() -> None:
     assert to_json({"naïve": "日本語 🎉"}) == {"naïve": "日本語 🎉"}
 
 
@@ -58,7 +61,7 @@ class Order:
     due: datetime.datetime | None = None
 
 
-def test_dataclasses_with_datetime_uuid_and_decimal_fields_round_trip():
+def test_dataclasses_with_datetime_uuid_and_decimal_fields_round_trip() -> None:
     order = Order(
         when=datetime.datetime(2026, 12, 6, 9, 30, tzinfo=datetime.UTC),
         day=datetime.date(2026, 12, 24),

@@ -34,7 +34,7 @@ import json
 from collections import Counter
 from typing import Any
 
-from _core_util import CANCEL_TYPES, new_events_after_replay
+from _core_util import new_events_after_replay
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from perdure import OrchestrationContext, PerdureError, durable_async
@@ -221,7 +221,7 @@ def options(sim: Simulator) -> list[tuple[Any, ...]]:
 def late_completions(sim: Simulator) -> list[tuple[Any, ...]]:
     """Answers to cancelled work that never completed (a real race)."""
     history = sim.history
-    answered = {e.source_event_id for e in history if type(e) in h.COMPLETION_TYPES}
+    answered = {e.source_event_id for e in history if e.role == "completion"}
     cancelled = [
         e.source_event_id
         for e in history
@@ -288,43 +288,32 @@ def drive(
 
 def check_turn_structure(history: list[h.Event], starts: list[int]) -> None:
     """(c) Per turn: deliveries, scheduling, cancellations, then the end."""
-    rank = dict.fromkeys(CANCEL_TYPES, 2)
-    rank.update({cls.kind: 1 for cls in h.SCHEDULING_TYPES | h.MARKER_TYPES})
-    for name in (
-        "OrchestrationCompleted",
-        "OrchestrationFailed",
-        "OrchestrationCancelled",
-        "OrchestrationContinuedAsNew",
-    ):
-        rank[name] = 3
+    rank = {"scheduling": 1, "marker": 1, "cancel": 2, "terminal": 3}  # inputs: 0
     bounds = [*starts, len(history)]
     for begin, end in itertools.pairwise(bounds):
-        ranks = [rank.get(e.type, 0) for e in history[begin:end]]
+        ranks = [rank.get(e.role, 0) for e in history[begin:end]]
         assert ranks == sorted(ranks), [e.type for e in history[begin:end]]
 
 
 def check_work_accounting(sim: Simulator, starts: list[int]) -> None:
     """(c) Cancels name unfinished work; nothing answered or cancelled twice."""
     history = sim.history
-    kinds = {e.event_id: e.type for e in history if type(e) in h.SCHEDULING_TYPES}
-    completed = Counter(
-        e.source_event_id for e in history if type(e) in h.COMPLETION_TYPES
-    )
-    cancels = Counter(e.source_event_id for e in history if e.type in CANCEL_TYPES)
+    work = {e.event_id: e.work for e in history if e.role == "scheduling"}
+    completed = Counter(e.source_event_id for e in history if e.role == "completion")
+    cancels = Counter(e.source_event_id for e in history if e.role == "cancel")
     assert max(completed.values(), default=0) <= 1
     assert max(cancels.values(), default=0) <= 1
     turn_start = 0
     for index, event in enumerate(history):
         if index in starts:
             turn_start = index
-        if event.type in CANCEL_TYPES:
+        if event.role == "cancel":
             source = event.source_event_id
             assert source is not None and source < event.event_id
-            assert kinds[source][:5] == event.type[:5]  # same kind of work
+            assert work[source] == event.work  # same kind of work
             earlier = history[:turn_start]
             assert not any(
-                type(e) in h.COMPLETION_TYPES and e.source_event_id == source
-                for e in earlier
+                e.role == "completion" and e.source_event_id == source for e in earlier
             ), f"event {event.event_id} cancels work that had completed"
     if sim.is_finished:
         assert sim.pending() == []

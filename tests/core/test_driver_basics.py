@@ -6,10 +6,10 @@ import asyncio
 from typing import Any
 
 import pytest
-from _core_util import by_name, check_replay, row, rows, types
+from _core_util import by_name, check_replay, of_type, row, rows, types
 
 import perdure
-from perdure import ActivityFailed, OrchestrationContext, durable_async
+from perdure import ActivityFailed, OrchestrationContext, durable_async, events as h
 from perdure.testing import DEFAULT_START_TIME, Simulator, replay
 
 T0 = DEFAULT_START_TIME
@@ -46,7 +46,8 @@ def test_scheduling_calls_get_event_ids_in_call_order() -> None:
         (8, "activity"),
     ]
     chained = sim.history[6]
-    assert (chained.name, chained.instance_id, chained.input) == (  # type: ignore[attr-defined]
+    assert isinstance(chained, h.OrchestrationChained)
+    assert (chained.name, chained.instance_id, chained.input) == (
         "Detached",
         "other-id",
         7,
@@ -149,8 +150,8 @@ def test_timer_fire_at_comes_from_event_timestamps() -> None:
     sim = Simulator(timed)
     sim.now = T0 + 100  # the activity answers 100 s later
     sim.complete(by_name(sim, "A"))
-    created = [e for e in sim.history if e.type == "TimerCreated"]
-    assert [e.fire_at for e in created] == [T0 + 10, T0 + 105]  # type: ignore[attr-defined]
+    created = of_type(sim.history, h.TimerCreated)
+    assert [e.fire_at for e in created] == [T0 + 10, T0 + 105]
     assert sim.advance(4) == 1  # the first timer is overdue, the second not yet
     assert sim.result.status == "Running"
     assert sim.advance(1) == 1
@@ -208,8 +209,10 @@ async def subs(ctx: OrchestrationContext) -> list[Any]:
 def test_sub_orchestration_child_ids() -> None:
     sim = Simulator(subs, instance_id="parent")
     first, second = sim.history[1], sim.history[2]
-    assert first.instance_id == "parent::sub::2"  # type: ignore[attr-defined]
-    assert second.instance_id == "explicit"  # type: ignore[attr-defined]
+    assert isinstance(first, h.SubOrchestrationScheduled)
+    assert isinstance(second, h.SubOrchestrationScheduled)
+    assert first.instance_id == "parent::sub::2"
+    assert second.instance_id == "explicit"
     sim.complete(2, "one")
     sim.fail(3, ValueError("child broke"))
     assert sim.result.status == "Completed"

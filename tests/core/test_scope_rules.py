@@ -10,10 +10,10 @@ import logging
 from typing import Any
 
 import pytest
-from _core_util import cancelled_ids, check_replay, reset, types
+from _core_util import cancelled_ids, check_replay, of_type, reset, types
 
 import perdure
-from perdure import Cancelled, OrchestrationContext, durable_async
+from perdure import Cancelled, OrchestrationContext, durable_async, events as h
 from perdure.testing import Simulator, replay
 
 log: list[Any] = []
@@ -57,7 +57,6 @@ async def continues_on_cancel(ctx: OrchestrationContext, inp: str) -> str:
         await ctx.schedule_wait("never")
     finally:
         ctx.continue_as_new("again")
-    return "unreachable"
 
 
 def test_cancel_instance_cannot_be_defeated_by_continue_as_new() -> None:
@@ -344,5 +343,5 @@ async def continues_with_open_work(ctx: OrchestrationContext, n: int) -> None:
 def test_work_left_by_continue_as_new_has_a_readable_reason() -> None:
     sim = Simulator(continues_with_open_work, 0)
     assert sim.result.status == "ContinuedAsNew"
-    [cancel] = [e for e in sim.history if e.type == "TimerCancelled"]
-    assert cancel.reason == "orchestration continued as new"  # type: ignore[attr-defined]
+    [cancel] = of_type(sim.history, h.TimerCancelled)
+    assert cancel.reason == "orchestration continued as new"

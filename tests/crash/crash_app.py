@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+from collections.abc import Callable
 from typing import Any
 
 import perdure
@@ -67,5 +68,5 @@ async def crash_flow(ctx: OrchestrationContext, log: str) -> dict[str, Any]:
     return {"steps": steps, "winner": winner, "block": block}
 
 
-ORCHESTRATIONS = [crash_flow]
-ACTIVITIES = [step]
+ORCHESTRATIONS: list[Callable[..., Any]] = [crash_flow]
+ACTIVITIES: list[Callable[..., Any]] = [step]

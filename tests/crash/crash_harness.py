@@ -12,20 +12,19 @@ from pathlib import Path
 import crash_app
 
 import perdure
-from perdure import Event
+from perdure import events as h
 from perdure._core._history import event_to_json
 
 HERE = Path(__file__).parent
 INSTANCE = "crash-1"
 LOCK_TIMEOUT = 1.0
-COMPLETIONS = ("ActivityCompleted", "ActivityFailed")
 
 
 @dataclass
 class Kill:
     """A worker killed once its instance's history had reached some length."""
 
-    history: list[Event]  # read after the worker died: exactly what survived
+    history: list[h.AnyEvent]  # read after the worker died: exactly what survived
     marker: int  # index of the "KILL" line in the step log
 
 
@@ -72,7 +71,7 @@ class CrashRun:
         self.kills.append(kill)
         return kill
 
-    async def finish(self) -> tuple[perdure.OrchestrationState, list[Event]]:
+    async def finish(self) -> tuple[perdure.OrchestrationState, list[h.AnyEvent]]:
         """Resume in this process with a new Runtime and wait for the end."""
         async with perdure.Runtime(
             self.url,
@@ -86,7 +85,9 @@ class CrashRun:
             history = await runtime.client.get_history(INSTANCE)
         return state, history
 
-    def check(self, state: perdure.OrchestrationState, history: list[Event]) -> None:
+    def check(
+        self, state: perdure.OrchestrationState, history: list[h.AnyEvent]
+    ) -> None:
         """Assert exactly-once orchestration progress and at-least-once steps."""
         assert state.status == "Completed", state.error
         assert state.output == crash_app.EXPECTED_OUTPUT
@@ -110,17 +111,23 @@ class CrashRun:
         for kill in self.kills:
             self._check_kill(kill, history, lines)
 
-    def _check_kill(self, kill: Kill, history: list[Event], lines: list[str]) -> None:
+    def _check_kill(
+        self, kill: Kill, history: list[h.AnyEvent], lines: list[str]
+    ) -> None:
         # Nothing that survived the kill was lost or rewritten.
         assert [event_to_json(e) for e in history[: len(kill.history)]] == [
             event_to_json(e) for e in kill.history
         ]
         names = step_names(kill.history)
-        settled = {e.source_event_id for e in kill.history if e.type in COMPLETIONS}
+        settled = {
+            e.source_event_id
+            for e in kill.history
+            if isinstance(e, h.ActivityCompleted | h.ActivityFailed)
+        }
         cancelled = {
             e.source_event_id
             for e in kill.history
-            if e.type == "ActivityCancelRequested"
+            if isinstance(e, h.ActivityCancelRequested)
         }
         done = {names[i] for i in settled if i in names}
         before, after = lines[: kill.marker], lines[kill.marker + 1 :]
@@ -130,7 +137,9 @@ class CrashRun:
         # Steps in flight ran again, unless their result was already acked
         # (or they were cancelled before anyone picked them up again).
         cancelled |= {
-            e.source_event_id for e in history if e.type == "ActivityCancelRequested"
+            e.source_event_id
+            for e in history
+            if isinstance(e, h.ActivityCancelRequested)
         }
         for event_id, name in names.items():
             if event_id in settled or event_id in cancelled:
@@ -139,10 +148,10 @@ class CrashRun:
             assert name in rerun or finished, (name, lines)
 
 
-def step_names(history: list[Event]) -> dict[int, str]:
+def step_names(history: list[h.AnyEvent]) -> dict[int, str]:
     """event_id -> step name of every ActivityScheduled."""
     return {
-        e.event_id: e.input["name"]  # type: ignore[attr-defined]
+        e.event_id: e.input["name"]
         for e in history
-        if e.type == "ActivityScheduled"
+        if isinstance(e, h.ActivityScheduled)
     }

@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 
 import perdure
 from perdure import events as h
+from perdure.providers import Provider
 from perdure.testing import replay
 
 #: Upper bound for anything a test waits on, so a failure never hangs.
@@ -41,7 +42,7 @@ E = TypeVar("E", bound=perdure.Event)
 
 
 def runtime(
-    url: str,
+    url: str | Provider,
     orchestrations: Iterable[Callable[..., Any]] = (),
     activities: Iterable[Callable[..., Any]] = (),
     **options: Any,
@@ -133,7 +134,7 @@ async def custom_status(client: perdure.Client, iid: str, expected: Any) -> None
 
 
 async def check_replay(
-    url: str,
+    url: str | Provider,
     orchestrations: Iterable[Callable[..., Any]],
     activities: Iterable[Callable[..., Any]],
     scenario: Scenario,
@@ -232,6 +233,7 @@ def _replay_offline(
 
 def perdure_name(fn: Callable[..., Any]) -> str:
     """The registered name of a decorated orchestration."""
+    # The decorator keeps its definition on the function; no public accessor.
     return str(fn.__perdure_orchestration__.name)  # type: ignore[attr-defined]
 
 
@@ -244,8 +246,8 @@ async def snapshot(client: perdure.Client) -> list[Any]:
     return sorted(rows, key=lambda row: row[0].instance_id)
 
 
-async def reached(client: perdure.Client, iid: str, kind: str) -> None:
-    """Wait until the instance's history holds an event of type *kind*.
+async def reached(client: perdure.Client, iid: str, kind: type[perdure.Event]) -> None:
+    """Wait until the instance's history holds an event of class *kind*.
 
     Raising events only after the instance reached its wait keeps the
     history independent of how messages happen to be batched into turns.
@@ -256,6 +258,6 @@ async def reached(client: perdure.Client, iid: str, kind: str) -> None:
             history = await client.get_history(iid)
         except perdure.InstanceNotFound:
             return False
-        return any(event.type == kind for event in history)
+        return any(isinstance(event, kind) for event in history)
 
-    await eventually(probe, f"{kind} in the history of {iid}")
+    await eventually(probe, f"{kind.__name__} in the history of {iid}")

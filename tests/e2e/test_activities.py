@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from _helpers import (
+    Scenario,
     check_replay,
     eventually,
     of_type,
@@ -85,7 +88,9 @@ async def retrying(
 ) -> object:
     kind = args["kind"]
     if kind == "flaky":
-        return await ctx.schedule_activity(flaky, args["until"], retry=FAST_RETRY)
+        until = args["until"]
+        assert isinstance(until, int)
+        return await ctx.schedule_activity(flaky, until, retry=FAST_RETRY)
     if kind == "charge":
         try:
             await ctx.schedule_activity(charge, retry=FAST_RETRY)
@@ -93,10 +98,12 @@ async def retrying(
             return ["failed", exc.name, exc.type, exc.message, str(exc)]
     if kind == "timeout":
         policy = FAST_RETRY if args.get("retry") else None
+        fast_from = args["fast_from"]
+        assert isinstance(fast_from, int)
         try:
             return await ctx.schedule_activity(
                 sluggish,
-                args["fast_from"],
+                fast_from,
                 retry=policy,
                 timeout=timedelta(seconds=0.1),
             )
@@ -117,11 +124,11 @@ async def retrying(
     return winner
 
 
-ORCHS = [retrying]
-ACTS = [flaky, charge, sluggish, stubborn, polling]
+ORCHS: list[Callable[..., Any]] = [retrying]
+ACTS: list[Callable[..., Any]] = [flaky, charge, sluggish, stubborn, polling]
 
 
-def scenario_for(args: dict[str, object]):  # type: ignore[no-untyped-def]
+def scenario_for(args: dict[str, object]) -> Scenario:
     async def scenario(client: perdure.Client, iid: str) -> object:
         SEEN.pop(iid, None)
         state = await run_to_end(client, iid, retrying, args)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 from _helpers import (
@@ -51,7 +53,9 @@ async def careful(ctx: perdure.OrchestrationContext) -> list[str]:
             await ctx.schedule_activity(name)
         except perdure.ActivityFailed as exc:
             errors.append(f"{exc.type}: {exc.message}")
-    errors.append(await ctx.schedule_activity(echo, "still works"))
+    still = await ctx.schedule_activity(echo, "still works")
+    assert isinstance(still, str)
+    errors.append(still)
     return errors
 
 
@@ -65,8 +69,8 @@ async def waiter(ctx: perdure.OrchestrationContext) -> object:
     return await ctx.schedule_wait("go")
 
 
-ORCHS = [careful, bad_output, waiter]
-ACTS = [echo, huge, opaque]
+ORCHS: list[Callable[..., Any]] = [careful, bad_output, waiter]
+ACTS: list[Callable[..., Any]] = [echo, huge, opaque]
 
 
 async def test_unserialisable_values_inside_an_orchestration(storage_url: str) -> None:
@@ -105,7 +109,7 @@ async def test_client_rejects_bad_input_without_storing_anything(
     async with runtime(storage_url, ORCHS, ACTS) as rt:
         client = rt.client
         await client.start_orchestration("w", waiter)
-        await reached(client, "w", "EventWaitStarted")
+        await reached(client, "w", h.EventWaitStarted)
         before = await snapshot(client)
         with pytest.raises(perdure.PayloadError, match="not serialisable"):
             await client.start_orchestration("new", waiter, {"when": object()})
@@ -167,7 +171,7 @@ def _rows(url: str, iid: str) -> list[tuple[int, str]]:
 async def test_corrupted_history_row(sqlite_url: str) -> None:
     async with runtime(sqlite_url, ORCHS, ACTS) as rt:
         await rt.client.start_orchestration("bad", waiter)
-        await reached(rt.client, "bad", "EventWaitStarted")
+        await reached(rt.client, "bad", h.EventWaitStarted)
     _corrupt(sqlite_url, "bad", 2, "{not json")
     async with runtime(sqlite_url, ORCHS, ACTS, max_attempts=2) as rt:
         with pytest.raises(perdure.StorageError, match="corrupted history event"):

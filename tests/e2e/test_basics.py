@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from _helpers import WAIT, check_replay, of_type, outcome, run_to_end, runtime, types
 
@@ -85,8 +87,8 @@ async def timers(ctx: perdure.OrchestrationContext, delay: float) -> list[str]:
     return seen
 
 
-HELLO_ORCHS = [checkout, no_input]
-HELLO_ACTS = [reserve, price, greet, ping]
+HELLO_ORCHS: list[Callable[..., Any]] = [checkout, no_input]
+HELLO_ACTS: list[Callable[..., Any]] = [reserve, price, greet, ping]
 
 
 async def hello_scenario(client: perdure.Client, iid: str) -> object:
@@ -139,6 +141,7 @@ async def test_handler_without_input_and_decorated_name(storage_url: str) -> Non
         storage_url, HELLO_ORCHS, HELLO_ACTS, scenario, "noinput"
     )
     assert summary["output"] == "hello no_input"
+    assert isinstance(history[0], h.OrchestrationStarted)
     assert history[0].name == "no_input" and history[0].input is None
 
 

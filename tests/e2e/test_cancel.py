@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import pytest
 from _helpers import (
     WAIT,
@@ -47,8 +50,8 @@ async def quick(ctx: perdure.OrchestrationContext) -> str:
     return "done"
 
 
-ORCHS = [busy, quick]
-ACTS = [long_job]
+ORCHS: list[Callable[..., Any]] = [busy, quick]
+ACTS: list[Callable[..., Any]] = [long_job]
 
 
 async def cancel_scenario(client: perdure.Client, iid: str) -> object:
@@ -86,6 +89,7 @@ async def test_cancel_running_instance(storage_url: str) -> None:
         "TimerCancelled",
         "OrchestrationCancelled",
     ]
+    assert isinstance(history[-1], h.OrchestrationCancelled)
     assert history[-1].reason == "operator said stop"
     activity = of_type(history, h.ActivityScheduled)[0]
     timer = of_type(history, h.TimerCreated)[0]

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import pytest
 from _helpers import WAIT, eventually, run_to_end, runtime
 
@@ -23,7 +26,7 @@ async def parent(ctx: perdure.OrchestrationContext) -> object:
     return await ctx.schedule_sub_orchestration(waiter)
 
 
-ORCHS = [echo, waiter, parent]
+ORCHS: list[Callable[..., Any]] = [echo, waiter, parent]
 
 
 async def test_list_instances_filters_and_limits(storage_url: str) -> None:
@@ -78,7 +81,8 @@ async def test_delete_instance(storage_url: str) -> None:
         await client.start_orchestration("live", waiter)
         with pytest.raises(perdure.PerdureError, match="still running"):
             await client.delete_instance("live")
-        assert (await client.get_status("live")).status == "Running"  # type: ignore[union-attr]
+        live = await client.get_status("live")
+        assert live is not None and live.status == "Running"
         await client.delete_instance("live", force=True)
         assert await client.get_status("live") is None
         with pytest.raises(perdure.InstanceNotFound):

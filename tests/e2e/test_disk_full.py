@@ -55,7 +55,9 @@ async def chunks(ctx: OrchestrationContext, n: int) -> int:
     return total
 
 
-async def test_freeing_space_after_disk_full_lets_work_continue(small_volume: Path):
+async def test_freeing_space_after_disk_full_lets_work_continue(
+    small_volume: Path,
+) -> None:
     filler = small_volume / "filler"
     url = f"sqlite:///{small_volume / 'full.db'}"
     async with runtime(url, [chunks], [chunk], lock_timeout=2.0) as rt:

@@ -8,7 +8,7 @@ import sqlite3
 from _helpers import WAIT, reached, runtime
 
 import perdure
-from perdure import OrchestrationContext
+from perdure import OrchestrationContext, events as h
 from perdure._core._history import ENGINE_VERSION
 
 
@@ -17,23 +17,24 @@ async def wait_for_go(ctx: OrchestrationContext) -> str:
     return str(await ctx.schedule_wait("go"))
 
 
-async def test_new_histories_record_the_engine_version(storage_url):
+async def test_new_histories_record_the_engine_version(storage_url: str) -> None:
     async with runtime(storage_url, [wait_for_go]) as rt:
         await rt.client.start_orchestration("v", "WaitForGo")
-        await reached(rt.client, "v", "EventWaitStarted")
+        await reached(rt.client, "v", h.EventWaitStarted)
         await rt.client.raise_event("v", "go", "went")
         state = await rt.client.wait_for_orchestration("v", timeout=WAIT)
         history = await rt.client.get_history("v")
     assert state.output == "went"
-    assert history[0].engine == ENGINE_VERSION == 2  # type: ignore[attr-defined]
+    assert isinstance(history[0], h.OrchestrationStarted)
+    assert history[0].engine == ENGINE_VERSION == 2
 
 
 async def test_a_history_from_a_newer_engine_is_refused_with_both_versions(
-    sqlite_url,
-):
+    sqlite_url: str,
+) -> None:
     async with runtime(sqlite_url, [wait_for_go], instance_cache_size=0) as rt:
         await rt.client.start_orchestration("v", "WaitForGo")
-        await reached(rt.client, "v", "EventWaitStarted")
+        await reached(rt.client, "v", h.EventWaitStarted)
         # As if a newer perdure had written this execution.
         path = sqlite_url.removeprefix("sqlite:///")
         conn = sqlite3.connect(path, timeout=10)
@@ -57,7 +58,7 @@ async def test_a_history_from_a_newer_engine_is_refused_with_both_versions(
     assert f"up to {ENGINE_VERSION}" in state.error.message
 
 
-def test_first_milestone_histories_have_no_engine_and_still_replay():
+def test_first_milestone_histories_have_no_engine_and_still_replay() -> None:
     from perdure.testing import replay
 
     events = [

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from _helpers import (
     WAIT,
+    Scenario,
     check_replay,
     of_type,
     outcome,
@@ -53,11 +57,11 @@ async def call_missing(ctx: perdure.OrchestrationContext, catch: bool) -> object
     raise AssertionError("unreachable")
 
 
-ORCHS = [broken, pay, call_missing]
-ACTS = [charge, step_a, step_b]
+ORCHS: list[Callable[..., Any]] = [broken, pay, call_missing]
+ACTS: list[Callable[..., Any]] = [charge, step_a, step_b]
 
 
-def start_and_wait(name: object, input: object = None):  # type: ignore[no-untyped-def]
+def start_and_wait(name: str | Callable[..., Any], input: object = None) -> Scenario:
     async def scenario(client: perdure.Client, iid: str) -> object:
         return outcome(await run_to_end(client, iid, name, input))
 
@@ -77,7 +81,7 @@ async def test_orchestration_exception_fails_instance(storage_url: str) -> None:
             "category": "application",
         },
     }
-    assert history[-1].type == "OrchestrationFailed"
+    assert isinstance(history[-1], h.OrchestrationFailed)
     assert history[-1].error["message"] == "bad total"
 
 
@@ -128,7 +132,7 @@ async def test_unknown_activity_uncaught_keeps_configuration_category(
     assert state.error.category == "configuration"
 
 
-def v1_and_v2():  # type: ignore[no-untyped-def]
+def v1_and_v2() -> tuple[Callable[..., Any], Callable[..., Any]]:
     @perdure.orchestration(name="Shipping")
     async def v1(ctx: perdure.OrchestrationContext) -> object:
         await ctx.schedule_activity(step_a)
@@ -146,7 +150,7 @@ async def test_changed_code_is_nondeterminism(storage_url: str) -> None:
     v1, v2 = v1_and_v2()
     async with runtime(storage_url, [v1], ACTS) as rt:
         await rt.client.start_orchestration("ship", "Shipping")
-        await reached(rt.client, "ship", "EventWaitStarted")
+        await reached(rt.client, "ship", h.EventWaitStarted)
     async with runtime(storage_url, [v2], ACTS, instance_cache_size=0) as rt:
         before = await rt.client.get_history("ship")
         await rt.client.raise_event("ship", "go", 1)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from _helpers import (
     WAIT,
     check_replay,
@@ -43,12 +46,12 @@ async def cancelled_wait(ctx: perdure.OrchestrationContext) -> object:
     return await ctx.schedule_wait("x")
 
 
-ORCHS = [buffered, approval, cancelled_wait]
+ORCHS: list[Callable[..., Any]] = [buffered, approval, cancelled_wait]
 
 
 async def buffered_scenario(client: perdure.Client, iid: str) -> object:
     await client.start_orchestration(iid, buffered)
-    await reached(client, iid, "EventWaitStarted")  # the wait for "go"
+    await reached(client, iid, h.EventWaitStarted)  # the wait for "go"
     for name, data in (("a", 1), ("b", {"k": "v"}), ("a", 2), ("go", None)):
         await client.raise_event(iid, name, data)
     return outcome(await client.wait_for_orchestration(iid, WAIT))
@@ -115,7 +118,8 @@ async def test_late_event_after_expiry_is_ignored(storage_url: str) -> None:
         await rt.client.start_orchestration("probe", approval, 0.0)
         await rt.client.wait_for_orchestration("probe", WAIT)
         assert await rt.client.get_history("late") == before
-        assert (await rt.client.get_status("late")).output == "expired"  # type: ignore[union-attr]
+        late = await rt.client.get_status("late")
+        assert late is not None and late.output == "expired"
 
 
 async def _expire(client: perdure.Client, iid: str) -> perdure.OrchestrationState:

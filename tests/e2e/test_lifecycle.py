@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
+from typing import Any
 
 import pytest
 from _helpers import (
@@ -56,17 +58,18 @@ async def identity(ctx: perdure.OrchestrationContext) -> dict[str, object]:
     return {"guid": guid, "now": now, "roll": roll, "second": ctx.new_guid()}
 
 
-ORCHS = [counter, identity]
+ORCHS: list[Callable[..., Any]] = [counter, identity]
 
 
 async def counter_scenario(client: perdure.Client, iid: str) -> object:
     await client.start_orchestration(iid, counter, {"step": 0})
-    await reached(client, iid, "EventWaitStarted")
+    await reached(client, iid, h.EventWaitStarted)
     for name, data in (("x", "one"), ("x", "two"), ("go", None)):
         await client.raise_event(iid, name, data)
     state = await client.wait_for_orchestration(iid, WAIT)
     first = await client.get_history(iid, execution_id=1)
     second = await client.get_history(iid, execution_id=2)
+    assert isinstance(second[0], h.OrchestrationStarted)
     return {
         "outcome": outcome(state),
         "execution_id": state.execution_id,
@@ -100,6 +103,7 @@ async def test_continue_as_new_carries_unconsumed_events(storage_url: str) -> No
     assert summary["carried_input"] == {"step": 1}
     # The latest execution is the default.
     assert types(history) == ["OrchestrationStarted", "OrchestrationCompleted"]
+    assert isinstance(history[0], h.OrchestrationStarted)
     assert history[0].input == {"step": 2, "got": ["one", "two"]}
 
 
@@ -107,7 +111,7 @@ async def test_continue_as_new_histories_stay_readable(storage_url: str) -> None
     async with runtime(storage_url, ORCHS) as rt:
         await counter_scenario(rt.client, "c")
         first = await rt.client.get_history("c", execution_id=1)
-        assert first[-1].type == "OrchestrationContinuedAsNew"
+        assert isinstance(first[-1], h.OrchestrationContinuedAsNew)
         assert first[-1].input == {"step": 1}
         assert await rt.client.get_history(
             "c", execution_id=3

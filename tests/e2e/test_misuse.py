@@ -52,7 +52,9 @@ async def schedules(ctx: OrchestrationContext) -> int:
 
 
 @pytest.mark.parametrize("which", ["sync", "async"])
-def test_an_activity_called_directly_in_orchestration_code_is_refused(which):
+def test_an_activity_called_directly_in_orchestration_code_is_refused(
+    which: str,
+) -> None:
     CALLS.clear()
     sim = Simulator(calls_directly, which)
     result = sim.result
@@ -64,21 +66,21 @@ def test_an_activity_called_directly_in_orchestration_code_is_refused(which):
     assert CALLS == []
 
 
-def test_activity_functions_stay_callable_outside_orchestrations():
+def test_activity_functions_stay_callable_outside_orchestrations() -> None:
     CALLS.clear()
     assert side_effect(None, 5) == 10
     assert asyncio.run(async_side_effect(None, 5)) == 15
     assert CALLS == [5, 5]
 
 
-async def test_scheduled_activities_still_run_on_the_worker(storage_url):
+async def test_scheduled_activities_still_run_on_the_worker(storage_url: str) -> None:
     async with runtime(storage_url, [schedules], [side_effect]) as rt:
         await rt.client.start_orchestration("s", "Schedules")
         state = await rt.client.wait_for_orchestration("s", timeout=WAIT)
     assert state.output == 8
 
 
-async def test_gather_points_to_ctx_join(sqlite_url):
+async def test_gather_points_to_ctx_join(sqlite_url: str) -> None:
     async with runtime(sqlite_url, [gathers], [side_effect]) as rt:
         await rt.client.start_orchestration("g", "Gathers")
         state = await rt.client.wait_for_orchestration("g", timeout=WAIT)
@@ -87,7 +89,9 @@ async def test_gather_points_to_ctx_join(sqlite_url):
     assert "use ctx.join(...) instead of asyncio.gather(...)" in state.error.message
 
 
-def test_replay_accepts_what_history_json_prints(capsys, sqlite_url):
+def test_replay_accepts_what_history_json_prints(
+    capsys: pytest.CaptureFixture[str], sqlite_url: str
+) -> None:
     from perdure.cli import main
 
     async def run() -> None:

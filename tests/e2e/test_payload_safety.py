@@ -7,6 +7,9 @@ with one failed every instance committed in the same batch).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import pytest
 from _helpers import WAIT, runtime
 
@@ -47,10 +50,12 @@ async def nul_name(ctx: OrchestrationContext) -> int:
     return result
 
 
-ALL = [bad_result, bad_output, good]
+ALL: list[Callable[..., Any]] = [bad_result, bad_output, good]
 
 
-async def test_an_unencodable_activity_result_fails_only_its_activity(storage_url):
+async def test_an_unencodable_activity_result_fails_only_its_activity(
+    storage_url: str,
+) -> None:
     async with runtime(
         storage_url, ALL, [list_dir, step], lock_timeout=1, max_attempts=3
     ) as rt:
@@ -92,14 +97,16 @@ async def one_bad_in_a_batch(url: str, bad: str) -> perdure.ErrorInfo:
     return state.error
 
 
-async def test_an_unencodable_output_fails_only_its_instance(storage_url):
+async def test_an_unencodable_output_fails_only_its_instance(storage_url: str) -> None:
     error = await one_bad_in_a_batch(storage_url, "BadOutput")
     assert error.type == "PayloadError"
     assert "lone surrogate" in error.message
 
 
 @pytest.mark.parametrize("where", ["input", "event"])
-async def test_client_refuses_unencodable_input_and_stores_nothing(storage_url, where):
+async def test_client_refuses_unencodable_input_and_stores_nothing(
+    storage_url: str, where: str
+) -> None:
     async with perdure.Client(storage_url) as client:
         if where == "input":
             with pytest.raises(perdure.PayloadError, match="lone surrogate"):
@@ -113,7 +120,9 @@ async def test_client_refuses_unencodable_input_and_stores_nothing(storage_url, 
             assert await client.get_history("x") == before
 
 
-async def test_a_nul_in_an_activity_name_fails_only_its_instance(storage_url):
+async def test_a_nul_in_an_activity_name_fails_only_its_instance(
+    storage_url: str,
+) -> None:
     # The probe's F2 reproducer on PostgreSQL (text cannot hold NUL): every
     # instance committed in the same batch used to end PoisonMessage.
     error = await one_bad_in_a_batch(storage_url, "NulName")

@@ -12,7 +12,7 @@ import asyncio
 import logging
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import pytest
@@ -71,16 +71,22 @@ async def normal(ctx: OrchestrationContext, i: int) -> int:
     return int(value)
 
 
-HANDLERS = [spin, spin_at_once, spin_swallowing, spin_child, normal]
+HANDLERS: list[Callable[..., Any]] = [
+    spin,
+    spin_at_once,
+    spin_swallowing,
+    spin_child,
+    normal,
+]
 
 
-def in_thread(seconds: float, make: Callable[[], Awaitable[Any]]) -> Any:
+def in_thread(seconds: float, make: Callable[[], Coroutine[Any, Any, Any]]) -> Any:
     """Run ``make()`` on a fresh event loop in a daemon thread, bounded."""
     box: dict[str, Any] = {}
 
     def run() -> None:
         try:
-            box["value"] = asyncio.run(make())  # type: ignore[arg-type]
+            box["value"] = asyncio.run(make())
         except BaseException as exc:
             box["error"] = exc
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 from _helpers import WAIT, eventually, of_type, run_to_end, runtime
@@ -123,14 +124,18 @@ async def test_shutdown_timeout_abandons_activity_for_retry(storage_url: str) ->
 
 async def test_activity_that_never_acks_becomes_poison(storage_url: str) -> None:
     SEEN.pop("poison", None)
-    options = {"lock_timeout": 0.3, "max_attempts": 2}
+    options: dict[str, Any] = {"lock_timeout": 0.3, "max_attempts": 2}
     async with runtime(storage_url, [stuck], role="orchestrator", **options) as orch:
         await orch.client.start_orchestration("poison", stuck)
         for attempt in (1, 2):
             # Each worker "crashes" (stops without acknowledging) mid-activity.
             worker = runtime(storage_url, activities=[hang], role="worker", **options)
             await worker.start()
-            await eventually(lambda n=attempt: len(SEEN.get("poison", [])) == n, "run")
+
+            def ran(n: int = attempt) -> bool:
+                return len(SEEN.get("poison", [])) == n
+
+            await eventually(ran, "run")
             await worker.shutdown(timeout=0.01)
         async with runtime(storage_url, activities=[hang], role="worker", **options):
             state = await orch.client.wait_for_orchestration("poison", WAIT)

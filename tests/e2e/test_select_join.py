@@ -2,8 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
+from typing import Any
+
 import pytest
-from _helpers import check_replay, eventually, of_type, outcome, run_to_end, runtime
+from _helpers import (
+    Scenario,
+    check_replay,
+    eventually,
+    of_type,
+    outcome,
+    run_to_end,
+    runtime,
+)
 
 import perdure
 from perdure import events as h
@@ -91,11 +102,11 @@ async def gather(ctx: perdure.OrchestrationContext) -> object:
     return [ok, type(error).__name__, error.message, fired]
 
 
-ORCHS = [race, fail_fast, gather]
-ACTS = [slow, quick, failing]
+ORCHS: list[Callable[..., Any]] = [race, fail_fast, gather]
+ACTS: list[Callable[..., Any]] = [slow, quick, failing]
 
 
-def race_scenario(kind: str):  # type: ignore[no-untyped-def]
+def race_scenario(kind: str) -> Scenario:
     async def scenario(client: perdure.Client, iid: str) -> object:
         SEEN.pop(iid, None)
         state = await run_to_end(client, iid, race, kind)
@@ -109,11 +120,11 @@ def race_scenario(kind: str):  # type: ignore[no-untyped-def]
     return scenario
 
 
-def cancelled_ids(history: list[perdure.Event]) -> list[int | None]:
+def cancelled_ids(history: Iterable[perdure.Event]) -> list[int | None]:
     return [e.source_event_id for e in of_type(history, h.ActivityCancelRequested)]
 
 
-def scheduled_ids(history: list[perdure.Event], name: str) -> list[int]:
+def scheduled_ids(history: Iterable[perdure.Event], name: str) -> list[int]:
     return [e.event_id for e in of_type(history, h.ActivityScheduled) if e.name == name]
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from _helpers import WAIT, check_replay, outcome, runtime
@@ -49,13 +49,13 @@ async def hello(ctx: OrchestrationContext, name: str) -> str:
     return str(await ctx.schedule_activity(echo, f"hello {name}"))
 
 
-def in_thread(seconds: float, make: Callable[[], Awaitable[Any]]) -> Any:
+def in_thread(seconds: float, make: Callable[[], Coroutine[Any, Any, Any]]) -> Any:
     """Run ``make()`` on a fresh event loop in a thread, bounded by *seconds*."""
     box: dict[str, Any] = {}
 
     def run() -> None:
         try:
-            box["value"] = asyncio.run(make())  # type: ignore[arg-type]
+            box["value"] = asyncio.run(make())
         except BaseException as exc:
             box["error"] = exc
 
@@ -96,7 +96,6 @@ async def continues_on_cancel(ctx: OrchestrationContext, execution: int) -> str:
         await ctx.schedule_wait("never")
     finally:
         ctx.continue_as_new(execution + 1)
-    return "unreachable"
 
 
 async def test_cancel_instance_cannot_be_defeated_by_continue_as_new(

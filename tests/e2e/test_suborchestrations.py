@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
+from typing import Any
+
 from _helpers import WAIT, check_replay, eventually, of_type, outcome, reached, runtime
 
 import perdure
@@ -65,8 +68,16 @@ async def detached(ctx: perdure.OrchestrationContext, data: dict[str, str]) -> s
     return f"{data['from']}:{done}"
 
 
-ORCHS = [child, parent, failing_parent, sleeper, launcher, launch_and_wait, detached]
-ACTS = [double]
+ORCHS: list[Callable[..., Any]] = [
+    child,
+    parent,
+    failing_parent,
+    sleeper,
+    launcher,
+    launch_and_wait,
+    detached,
+]
+ACTS: list[Callable[..., Any]] = [double]
 
 
 async def parent_scenario(client: perdure.Client, iid: str) -> object:
@@ -74,9 +85,9 @@ async def parent_scenario(client: perdure.Client, iid: str) -> object:
 
 
 async def perdure_wait(
-    client: perdure.Client, iid: str, name: object, input: object = None
+    client: perdure.Client, iid: str, name: str | Callable[..., Any], input: Any = None
 ) -> perdure.OrchestrationState:
-    await client.start_orchestration(iid, name, input)  # type: ignore[arg-type]
+    await client.start_orchestration(iid, name, input)
     return await client.wait_for_orchestration(iid, WAIT)
 
 
@@ -116,7 +127,9 @@ async def test_children_are_instances_of_their_own(storage_url: str) -> None:
         assert state is not None and state.status == "Completed"
         assert state.name == "child" and state.output == {"id": child_id, "value": 6}
         child_history = await rt.client.get_history(child_id)
-        assert child_history[0].parent["instance_id"] == "p"
+        start = child_history[0]
+        assert isinstance(start, h.OrchestrationStarted) and start.parent is not None
+        assert start.parent["instance_id"] == "p"
 
 
 async def test_unhandled_child_failure_fails_parent(storage_url: str) -> None:
@@ -133,7 +146,7 @@ async def cancel_chain_scenario(client: perdure.Client, iid: str) -> object:
     await client.start_orchestration(iid, sleeper, 2)
     grandchild = f"{iid}::sub::2::sub::2"
 
-    await reached(client, grandchild, "EventWaitStarted")
+    await reached(client, grandchild, h.EventWaitStarted)
     await client.cancel_instance(iid, "stop everything")
     states = [
         await client.wait_for_orchestration(x, WAIT)
@@ -165,7 +178,7 @@ async def test_cancelling_parent_cancels_children(storage_url: str) -> None:
     ]
 
 
-def types_tail(history: list[perdure.Event]) -> list[str]:
+def types_tail(history: Iterable[perdure.Event]) -> list[str]:
     return [e.type for e in history][-3:]
 
 

@@ -20,13 +20,14 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import pytest
-from _helpers import WAIT, reached, runtime
+from _helpers import WAIT, of_type, reached, runtime
 
 import perdure
-from perdure import OrchestrationContext
+from perdure import OrchestrationContext, events as h
 
 # Seconds: the first thing happens at FIRST, the second at SECOND, and the
 # instance cannot run a turn until HELD (all after the first turn).
@@ -90,9 +91,15 @@ async def event_or_work(ctx: OrchestrationContext, work: float) -> list[Any]:
     return [index, value]
 
 
-ORCHESTRATIONS = [two_timers, approval, payment_sla, child_sla, timer_child]
+ORCHESTRATIONS: list[Callable[..., Any]] = [
+    two_timers,
+    approval,
+    payment_sla,
+    child_sla,
+    timer_child,
+]
 ORCHESTRATIONS += [event_or_work]
-ACTIVITIES = [sleep_then]
+ACTIVITIES: list[Callable[..., Any]] = [sleep_then]
 
 
 # --- holding an instance as a crashed peer would ----------------------------------
@@ -140,10 +147,10 @@ async def race(
     name: str,
     input: Any,
     *,
-    first_turn: str,
+    first_turn: type[perdure.Event],
     during: Any = None,
     worker_up: bool = False,
-) -> tuple[perdure.OrchestrationState, list[perdure.Event]]:
+) -> tuple[perdure.OrchestrationState, list[h.AnyEvent]]:
     """Start *name*, make its turns wait (per *variant*), return the end state.
 
     *during(client, iid, t0)* is awaited while the instance cannot run a
@@ -200,9 +207,11 @@ def raise_at(name: str, at: float, data: Any) -> Any:
     return during
 
 
-def delivered_together(history: list[perdure.Event], *types: str) -> None:
+def delivered_together(
+    history: Iterable[perdure.Event], *kinds: type[perdure.Event]
+) -> None:
     """The racing messages were delivered in one turn, after the downtime."""
-    found = [e for e in history if e.type in types]
+    found = [e for e in history if isinstance(e, kinds)]
     assert len({e.timestamp for e in found}) == 1, found
 
 
@@ -210,73 +219,81 @@ VARIANTS = ["cached", "replayed", "restart"]
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
-async def test_earlier_timer_wins_although_written_later(storage_url, variant):
+async def test_earlier_timer_wins_although_written_later(
+    storage_url: str, variant: str
+) -> None:
     state, history = await race(
-        storage_url, variant, "TwoTimers", [SECOND, FIRST], first_turn="TimerCreated"
+        storage_url, variant, "TwoTimers", [SECOND, FIRST], first_turn=h.TimerCreated
     )
     assert state.status == "Completed", state
     assert state.output == [1]
-    fired = [e for e in history if e.type == "TimerFired"]
-    created = [e for e in history if e.type == "TimerCreated"]
+    fired = of_type(history, h.TimerFired)
+    created = of_type(history, h.TimerCreated)
     # Both were due when the turn came: the 0.3 s timer first in history.
     assert [e.source_event_id for e in fired][:1] == [created[1].event_id]
     assert all(e.timestamp >= created[0].fire_at - 1e-6 for e in fired[1:])
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
-async def test_event_raised_before_its_deadline_wins(storage_url, variant):
+async def test_event_raised_before_its_deadline_wins(
+    storage_url: str, variant: str
+) -> None:
     during = raise_at("decision", FIRST, {"approved": True})
     state, history = await race(
         storage_url,
         variant,
         "Approval",
         SECOND,
-        first_turn="EventWaitStarted",
+        first_turn=h.EventWaitStarted,
         during=during,
     )
     assert state.status == "Completed", state
     assert state.output == [1, {"approved": True}]
-    raised = next(e for e in history if e.type == "EventRaised")
+    raised = of_type(history, h.EventRaised)[0]
     # Delivered late: the event records when it really happened.
-    assert raised.occurred_at is not None  # type: ignore[attr-defined]
-    assert raised.occurred_at < raised.timestamp  # type: ignore[attr-defined]
-    delivered_together(history, "EventRaised", "TimerFired")
+    assert raised.occurred_at is not None
+    assert raised.occurred_at < raised.timestamp
+    delivered_together(history, h.EventRaised, h.TimerFired)
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
-async def test_activity_finished_inside_its_window_wins(storage_url, variant):
+async def test_activity_finished_inside_its_window_wins(
+    storage_url: str, variant: str
+) -> None:
     state, history = await race(
         storage_url,
         variant,
         "PaymentSla",
         [FIRST, SECOND],
-        first_turn="ActivityScheduled",
+        first_turn=h.ActivityScheduled,
         worker_up=True,
     )
     assert state.status == "Completed", state
     assert state.output == [1, f"slept {FIRST}"]
-    delivered_together(history, "ActivityCompleted", "TimerFired")
+    delivered_together(history, h.ActivityCompleted, h.TimerFired)
 
 
 @pytest.mark.parametrize("variant", ["cached", "replayed"])
-async def test_child_finished_inside_its_window_wins(storage_url, variant):
+async def test_child_finished_inside_its_window_wins(
+    storage_url: str, variant: str
+) -> None:
     state, history = await race(
         storage_url,
         variant,
         "ChildSla",
         [FIRST, SECOND],
-        first_turn="SubOrchestrationScheduled",
+        first_turn=h.SubOrchestrationScheduled,
     )
     assert state.status == "Completed", state
     assert state.output == [1, "child done"]
-    delivered_together(history, "SubOrchestrationCompleted", "TimerFired")
+    delivered_together(history, h.SubOrchestrationCompleted, h.TimerFired)
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
 @pytest.mark.parametrize("event_first", [True, False])
 async def test_event_and_activity_in_occurrence_order(
-    storage_url, variant, event_first
-):
+    storage_url: str, variant: str, event_first: bool
+) -> None:
     event_at, work = (FIRST, SECOND) if event_first else (SECOND, FIRST)
     during = raise_at("e", event_at, "event")
     state, history = await race(
@@ -284,13 +301,13 @@ async def test_event_and_activity_in_occurrence_order(
         variant,
         "EventOrWork",
         work,
-        first_turn="EventWaitStarted",
+        first_turn=h.EventWaitStarted,
         during=during,
         worker_up=True,
     )
     assert state.status == "Completed", state
     assert state.output == ([1, "event"] if event_first else [0, f"slept {FIRST}"])
-    delivered_together(history, "EventRaised", "ActivityCompleted")
+    delivered_together(history, h.EventRaised, h.ActivityCompleted)
 
 
 class _SkewedTime:
@@ -316,11 +333,11 @@ async def test_postgres_runtime_with_a_skewed_clock_orders_by_the_database_clock
         "cached",
         "Approval",
         SECOND,
-        first_turn="EventWaitStarted",
+        first_turn=h.EventWaitStarted,
         during=raise_at("decision", FIRST, "yes"),
     )
     assert state.output == [1, "yes"]
-    created = next(e for e in history if e.type == "TimerCreated")
+    created = of_type(history, h.TimerCreated)[0]
     start = history[0]
     assert abs(start.timestamp - time.time()) < 30  # the database's clock
-    assert abs(created.fire_at - (start.timestamp + SECOND)) < 1e-6  # type: ignore[attr-defined]
+    assert abs(created.fire_at - (start.timestamp + SECOND)) < 1e-6

@@ -16,14 +16,14 @@ import asyncio
 import json
 from typing import Any
 
-from _helpers import shape
+from _helpers import of_type, shape
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 import perdure
-from perdure import OrchestrationContext, _messages as m
+from perdure import OrchestrationContext, _messages as m, events as h
 from perdure._dispatcher import Dispatcher, DispatcherOptions
 from perdure._registry import Registry
-from perdure.providers import ActivityResult
+from perdure.providers import ActivityItem, ActivityResult
 from perdure.providers.sqlite import SqliteProvider
 from perdure.testing import replay
 
@@ -65,7 +65,7 @@ async def _turns(provider: SqliteProvider, dispatcher: Dispatcher) -> None:
 
 async def _run(
     arms: list[dict[str, Any]], ups: list[float], cache_size: int
-) -> tuple[Any, list[perdure.Event]]:
+) -> tuple[Any, list[h.AnyEvent]]:
     clock = FakeClock()
     provider = SqliteProvider(":memory:", clock=clock)
     await provider.open()
@@ -87,7 +87,7 @@ async def _run(
         )
         up_moments = {T0 + u for u in ups}
         moments = sorted({*(T0 + at for at, _ in happenings), *up_moments})
-        work = {}
+        work: dict[int, ActivityItem] = {}
         for moment in moments:
             clock.now = moment
             for at, i in happenings:
@@ -97,8 +97,8 @@ async def _run(
                     await client.raise_event("race", f"e{i}", i)
                     continue
                 if not work:
-                    for item in await provider.fetch_activities(100, 60.0):
-                        work[json.loads(item.body)["input"]] = item
+                    for fetched in await provider.fetch_activities(100, 60.0):
+                        work[json.loads(fetched.body)["input"]] = fetched
                 item = work.pop(i, None)
                 if item is None:
                     continue  # cancelled: its queued work was deleted
@@ -159,14 +159,15 @@ def test_generated_races_are_won_by_the_first_occurrence(
     output, history = asyncio.run(_run(arms, ups, cache_size=100))
     assert output == first, (arms, ups, [e.type for e in history])
     # Delivered in occurrence order; a timer never before its fire time.
-    fire_at = {e.event_id: e.fire_at for e in history if e.type == "TimerCreated"}  # type: ignore[attr-defined]
+    fire_at = {e.event_id: e.fire_at for e in of_type(history, h.TimerCreated)}
     occurred = []
     for event in history:
-        if event.type == "TimerFired":
+        if isinstance(event, h.TimerFired):
+            assert event.source_event_id is not None
             assert event.timestamp >= fire_at[event.source_event_id]
             occurred.append(fire_at[event.source_event_id])
-        elif event.type in ("ActivityCompleted", "EventRaised"):
-            late = getattr(event, "occurred_at", None)
+        elif isinstance(event, h.ActivityCompleted | h.EventRaised):
+            late = event.occurred_at
             occurred.append(event.timestamp if late is None else late)
     assert occurred == sorted(occurred)
     # The stored history replays, and a cache-less run writes the same one.

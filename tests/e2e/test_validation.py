@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from _helpers import WAIT, runtime
@@ -25,8 +26,8 @@ async def fine(ctx: OrchestrationContext) -> str:
 
 @pytest.mark.parametrize("delay", ["nan", "inf", "-inf"])
 async def test_a_timer_that_can_never_fire_fails_its_instance_clearly(
-    storage_url, delay
-):
+    storage_url: str, delay: str
+) -> None:
     async with runtime(storage_url, [bad_timer, fine]) as rt:
         await rt.client.start_orchestration("bad", "BadTimer", delay)
         await rt.client.start_orchestration("fine", "Fine")
@@ -53,17 +54,17 @@ async def test_a_timer_that_can_never_fire_fails_its_instance_clearly(
         {"timeout": float("nan")},
     ],
 )
-def test_retry_policies_that_cannot_work_are_refused(options):
+def test_retry_policies_that_cannot_work_are_refused(options: dict[str, Any]) -> None:
     with pytest.raises((ValueError, TypeError), match="RetryPolicy"):
         RetryPolicy(**options)
 
 
-def test_a_long_retry_series_is_capped_not_overflowed():
+def test_a_long_retry_series_is_capped_not_overflowed() -> None:
     policy = RetryPolicy(max_attempts=100_000, max_interval=30.0)
     assert policy.delay(50_000) == 30.0
 
 
-async def test_client_wait_refuses_a_nan_timeout(sqlite_url):
+async def test_client_wait_refuses_a_nan_timeout(sqlite_url: str) -> None:
     async with perdure.Client(sqlite_url) as client:
         await client.start_orchestration("x", "Fine")
         with pytest.raises(ValueError, match="finite"):
@@ -82,19 +83,20 @@ async def test_client_wait_refuses_a_nan_timeout(sqlite_url):
     ],
 )
 async def test_unusable_instance_ids_are_refused_on_every_backend(
-    storage_url, instance_id, message
-):
+    storage_url: str, instance_id: str, message: str
+) -> None:
     async with perdure.Client(storage_url) as client:
         with pytest.raises(ValueError, match=message):
             await client.start_orchestration(instance_id, "Fine")
         assert await client.list_instances() == []
 
 
-async def test_event_names_must_be_usable(storage_url):
+async def test_event_names_must_be_usable(storage_url: str) -> None:
     async with perdure.Client(storage_url) as client:
         await client.start_orchestration("x", "Fine")
         before = await client.get_history("x")
         for name in (5, "", "e\x00"):
             with pytest.raises(ValueError, match="event name"):
+                # 5 is deliberately not a str: the client must refuse it.
                 await client.raise_event("x", name, None)  # type: ignore[arg-type]
         assert await client.get_history("x") == before

@@ -4,28 +4,15 @@ from __future__ import annotations
 
 import importlib.util
 import sys
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import perdure
+from perdure import events as h
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
-
-#: Cancel event kind -> the kind of the scheduling event it targets.
-CANCEL_KINDS = {
-    "ActivityCancelRequested": "ActivityScheduled",
-    "TimerCancelled": "TimerCreated",
-    "EventWaitCancelled": "EventWaitStarted",
-    "SubOrchestrationCancelRequested": "SubOrchestrationScheduled",
-}
-COMPLETION_KINDS = {
-    "ActivityCompleted",
-    "ActivityFailed",
-    "TimerFired",
-    "SubOrchestrationCompleted",
-    "SubOrchestrationFailed",
-}
 
 
 def load(name: str) -> ModuleType:
@@ -41,28 +28,42 @@ def load(name: str) -> ModuleType:
     return module
 
 
-async def histories(url: str, *instances: str) -> dict[str, list[perdure.Event]]:
+async def histories(url: str, *instances: str) -> dict[str, list[h.AnyEvent]]:
     """The (latest execution's) history of each instance."""
     async with perdure.Client(url) as client:
         return {iid: await client.get_history(iid) for iid in instances}
 
 
+#: The events that schedule work a cancel event can target.
+WORK = (
+    h.ActivityScheduled
+    | h.TimerCreated
+    | h.EventWaitStarted
+    | h.SubOrchestrationScheduled
+)
+#: Those that name their work.
+NAMED = h.ActivityScheduled | h.EventWaitStarted | h.SubOrchestrationScheduled
+
+
 def label(event: perdure.Event) -> str:
     """Activity/wait/sub-orchestration name of a scheduling event; ``timer``."""
-    return "timer" if event.type == "TimerCreated" else str(event.name)
+    if isinstance(event, h.TimerCreated):
+        return "timer"
+    assert isinstance(event, NAMED), event
+    return event.name
 
 
-def scheduled(history: list[perdure.Event], name: str) -> list[perdure.Event]:
+def scheduled(history: Iterable[perdure.Event], name: str) -> list[h.ActivityScheduled]:
     """ActivityScheduled events of activity *name*, in history order."""
-    return [e for e in history if e.type == "ActivityScheduled" and e.name == name]
+    return [e for e in history if isinstance(e, h.ActivityScheduled) and e.name == name]
 
 
-def names(history: list[perdure.Event]) -> list[str]:
+def names(history: Iterable[perdure.Event]) -> list[str]:
     """Names of the scheduled activities, in history order."""
-    return [e.name for e in history if e.type == "ActivityScheduled"]
+    return [e.name for e in history if isinstance(e, h.ActivityScheduled)]
 
 
-def cancelled(history: list[perdure.Event]) -> list[perdure.Event]:
+def cancelled(history: Sequence[perdure.Event]) -> list[WORK]:
     """Scheduling events of the work that was cancelled, in cancel order.
 
     Also checks the scope rule that matters most to users: work that had
@@ -70,15 +71,14 @@ def cancelled(history: list[perdure.Event]) -> list[perdure.Event]:
     the right kind.
     """
     by_id = {e.event_id: e for e in history}
-    done_at = {
-        e.source_event_id: e.event_id for e in history if e.type in COMPLETION_KINDS
-    }
+    done_at = {e.source_event_id: e.event_id for e in history if e.role == "completion"}
     targets = []
     for event in history:
-        if event.type not in CANCEL_KINDS:
+        if event.role != "cancel":
             continue
+        assert event.source_event_id is not None, event
         target = by_id[event.source_event_id]
-        assert target.type == CANCEL_KINDS[event.type], (event, target)
+        assert isinstance(target, WORK) and target.work == event.work, (event, target)
         finished = done_at.get(target.event_id)
         assert finished is None or finished > event.event_id, (
             f"completed work {target} was cancelled by {event}"
@@ -87,15 +87,15 @@ def cancelled(history: list[perdure.Event]) -> list[perdure.Event]:
     return targets
 
 
-def cancelled_labels(history: list[perdure.Event]) -> list[str]:
+def cancelled_labels(history: Sequence[perdure.Event]) -> list[str]:
     """`label` of each cancelled piece of work, in cancel order."""
     return [label(e) for e in cancelled(history)]
 
 
-def completed(history: list[perdure.Event], target: perdure.Event) -> Any:
+def completed(history: Iterable[perdure.Event], target: perdure.Event) -> Any:
     """The result of the completion event for *target*; fails if none."""
     for event in history:
-        if event.source_event_id == target.event_id and event.type in COMPLETION_KINDS:
-            assert event.type in ("ActivityCompleted", "TimerFired"), event
-            return getattr(event, "result", None)
+        if event.source_event_id == target.event_id and event.role == "completion":
+            assert isinstance(event, h.ActivityCompleted | h.TimerFired), event
+            return event.result if isinstance(event, h.ActivityCompleted) else None
     raise AssertionError(f"{target} never completed")

@@ -20,6 +20,8 @@ from _examples_support import (
     scheduled,
 )
 
+from perdure import events as h
+
 ALL_EXAMPLES = sorted(p.stem for p in EXAMPLES.glob("*.py"))
 
 
@@ -122,7 +124,7 @@ async def test_sub_orchestration_failure_handling(sqlite_url: str) -> None:
     parent = example.INSTANCE
     children = [f"{parent}:{o['id']}" for o in example.ORDERS]
     runs = await histories(sqlite_url, parent, *children)
-    subs = [e for e in runs[parent] if e.type == "SubOrchestrationScheduled"]
+    subs = [e for e in runs[parent] if isinstance(e, h.SubOrchestrationScheduled)]
     assert [e.instance_id for e in subs] == children
     assert sorted(e.type for e in runs[parent] if e.source_event_id) == [
         "SubOrchestrationCompleted",
@@ -132,7 +134,7 @@ async def test_sub_orchestration_failure_handling(sqlite_url: str) -> None:
     # The failed child compensated before failing; the others shipped.
     failed_child = runs[f"{parent}:o2"]
     assert names(failed_child) == ["ReserveStock", "ChargeCard", "ReleaseStock"]
-    assert failed_child[-1].type == "OrchestrationFailed"
+    assert isinstance(failed_child[-1], h.OrchestrationFailed)
     assert "card declined" in failed_child[-1].error["message"]
     for child in (f"{parent}:o1", f"{parent}:o3"):
         assert names(runs[child]) == ["ReserveStock", "ChargeCard", "Ship"]

@@ -36,12 +36,12 @@ async def step(ctx: ActivityContext, i: int) -> int:
 
 @perdure.orchestration(name="BadResult")
 async def bad_result(ctx: OrchestrationContext) -> list[str]:
-    return await ctx.schedule_activity("ListDir")  # type: ignore[no-any-return]
+    return await ctx.schedule_activity(list_dir)
 
 
 @perdure.orchestration(name="Good")
 async def good(ctx: OrchestrationContext, n: int) -> int:
-    return await ctx.schedule_activity("Step", n)  # type: ignore[no-any-return]
+    return await ctx.schedule_activity(step, n)
 
 
 @perdure.orchestration(name="BadTurn")
@@ -110,14 +110,16 @@ async def child(ctx: OrchestrationContext, tag: str) -> str:
 
 @perdure.orchestration(name="Parent")
 async def parent(ctx: OrchestrationContext, tag: str) -> str:
-    return await ctx.schedule_sub_orchestration(  # type: ignore[no-any-return]
+    output: str = await ctx.schedule_sub_orchestration(
         "Child", tag, instance_id=f"child-{tag}"
     )
+    return output
 
 
 @perdure.orchestration(name="DefaultIds")
 async def default_ids(ctx: OrchestrationContext, tag: str) -> str:
-    return await ctx.schedule_sub_orchestration("Child", tag)  # type: ignore[no-any-return]
+    output: str = await ctx.schedule_sub_orchestration("Child", tag)
+    return output
 
 
 async def test_force_delete_takes_children_and_id_reuse_is_clean(

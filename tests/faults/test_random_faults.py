@@ -14,13 +14,14 @@ import asyncio
 import logging
 import os
 from collections import Counter
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
 from _faulty import FaultyProvider
 
 import perdure
-from perdure import ActivityContext, OrchestrationContext
+from perdure import ActivityContext, OrchestrationContext, events as h
 from perdure.providers import open_provider
 
 SEED = int(os.environ.get("PERDURE_FAULT_SEED", "20261201"))
@@ -40,14 +41,14 @@ async def add(ctx: ActivityContext, job: list[Any]) -> int:
 
 
 async def _two_steps(ctx: OrchestrationContext, tag: str, value: int) -> int:
-    x = await ctx.schedule_activity("Add", [f"{tag}/b", value, 10])
-    return await ctx.schedule_activity("Add", [f"{tag}/c", x, 100])  # type: ignore[no-any-return]
+    x = await ctx.schedule_activity(add, [f"{tag}/b", value, 10])
+    return await ctx.schedule_activity(add, [f"{tag}/c", x, 100])
 
 
 @perdure.orchestration(name="Sub")
 async def sub(ctx: OrchestrationContext, job: list[Any]) -> int:
     tag, value = job
-    return await ctx.schedule_activity("Add", [f"{tag}/d", value, 1000])  # type: ignore[no-any-return]
+    return await ctx.schedule_activity(add, [f"{tag}/d", value, 1000])
 
 
 @perdure.orchestration(name="Work")
@@ -58,18 +59,19 @@ async def work(ctx: OrchestrationContext, n: int) -> int:
     block = ctx.durable_async(_two_steps(ctx, tag, a))
     index, b = await ctx.select2(block, ctx.schedule_timer(600))
     assert index == 0
-    return await ctx.schedule_sub_orchestration("Sub", [tag, b])  # type: ignore[no-any-return]
+    output: int = await ctx.schedule_sub_orchestration("Sub", [tag, b])
+    return output
 
 
-def _check_history(iid: str, history: list[perdure.Event]) -> int:
+def _check_history(iid: str, history: Sequence[perdure.Event]) -> int:
     """Assert every scheduled activity is answered once; return how many."""
-    scheduled = [e.event_id for e in history if e.type == "ActivityScheduled"]
+    scheduled = [e.event_id for e in history if isinstance(e, h.ActivityScheduled)]
     answers = Counter(
         e.source_event_id or 0
         for e in history
-        if e.type in ("ActivityCompleted", "ActivityFailed")
+        if isinstance(e, h.ActivityCompleted | h.ActivityFailed)
     )
-    assert not [e for e in history if e.type == "ActivityFailed"], iid
+    assert not [e for e in history if isinstance(e, h.ActivityFailed)], iid
     assert sorted(answers) == sorted(scheduled), (iid, answers, scheduled)
     assert set(answers.values()) <= {1}, (iid, answers)
     return len(scheduled)

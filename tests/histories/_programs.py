@@ -463,10 +463,10 @@ async def ex4_batch_with_early_exit(
     """examples/batch_with_early_exit.py (proposal Example 4)."""
     deadline = ctx.schedule_timer(config["timeout"])
     work = durable_async(ctx, _ex4_process_batch(ctx, config))
-    winner, output = await ctx.select2(deadline, work)
-    if winner == 0:
+    won = await ctx.select2(deadline, work)
+    if won[0] == 0:
         raise TimeoutError("batch processing timed out")
-    return dict(output)
+    return dict(won[1])
 
 
 async def _ex5_path_a(ctx: OrchestrationContext, setup_result: str) -> str:

@@ -47,6 +47,7 @@ async def _on_runtime(
                     )
             return results
 
+        # Wraps the verb on this one object to log each turn's event ids.
         provider.commit_turns = commit_turns  # type: ignore[method-assign,assignment]
         try:
             async with perdure.Runtime(

@@ -6,7 +6,7 @@ Shared by ``record.py`` (Simulator scenarios, output) and
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,7 +32,7 @@ class Recording:
     description: str
     orchestration: Callable[..., Any]
     instance_id: str
-    events: list[h.Event]
+    events: Sequence[h.Event]
     turns: list[list[int]]
     execution_id: int = 1
     activities: tuple[Callable[..., Any], ...] = ()

@@ -24,6 +24,7 @@ import pytest
 from mp_app import expected
 
 import perdure
+from perdure import events as h
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
@@ -87,18 +88,20 @@ async def _kill_when_busy(
     raise AssertionError("the victim process never got busy")
 
 
-def _check_history(iid: str, history: list[perdure.Event]) -> None:
+def _check_history(iid: str, history: list[h.AnyEvent]) -> None:
     assert [e.event_id for e in history] == list(range(1, len(history) + 1)), iid
     kinds = Counter(e.type for e in history)
-    scheduled = [e for e in history if e.type == "ActivityScheduled"]
+    scheduled = [e for e in history if isinstance(e, h.ActivityScheduled)]
     assert [e.name for e in scheduled] == ["double", "add_one", "double"], iid
-    completed = [e.source_event_id for e in history if e.type == "ActivityCompleted"]
+    completed = [
+        e.source_event_id or 0 for e in history if isinstance(e, h.ActivityCompleted)
+    ]
     assert sorted(completed) == [e.event_id for e in scheduled], iid
-    timers = [e for e in history if e.type == "TimerCreated"]
+    timers = [e for e in history if isinstance(e, h.TimerCreated)]
     assert len(timers) == 2, iid
-    fired = [e.source_event_id for e in history if e.type == "TimerFired"]
+    fired = [e.source_event_id for e in history if isinstance(e, h.TimerFired)]
     assert fired == [timers[0].event_id], iid
-    cancelled = [e.source_event_id for e in history if e.type == "TimerCancelled"]
+    cancelled = [e.source_event_id for e in history if isinstance(e, h.TimerCancelled)]
     assert cancelled == [timers[1].event_id], iid
     assert kinds["OrchestrationStarted"] == kinds["OrchestrationCompleted"] == 1, iid
     assert not kinds["ActivityFailed"] and not kinds["OrchestrationFailed"], iid

@@ -13,12 +13,19 @@ import json
 import os
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from contextlib import asynccontextmanager
+from typing import Any
 
 import pytest
 
-from perdure.providers import Message, NewInstance, TurnCommit, open_provider
+from perdure.providers import (
+    Message,
+    NewInstance,
+    OrchestrationItem,
+    TurnCommit,
+    open_provider,
+)
 
 pytest.importorskip("psycopg")
 from perdure.providers.postgres import PostgresProvider
@@ -43,7 +50,7 @@ def _schema() -> str:
 
 @asynccontextmanager
 async def providers(
-    count: int = 1, schema: str | None = None, **kw: object
+    count: int = 1, schema: str | None = None, **kw: Any
 ) -> AsyncIterator[list[PostgresProvider]]:
     """*count* open provider objects on one fresh schema (dropped afterwards)."""
     url, schema = _url(), schema or _schema()
@@ -64,7 +71,7 @@ def new(instance_id: str) -> NewInstance:
     return NewInstance(instance_id=instance_id, name="wf", version="1", start=start)
 
 
-def turn(item, *labels: str, **kw: object) -> TurnCommit:
+def turn(item: OrchestrationItem, *labels: str, **kw: Any) -> TurnCommit:
     start = item.history_len
     events = [(start + 1 + i, json.dumps(label)) for i, label in enumerate(labels)]
     kw.setdefault("consumed", [m.id for m in item.messages])
@@ -74,11 +81,11 @@ def turn(item, *labels: str, **kw: object) -> TurnCommit:
         execution_id=item.instance.execution_id,
         history_start=start,
         events=events,
-        **kw,  # type: ignore[arg-type]
+        **kw,
     )
 
 
-async def elapsed(awaitable) -> float:
+async def elapsed(awaitable: Awaitable[object]) -> float:
     started = time.monotonic()
     await awaitable
     return time.monotonic() - started
@@ -87,7 +94,7 @@ async def elapsed(awaitable) -> float:
 # --- URLs and schemas ------------------------------------------------------
 
 
-def test_schema_comes_from_the_url_or_the_keyword():
+def test_schema_comes_from_the_url_or_the_keyword() -> None:
     url = "postgresql://u@h:5432/db?sslmode=disable&schema=app_one"
     provider = PostgresProvider(url)
     assert provider.schema == "app_one"
@@ -107,7 +114,7 @@ def test_schema_comes_from_the_url_or_the_keyword():
     assert isinstance(opened, PostgresProvider) and opened.schema == "app_one"
 
 
-async def test_url_schema_parameter_selects_the_schema():
+async def test_url_schema_parameter_selects_the_schema() -> None:
     schema = _schema()
     url = _url()
     provider = open_provider(f"{url}{'&' if '?' in url else '?'}schema={schema}")
@@ -122,7 +129,7 @@ async def test_url_schema_parameter_selects_the_schema():
         await provider.close()
 
 
-async def test_concurrent_first_opens_migrate_once():
+async def test_concurrent_first_opens_migrate_once() -> None:
     async with providers(6) as made:
         conn_provider = made[0]
         async with conn_provider._connection() as conn:
@@ -135,7 +142,7 @@ async def test_concurrent_first_opens_migrate_once():
 # --- wake-ups across objects -----------------------------------------------
 
 
-async def test_notify_wakes_another_provider_object():
+async def test_notify_wakes_another_provider_object() -> None:
     async with providers(2) as (runtime, client):
         assert await runtime.fetch_orchestrations(10, LEASE) == []
         waiting = asyncio.ensure_future(elapsed(runtime.wait("orchestrations", 10)))
@@ -151,7 +158,7 @@ async def test_notify_wakes_another_provider_object():
         assert await watching < 5
 
 
-async def test_other_schemas_do_not_wake_us():
+async def test_other_schemas_do_not_wake_us() -> None:
     async with providers() as (ours,), providers() as (theirs,):
         await ours.fetch_orchestrations(10, LEASE)
         waiting = asyncio.ensure_future(elapsed(ours.wait("orchestrations", 0.5)))
@@ -160,15 +167,22 @@ async def test_other_schemas_do_not_wake_us():
         assert await waiting >= 0.4
 
 
-async def test_listener_reconnects_after_its_connection_dies():
+async def test_listener_reconnects_after_its_connection_dies() -> None:
     async with providers(2) as (runtime, client):
         listener = runtime._listener
-        assert listener is not None and listener._conn is not None
-        pid = listener._conn.info.backend_pid
+        assert listener is not None
+
+        def backend_pid() -> int | None:
+            # Read afresh each time: the listener replaces its connection.
+            conn = listener._conn
+            return None if conn is None else conn.info.backend_pid
+
+        pid = backend_pid()
+        assert pid is not None
         async with client._connection() as conn:
             await conn.execute("SELECT pg_terminate_backend(%s)", (pid,))
         for _ in range(100):  # reconnected (it reports a wake-up then)
-            if listener._conn is not None and listener._conn.info.backend_pid != pid:
+            if backend_pid() not in (None, pid):
                 break
             await asyncio.sleep(0.05)
         await runtime.fetch_orchestrations(10, LEASE)
@@ -181,7 +195,7 @@ async def test_listener_reconnects_after_its_connection_dies():
 # --- affinity -----------------------------------------------------------------
 
 
-async def test_an_instance_sticks_to_its_last_runtime_for_a_while():
+async def test_an_instance_sticks_to_its_last_runtime_for_a_while() -> None:
     async with providers(2, affinity=0.5) as (first, second):
         await first.create_instance(new("a"))
         [item] = await first.fetch_orchestrations(10, LEASE)
@@ -199,7 +213,7 @@ async def test_an_instance_sticks_to_its_last_runtime_for_a_while():
 # --- fallback paths -------------------------------------------------------------
 
 
-async def test_a_turn_violating_a_constraint_is_rejected_alone():
+async def test_a_turn_violating_a_constraint_is_rejected_alone() -> None:
     async with providers() as (p,):
         for name in ("a", "b", "c"):
             await p.create_instance(new(name))
@@ -217,7 +231,7 @@ async def test_a_turn_violating_a_constraint_is_rejected_alone():
         assert await p.read_history("b") == ['"x"']
 
 
-async def test_two_turns_creating_one_child_in_a_batch():
+async def test_two_turns_creating_one_child_in_a_batch() -> None:
     async with providers() as (p,):
         await p.create_instance(new("p1"))
         await p.create_instance(new("p2"))
@@ -244,7 +258,7 @@ async def test_two_turns_creating_one_child_in_a_batch():
         assert [m.kind for m in ready["p2"].messages] == ["sub_failed"]
 
 
-async def test_fetch_rereads_messages_when_the_row_changed_under_it():
+async def test_fetch_rereads_messages_when_the_row_changed_under_it() -> None:
     async with providers() as (p,):
         await p.create_instance(new("a"))
         await p.enqueue("a", Message(kind="ping", body="1"))
@@ -268,15 +282,23 @@ async def test_fetch_rereads_messages_when_the_row_changed_under_it():
             assert await cursor.fetchall() == [(None, 0)]
 
 
-async def test_a_deadlocked_batch_is_retried_turn_by_turn(monkeypatch):
-    from psycopg import errors
+async def test_a_deadlocked_batch_is_retried_turn_by_turn(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from psycopg import AsyncConnection, errors
 
     from perdure.providers import _pg_batch
 
     calls: list[list[int]] = []
     execute = _pg_batch._execute
 
-    async def flaky(conn, sql, wake, turns, indexes):
+    async def flaky(
+        conn: AsyncConnection[Any],
+        sql: str,
+        wake: dict[str, str],
+        turns: Sequence[TurnCommit],
+        indexes: Sequence[int],
+    ) -> set[int]:
         calls.append(list(indexes))
         if len(calls) <= 2:  # the batch, then the first turn alone
             raise errors.DeadlockDetected("deadlock detected (simulated)")

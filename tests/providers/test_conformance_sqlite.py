@@ -7,17 +7,22 @@ import json
 import sqlite3
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
 from perdure._errors import StorageError
-from perdure.providers import ActivityWork, open_provider
+from perdure.providers import ActivityWork, OrchestrationItem, open_provider
+from perdure.providers.conformance._fixtures import Kit
 from perdure.providers.sqlite import SqliteProvider
 
+T = TypeVar("T")
 
-def run_on(path: Path | str, body):
-    async def main():
+
+def run_on(path: Path | str, body: Callable[[SqliteProvider], Awaitable[T]]) -> T:
+    async def main() -> T:
         p = SqliteProvider(str(path))
         await p.open()
         try:
@@ -28,7 +33,7 @@ def run_on(path: Path | str, body):
     return asyncio.run(main())
 
 
-def test_concurrent_first_opens_of_one_file(tmp_path):
+def test_concurrent_first_opens_of_one_file(tmp_path: Path) -> None:
     path = str(tmp_path / "race.db")
 
     async def main() -> None:
@@ -48,7 +53,7 @@ def test_concurrent_first_opens_of_one_file(tmp_path):
     assert mode == "wal"
 
 
-def test_sqlite_errors_become_storage_errors(tmp_path):
+def test_sqlite_errors_become_storage_errors(tmp_path: Path) -> None:
     async def main() -> None:
         p = SqliteProvider(str(tmp_path / "missing-dir" / "x.db"))
         with pytest.raises(StorageError):
@@ -59,7 +64,9 @@ def test_sqlite_errors_become_storage_errors(tmp_path):
     asyncio.run(main())
 
 
-def test_wait_wakes_when_a_delayed_message_becomes_due(tmp_path, kit):
+def test_wait_wakes_when_a_delayed_message_becomes_due(
+    tmp_path: Path, kit: type[Kit]
+) -> None:
     async def body(p: SqliteProvider) -> None:
         await kit.started(p, "a")
         await p.enqueue("a", kit.message(visible_at=time.time() + 0.3))
@@ -72,7 +79,9 @@ def test_wait_wakes_when_a_delayed_message_becomes_due(tmp_path, kit):
     run_on(tmp_path / "x.db", body)
 
 
-def test_wait_wakes_when_an_activity_retry_becomes_due(tmp_path, kit):
+def test_wait_wakes_when_an_activity_retry_becomes_due(
+    tmp_path: Path, kit: type[Kit]
+) -> None:
     async def body(p: SqliteProvider) -> None:
         await p.create_instance(kit.new("a"))
         item = await kit.fetch_one(p, "a")
@@ -91,11 +100,13 @@ def test_wait_wakes_when_an_activity_retry_becomes_due(tmp_path, kit):
     run_on(tmp_path / "x.db", body)
 
 
-def test_integrity_error_rolls_back_only_that_turn(tmp_path, kit):
+def test_integrity_error_rolls_back_only_that_turn(
+    tmp_path: Path, kit: type[Kit]
+) -> None:
     """A turn whose rows clash with stored ones is rejected whole."""
     path = tmp_path / "x.db"
 
-    async def setup(p: SqliteProvider):
+    async def setup(p: SqliteProvider) -> dict[str, OrchestrationItem]:
         await p.create_instance(kit.new("a"))
         await p.create_instance(kit.new("b"))
         return await kit.fetch_map(p)
@@ -120,7 +131,7 @@ def test_integrity_error_rolls_back_only_that_turn(tmp_path, kit):
     run_on(path, commit)
 
 
-def test_wait_works_on_a_provider_built_without_a_loop(tmp_path):
+def test_wait_works_on_a_provider_built_without_a_loop(tmp_path: Path) -> None:
     p = SqliteProvider(str(tmp_path / "x.db"))  # no event loop exists here
 
     async def main() -> None:
@@ -148,7 +159,7 @@ def test_wait_works_on_a_provider_built_without_a_loop(tmp_path):
         ("SQLITE:///x.db", "x.db"),
     ],
 )
-def test_open_provider_sqlite_urls(url, path):
+def test_open_provider_sqlite_urls(url: str, path: str) -> None:
     provider = open_provider(url)
     assert isinstance(provider, SqliteProvider)
     assert provider.path == path
@@ -157,27 +168,31 @@ def test_open_provider_sqlite_urls(url, path):
 @pytest.mark.parametrize(
     "url", ["sqlite://", "sqlite:///", "sqlite://host/x.db", "mysql://x", "x.db"]
 )
-def test_open_provider_rejects_bad_urls(url):
+def test_open_provider_rejects_bad_urls(url: str) -> None:
     with pytest.raises(ValueError):
         open_provider(url)
 
 
-def test_open_provider_returns_provider_objects_as_is(tmp_path):
+def test_open_provider_returns_provider_objects_as_is(tmp_path: Path) -> None:
     provider = SqliteProvider(str(tmp_path / "x.db"))
     assert open_provider(provider) is provider
     with pytest.raises(TypeError):
-        open_provider(42)  # type: ignore[arg-type]
+        open_provider(42)  # type: ignore[arg-type]  # deliberately not a URL
 
 
 @pytest.mark.parametrize("url", ["postgresql://u@h/db", "postgres://u@h/db"])
-def test_open_provider_postgres_without_extra(monkeypatch, url):
+def test_open_provider_postgres_without_extra(
+    monkeypatch: pytest.MonkeyPatch, url: str
+) -> None:
     # A None entry in sys.modules makes the import fail like a missing module.
     monkeypatch.setitem(sys.modules, "perdure.providers.postgres", None)
     with pytest.raises(StorageError, match=r"pip install \"perdure\[postgres\]\""):
         open_provider(url)
 
 
-def test_a_failing_call_in_a_grouped_write_leaves_the_others_intact(tmp_path):
+def test_a_failing_call_in_a_grouped_write_leaves_the_others_intact(
+    tmp_path: Path,
+) -> None:
     # Writes issued in one loop tick share a transaction; one of them failing
     # (a duplicate id) must fail alone while the others commit.
     from perdure.providers import Message, NewInstance

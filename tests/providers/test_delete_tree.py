@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from perdure.providers import ActivityWork, Message, Outbound, Provider
+from perdure.providers.conformance._fixtures import Kit, Run
 
 PARENTS = {"c1": "root", "c2": "root", "g1": "c1", "other": None}
 
 
-async def _tree(p: Provider, kit) -> None:
+async def _tree(p: Provider, kit: type[Kit]) -> None:
     await p.create_instance(kit.new("root"))
     for iid, parent in PARENTS.items():
         await p.create_instance(kit.new(iid, parent_instance_id=parent))
@@ -21,7 +22,7 @@ async def _tree(p: Provider, kit) -> None:
         await p.enqueue(iid, Message(kind="event", body="1"))
 
 
-def test_delete_takes_sub_orchestrations_recursively(run, kit):
+def test_delete_takes_sub_orchestrations_recursively(run: Run, kit: type[Kit]) -> None:
     async def body(p: Provider) -> None:
         await _tree(p, kit)
         assert await p.delete_instance("root") is True
@@ -39,7 +40,9 @@ def test_delete_takes_sub_orchestrations_recursively(run, kit):
     run(body)
 
 
-def test_delete_of_a_child_keeps_its_parent_and_siblings(run, kit):
+def test_delete_of_a_child_keeps_its_parent_and_siblings(
+    run: Run, kit: type[Kit]
+) -> None:
     async def body(p: Provider) -> None:
         await _tree(p, kit)
         assert await p.delete_instance("c1") is True
@@ -50,7 +53,7 @@ def test_delete_of_a_child_keeps_its_parent_and_siblings(run, kit):
     run(body)
 
 
-def test_delete_ends_on_a_cycle_of_parent_links(run, kit):
+def test_delete_ends_on_a_cycle_of_parent_links(run: Run, kit: type[Kit]) -> None:
     # Possible once ids are re-used: "x" made "y", was deleted without it
     # (old versions), and "y" then made a new "x".
     async def body(p: Provider) -> None:
@@ -63,7 +66,7 @@ def test_delete_ends_on_a_cycle_of_parent_links(run, kit):
     run(body)
 
 
-def test_turn_of_a_deleted_child_is_rejected(run, kit):
+def test_turn_of_a_deleted_child_is_rejected(run: Run, kit: type[Kit]) -> None:
     async def body(p: Provider) -> None:
         await p.create_instance(kit.new("root"))
         await p.create_instance(kit.new("kid", parent_instance_id="root"))

@@ -21,6 +21,7 @@ import pytest
 from perdure._errors import StorageError
 from perdure.providers import Provider, open_provider
 from perdure.providers._urls import redact_url
+from perdure.providers.conformance._fixtures import Backend, Kit
 from perdure.providers.sqlite import SqliteProvider
 
 FUTURE = 99
@@ -60,7 +61,9 @@ async def _mark_future(provider: Provider, *, undo: bool = False) -> None:
             await c.execute(f"INSERT INTO {schema}.schema_version VALUES ({FUTURE}, 0)")
 
 
-def test_a_newer_schema_is_refused_naming_both_versions(backend, kit) -> None:
+def test_a_newer_schema_is_refused_naming_both_versions(
+    backend: Backend, kit: type[Kit]
+) -> None:
     if not backend.shared:
         pytest.skip("a private in-memory database does not outlive its object")
 
@@ -72,14 +75,14 @@ def test_a_newer_schema_is_refused_naming_both_versions(backend, kit) -> None:
         await _mark_future(first)
         dialect = "sqlite" if isinstance(first, SqliteProvider) else "postgres"
         newest = _newest(dialect)
-        before = _digest(Path(first.path)) if dialect == "sqlite" else ""
+        before = _digest(Path(first.path)) if isinstance(first, SqliteProvider) else ""
         again = backend.make()
         with pytest.raises(StorageError) as caught:
             await again.open()
         message = str(caught.value)
         assert f"schema version {FUTURE}" in message
         assert f"up to {newest}" in message
-        if dialect == "sqlite":
+        if isinstance(first, SqliteProvider):
             assert _digest(Path(first.path)) == before
         else:
             await _mark_future(first, undo=True)  # so the fixture can drop it
@@ -128,7 +131,7 @@ def test_an_empty_sqlite_file_is_still_a_new_database(tmp_path: Path) -> None:
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX file modes")
-def test_new_sqlite_files_are_owner_only(tmp_path: Path, kit) -> None:
+def test_new_sqlite_files_are_owner_only(tmp_path: Path, kit: type[Kit]) -> None:
     path = tmp_path / "perdure.db"
     old = os.umask(0o022)
     try:

@@ -20,10 +20,12 @@ from perdure.providers import (
     ActivityWork,
     Message,
     NewInstance,
+    OrchestrationItem,
     Outbound,
     Provider,
     TurnCommit,
 )
+from perdure.providers.conformance._fixtures import Kit, Run
 
 SURROGATE = "caf\udce9"  # os.fsdecode() of a Latin-1 file name
 NUL = "Step\x00"
@@ -38,7 +40,7 @@ def _work(instance_id: str, event_id: int, name: str = "act") -> ActivityWork:
     )
 
 
-def _bad_turn(kit: Any, item: Any, where: str) -> TurnCommit:
+def _bad_turn(kit: type[Kit], item: OrchestrationItem, where: str) -> TurnCommit:
     """A turn for *item* carrying one value a driver may refuse."""
     iid = item.instance.instance_id
     if where == "output":
@@ -61,7 +63,9 @@ def _bad_turn(kit: Any, item: Any, where: str) -> TurnCommit:
 @pytest.mark.parametrize(
     "where", ["output", "event", "activity-name", "message-key", "child-id"]
 )
-def test_unwritable_turn_is_rejected_alone(run, kit, where):
+def test_unwritable_turn_is_rejected_alone(
+    run: Run, kit: type[Kit], where: str
+) -> None:
     async def body(p: Provider) -> None:
         for iid in ("a", "bad", "c"):
             await p.create_instance(kit.new(iid))
@@ -94,7 +98,7 @@ def test_unwritable_turn_is_rejected_alone(run, kit, where):
     run(body)
 
 
-def test_every_turn_unwritable_rejects_each(run, kit):
+def test_every_turn_unwritable_rejects_each(run: Run, kit: type[Kit]) -> None:
     async def body(p: Provider) -> None:
         for iid in ("x", "y"):
             await p.create_instance(kit.new(iid))
@@ -127,7 +131,9 @@ def _ack(work: Any, kind: str, body: dict[str, Any]) -> ActivityResult:
     )
 
 
-def test_unwritable_activity_result_becomes_a_failure_alone(run, kit):
+def test_unwritable_activity_result_becomes_a_failure_alone(
+    run: Run, kit: type[Kit]
+) -> None:
     async def body(p: Provider) -> None:
         works = await _running_activities(p, kit, 4)
         error = {"type": "OSError", "message": f"no {SURROGATE}", "category": "x"}
@@ -160,7 +166,7 @@ def test_unwritable_activity_result_becomes_a_failure_alone(run, kit):
     run(body)
 
 
-def test_stale_and_unwritable_results_in_one_call(run, kit):
+def test_stale_and_unwritable_results_in_one_call(run: Run, kit: type[Kit]) -> None:
     async def body(p: Provider) -> None:
         works = await _running_activities(p, kit, 2)
         stale = ActivityResult(
