@@ -263,10 +263,11 @@ class ActivityWorker:
         # The activity runs in this task (no inner task, unlike wait_for): a
         # SystemExit it raises reaches _execute, never the event loop (F7).
         deadline = asyncio.timeout(timeout)
-        beats = asyncio.timeout(None)  # fired by the watcher
+        # Fired by the watcher when the attempt stops heartbeating.
+        beats = asyncio.timeout(None) if quiet is not None else None
         try:
-            async with deadline, beats:
-                if quiet is not None:
+            async with deadline, beats or contextlib.nullcontext():
+                if quiet is not None and beats is not None:
                     begun = time.monotonic()
                     watcher = asyncio.create_task(
                         _watch(
@@ -289,7 +290,7 @@ class ActivityWorker:
                 raise TimeoutError(
                     f"activity {item.name!r} timed out after {timeout} s"
                 ) from None
-            if isinstance(exc, TimeoutError) and beats.expired():
+            if isinstance(exc, TimeoutError) and beats and beats.expired():
                 ctx._give_up()
                 raise TimeoutError(
                     f"activity {item.name!r} sent no heartbeat for {quiet} s "
