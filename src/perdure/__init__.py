@@ -14,8 +14,9 @@ the storage contract with its SQLite and PostgreSQL backends;
 the in-memory simulator.
 
 Type aliases:
-    InstanceStatus: ``Literal["Running", "Completed", "Failed", "Cancelled"]``,
-        the status of an orchestration instance (`OrchestrationState.status`).
+    InstanceStatus: ``Literal["Running", "Suspended", "Completed", "Failed",
+        "Cancelled"]``, the status of an orchestration instance
+        (`OrchestrationState.status`).
     ErrorCategory: ``Literal["application", "configuration",
         "infrastructure", "poison"]``, who is to blame for a failure
         (`ErrorInfo.category`).

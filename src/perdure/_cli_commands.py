@@ -173,7 +173,7 @@ async def cmd_raise(args: argparse.Namespace, client: Client) -> int:
 async def cmd_cancel(args: argparse.Namespace, client: Client) -> int:
     """``perdure cancel INSTANCE [--reason TEXT]``."""
     state = await _require(client, args.instance_id)
-    if state.status != "Running":
+    if state.status not in ("Running", "Suspended"):
         print(
             printable(
                 f"{args.instance_id} is already {state.status}; nothing to cancel"
@@ -181,7 +181,31 @@ async def cmd_cancel(args: argparse.Namespace, client: Client) -> int:
         )
         return 0
     await client.cancel_instance(args.instance_id, args.reason)
-    print(printable(f"cancellation of {args.instance_id} requested"))
+    note = " (it is Suspended: the cancel runs when it is resumed)"
+    suffix = note if state.status == "Suspended" else ""
+    print(printable(f"cancellation of {args.instance_id} requested{suffix}"))
+    return 0
+
+
+async def cmd_resume(args: argparse.Namespace, client: Client) -> int:
+    """``perdure resume INSTANCE``: resume a Suspended instance."""
+    state = await _require(client, args.instance_id)
+    if state.status != "Suspended":
+        print(
+            printable(
+                f"{args.instance_id} is {state.status}, not Suspended; "
+                "nothing to resume"
+            ),
+            file=sys.stderr,
+        )
+        return 1
+    await client.resume(args.instance_id)
+    print(
+        printable(
+            f"{args.instance_id} resumed; its next turn runs the code "
+            "the runtimes have now"
+        )
+    )
     return 0
 
 

@@ -121,7 +121,8 @@ class Client:
     async def cancel_instance(self, instance_id: str, reason: str = "") -> None:
         """Cancel a running instance and everything it has in flight.
 
-        A no-op on a finished instance.
+        A no-op on a finished instance. A ``Suspended`` instance keeps the
+        request with its other messages and is cancelled when resumed.
 
         Raises:
             InstanceNotFound: Unknown instance.
@@ -130,9 +131,32 @@ class Client:
         record = await store.get_instance(instance_id)
         if record is None:
             raise InstanceNotFound(instance_id)
-        if record.status != "Running":
+        if record.status not in ("Running", "Suspended"):
             return
         await store.enqueue(instance_id, m.message(m.CANCEL, {"reason": reason}))
+
+    async def resume(self, instance_id: str) -> None:
+        """Resume a ``Suspended`` instance with the code deployed now.
+
+        Its next turn replays its history and delivers the messages it kept,
+        as if it had never stopped (DESIGN §9). If the code still fails the
+        same way, it is suspended again with the new error.
+
+        Raises:
+            InstanceNotFound: Unknown instance.
+            PerdureError: The instance is not ``Suspended`` (its status is
+                named); nothing changes.
+        """
+        store = await self._store()
+        if await store.resume_instance(instance_id):
+            return
+        record = await store.get_instance(instance_id)
+        if record is None:
+            raise InstanceNotFound(instance_id)
+        raise PerdureError(
+            f"instance {instance_id!r} is {record.status}, not Suspended: "
+            "only a suspended instance can be resumed"
+        )
 
     async def delete_instance(self, instance_id: str, *, force: bool = False) -> None:
         """Delete an instance with its history, and its sub-orchestrations.

@@ -26,7 +26,13 @@ from .providers._base import (
     WorkRef,
 )
 
-__all__ = ["TurnFacts", "failure_commit", "finished_commit", "to_commit"]
+__all__ = [
+    "TurnFacts",
+    "failure_commit",
+    "finished_commit",
+    "suspend_commit",
+    "to_commit",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -252,6 +258,27 @@ def finished_commit(item: OrchestrationItem) -> TurnCommit:
         status=record.status,
         output=record.output,
         error=record.error,
+    )
+
+
+def suspend_commit(item: OrchestrationItem, error: ErrorInfo) -> TurnCommit:
+    """Suspend the instance (DESIGN §9): nothing of the turn is written.
+
+    No event is appended and no message consumed, so `Client.resume` finds
+    everything as it was and the next turn redoes this one with the code
+    deployed then; only the status and the error shown to the user change.
+    """
+    record = item.instance
+    return TurnCommit(
+        instance_id=record.instance_id,
+        lock_token=item.lock_token,
+        execution_id=record.execution_id,
+        history_start=item.history_len,
+        events=[],
+        consumed=[],
+        status="Suspended",
+        output=None,
+        error=dumps(error.to_json()),
     )
 
 

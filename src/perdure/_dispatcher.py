@@ -20,10 +20,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from . import _messages as m
-from ._commit import failure_commit, finished_commit
+from ._commit import failure_commit, finished_commit, suspend_commit
 from ._core import _history as h
 from ._core._driver import Driver
-from ._errors import ErrorInfo, NondeterminismError, StorageError
+from ._errors import (
+    Cancelled,
+    ErrorInfo,
+    NondeterminismError,
+    PerdureError,
+    StorageError,
+)
 from ._registry import Registry
 from ._turn import (
     Cached,
@@ -58,6 +64,15 @@ class DispatcherOptions:
     poll_interval: float
     # Seconds a turn (replay included) may run; None: no limit.
     turn_timeout: float | None = None
+    # Suspend instead of failing on any non-perdure exception from code.
+    suspend_on_error: bool = False
+    # (name, version) pairs to take (version routing); None: any.
+    handlers: tuple[tuple[str, str], ...] | None = None
+
+
+# How long an instance nobody here can run waits before it is logged, and
+# how often that is checked: other runtimes may well have its version.
+_WAITING_AFTER = 30.0
 
 
 class Dispatcher:
@@ -78,6 +93,8 @@ class Dispatcher:
         self._cache: OrderedDict[str, Driver] = OrderedDict()
         self._timers: list[float] = []
         self._stopping = False
+        self._next_waiting_check = 0.0
+        self._logged_waiting: set[tuple[str, str]] = set()
         self._watchdog: TurnWatchdog | None = None
         if options.turn_timeout is not None:
             self._watchdog = TurnWatchdog(options.turn_timeout, on_stuck)
@@ -103,16 +120,48 @@ class Dispatcher:
         while not self._stopping:
             try:
                 items = await self._provider.fetch_orchestrations(
-                    options.batch_size, options.lock_timeout
+                    options.batch_size, options.lock_timeout, options.handlers
                 )
             except Exception:
                 _log.exception("fetching orchestration work failed; retrying")
                 await asyncio.sleep(1.0)
                 continue
             if not items:
+                await self._check_waiting()
                 await self._provider.wait("orchestrations", self._idle_timeout())
                 continue
             await self._process(items)
+
+    async def _check_waiting(self) -> None:
+        """Log, once per version, instances no runtime seems to have code for.
+
+        They are not failed (DESIGN §9): they wait as Running and continue
+        when a runtime that registers their version starts.
+        """
+        handlers = self._options.handlers
+        now = self._provider.clock()
+        if handlers is None or now < self._next_waiting_check:
+            return
+        self._next_waiting_check = now + _WAITING_AFTER
+        try:
+            waiting = await self._provider.waiting_instances(handlers, _WAITING_AFTER)
+        except Exception:
+            _log.debug("counting waiting instances failed", exc_info=True)
+            return
+        mine = ", ".join(f"{n} {v!r}" for n, v in handlers) or "none"
+        for name, version, count in waiting:
+            if (name, version) in self._logged_waiting:
+                continue
+            self._logged_waiting.add((name, version))
+            _log.warning(
+                "%d instance(s) of orchestration %r version %r wait for a runtime "
+                "that registers that version (this one has: %s); they stay "
+                "Running and continue when such a runtime starts",
+                count,
+                name,
+                version,
+                mine,
+            )
 
     def _idle_timeout(self) -> float:
         now = self._provider.clock()
@@ -221,18 +270,36 @@ class Dispatcher:
             try:
                 if source is None:
                     source = self._replay(iid, record.execution_id, events)
-                return run_turn(self._registry, item, inbox, source, now)
+                output = run_turn(self._registry, item, inbox, source, now)
             finally:
                 if watchdog is not None and turn is not None:
                     watchdog.end(turn)
         except NondeterminismError as exc:
-            parent = _parent_of(events)
-            return self._fail(item, ErrorInfo.from_exception(exc), now, parent)
+            return self._suspend(item, exc)
         except RunawayTurn:
             if watchdog is None or turn is None:
                 raise
             watchdog.end(turn)  # in case it landed inside `end`
             return self._runaway(item, inbox, now, events, source, turn.stack)
+        bug = _code_error(output.driver) if self._options.suspend_on_error else None
+        return output if bug is None else self._suspend(item, bug)
+
+    def _suspend(self, item: OrchestrationItem, exc: BaseException) -> TurnOutput:
+        """Suspend the instance: keep its history and messages as they are."""
+        iid = item.instance.instance_id
+        _log.error(
+            "instance %s suspended: %s: %s; its history and pending work are "
+            "kept: deploy a fix, then resume it (perdure resume %s)",
+            iid,
+            type(exc).__name__,
+            exc,
+            iid,
+            # A code bug's traceback points at the bug; a nondeterminism's
+            # only at perdure's replay, and its message says it all.
+            exc_info=None if isinstance(exc, NondeterminismError) else exc,
+        )
+        error = ErrorInfo.from_exception(exc, with_stack=True)
+        return TurnOutput(suspend_commit(item, error), None)
 
     def _runaway(
         self,
@@ -292,6 +359,21 @@ class Dispatcher:
     ) -> TurnOutput:
         _log.error("instance %s failed: %s", item.instance.instance_id, error)
         return TurnOutput(failure_commit(item, error, now, parent), None)
+
+
+def _code_error(driver: Driver | None) -> BaseException | None:
+    """The exception a turn's code failed its execution with, if unexpected.
+
+    Unexpected: anything but a perdure error (a failed activity or child
+    awaited and not caught, a payload error) — a bug such as a ``KeyError``.
+    """
+    outcome = driver.outcome if driver is not None else None
+    if outcome is None or outcome.status != "Failed":
+        return None
+    exc = outcome.exception
+    if exc is None or isinstance(exc, (PerdureError, Cancelled)):
+        return None
+    return exc
 
 
 def _parent_of(events: list[h.Event]) -> m.ParentLink | None:

@@ -247,6 +247,14 @@ class Registry:
             )
         return found
 
+    def handlers(self) -> list[tuple[str, str]]:
+        """Every registered ``(name, version)``: what version routing takes."""
+        return [
+            (name, version)
+            for name, versions in sorted(self.orchestrations.items())
+            for version in sorted(versions)
+        ]
+
     def latest_version(self, name: str) -> str | None:
         """Return the newest registered version of *name*, if any."""
         versions = self.orchestrations.get(name)

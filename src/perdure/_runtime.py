@@ -51,6 +51,15 @@ class Runtime:
             of ``lock_timeout``, so the instance's lease outlives the turn.
             A blocking C call (``time.sleep``) is interrupted only when it
             returns; see docs/runaway-turns.md.
+        suspend_on_error: Suspend an instance instead of failing it when
+            its orchestration code raises an unexpected exception (anything
+            but a perdure error, e.g. a ``KeyError``); a nondeterminism
+            always suspends. See `Client.resume` and docs/deploying.md.
+
+    A runtime takes only instances of the orchestration names and versions
+    it registered (an instance started without a version goes to any
+    runtime with its name, which picks its newest version); others wait as
+    ``Running`` for a runtime that has them (DESIGN §9).
 
     Use ``async with Runtime(...) as rt`` or ``await rt.start()`` /
     ``await rt.shutdown()``.
@@ -75,6 +84,7 @@ class Runtime:
         role: Role = "all",
         poll_interval: float | timedelta = 1.0,
         turn_timeout: float | timedelta | None = 10.0,
+        suspend_on_error: bool = False,
     ) -> None:
         if role not in ("all", "orchestrator", "worker"):
             raise ValueError(
@@ -111,6 +121,8 @@ class Runtime:
                 cache_size=max(instance_cache_size, 0),
                 poll_interval=poll,
                 turn_timeout=limit,
+                suspend_on_error=suspend_on_error,
+                handlers=tuple(self.registry.handlers()),
             ),
             self._cancel_activity,
             self._turn_stuck,

@@ -22,7 +22,8 @@ class OrchestrationState:
         name: Orchestration name.
         version: Orchestration version.
         execution_id: Current execution (grows with continue-as-new).
-        status: ``"Running"``, ``"Completed"``, ``"Failed"`` or ``"Cancelled"``.
+        status: ``"Running"``, ``"Suspended"`` (stopped by an error until
+            `Client.resume`), ``"Completed"``, ``"Failed"`` or ``"Cancelled"``.
         output: Decoded output when Completed.
         error: `ErrorInfo` when Failed or Cancelled.
         custom_status: Last value given to ``set_custom_status``.

@@ -1,10 +1,10 @@
 """The ``perdure`` command line (also ``python -m perdure``).
 
 Subcommands: ``demo``, ``worker``, ``check``, ``start``, ``status``,
-``wait``, ``raise``, ``cancel``, ``list`` and ``history``. Storage comes from
-``--db`` (before or after the subcommand), else the ``PERDURE_DB``
-environment variable, else ``sqlite:///perdure.db``; a plain file path is
-taken as a SQLite file. Errors print one line to stderr and exit non-zero
+``wait``, ``raise``, ``cancel``, ``resume``, ``list`` and ``history``.
+Storage comes from ``--db`` (before or after the subcommand), else the
+``PERDURE_DB`` environment variable, else ``sqlite:///perdure.db``; a plain
+file path is taken as a SQLite file. Errors print one line to stderr and exit non-zero
 (1 for failures, 2 for bad arguments, 130 when interrupted).
 """
 
@@ -184,9 +184,15 @@ def build_parser() -> argparse.ArgumentParser:
     cancel.add_argument("instance_id", metavar="INSTANCE")
     cancel.add_argument("--reason", default="", help="recorded in the history")
 
+    resume = sub.add_parser(
+        "resume", parents=[common], help="resume a Suspended instance"
+    )
+    resume.add_argument("instance_id", metavar="INSTANCE")
+
     list_ = sub.add_parser("list", parents=[common, as_json], help="list instances")
     list_.add_argument(
-        "--status", choices=["Running", "Completed", "Failed", "Cancelled"]
+        "--status",
+        choices=["Running", "Suspended", "Completed", "Failed", "Cancelled"],
     )
     list_.add_argument("--limit", type=int, default=100, metavar="N")
 
@@ -214,6 +220,7 @@ _COMMANDS: dict[str, Command] = {
     "wait": c.cmd_wait,
     "raise": c.cmd_raise,
     "cancel": c.cmd_cancel,
+    "resume": c.cmd_resume,
     "list": c.cmd_list,
     "history": c.cmd_history,
 }

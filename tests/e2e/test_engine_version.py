@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sqlite3
 
-from _helpers import WAIT, reached, runtime
+from _helpers import WAIT, eventually, reached, runtime
 
 import perdure
 from perdure import OrchestrationContext, events as h
@@ -50,8 +50,13 @@ async def test_a_history_from_a_newer_engine_is_refused_with_both_versions(
             )
         conn.close()
         await rt.client.raise_event("v", "go", "went")
-        state = await rt.client.wait_for_orchestration("v", timeout=WAIT)
-    assert state.status == "Failed"
+
+        async def suspended() -> perdure.OrchestrationState | None:
+            state = await rt.client.get_status("v")
+            return state if state and state.status == "Suspended" else None
+
+        # Suspended, not failed: a newer perdure can resume it (DESIGN §9).
+        state = await eventually(suspended, "the instance to be suspended")
     assert state.error is not None
     assert state.error.category == "configuration"
     assert f"engine version {ENGINE_VERSION + 1}" in state.error.message

@@ -26,6 +26,7 @@ from perdure.providers import (
     ActivityItem,
     ActivityResult,
     Channel,
+    Handlers,
     InstanceRecord,
     InstanceStatus,
     Message,
@@ -44,6 +45,7 @@ Mode = Literal["before", "after"]
 RUNTIME_VERBS = frozenset(
     {
         "fetch_orchestrations",
+        "waiting_instances",
         "commit_turns",
         "abandon_orchestration",
         "read_history",
@@ -187,11 +189,24 @@ class FaultyProvider:
     # --- dispatcher ----------------------------------------------------------
 
     async def fetch_orchestrations(
-        self, max_items: int, lock_timeout: float
+        self, max_items: int, lock_timeout: float, handlers: Handlers | None = None
     ) -> list[OrchestrationItem]:
         return await self._call(
             "fetch_orchestrations",
-            lambda: self.inner.fetch_orchestrations(max_items, lock_timeout),
+            lambda: self.inner.fetch_orchestrations(max_items, lock_timeout, handlers),
+        )
+
+    async def waiting_instances(
+        self, handlers: Handlers, min_wait: float
+    ) -> list[tuple[str, str, int]]:
+        return await self._call(
+            "waiting_instances",
+            lambda: self.inner.waiting_instances(handlers, min_wait),
+        )
+
+    async def resume_instance(self, instance_id: str) -> bool:
+        return await self._call(
+            "resume_instance", lambda: self.inner.resume_instance(instance_id)
         )
 
     async def commit_turns(self, turns: Sequence[TurnCommit]) -> list[bool]:

@@ -76,6 +76,7 @@ __all__ = [
     "Channel",
     "InstanceRecord",
     "InstanceStatus",
+    "Handlers",
     "Message",
     "NewInstance",
     "OrchestrationItem",
@@ -87,7 +88,9 @@ __all__ = [
     "WorkRef",
 ]
 
-InstanceStatus = Literal["Running", "Completed", "Failed", "Cancelled"]
+InstanceStatus = Literal["Running", "Suspended", "Completed", "Failed", "Cancelled"]
+#: ``(name, version)`` pairs of the orchestrations a runtime registered.
+Handlers = Sequence[tuple[str, str]]
 Channel = Literal["orchestrations", "activities", "instances"]
 
 
@@ -398,13 +401,42 @@ class Provider(Protocol):
 
     # --- orchestration dispatcher --------------------------------------
     async def fetch_orchestrations(
-        self, max_items: int, lock_timeout: float
+        self, max_items: int, lock_timeout: float, handlers: Handlers | None = None
     ) -> list[OrchestrationItem]:
         """Lock up to *max_items* instances that have visible messages.
 
         Each item holds every visible message of its instance, in
         occurrence order; instances come oldest due message first. Each
         fetch grows the instance's ``attempt`` counter by one.
+
+        ``Suspended`` instances are never fetched: their messages wait for
+        `resume_instance`. With *handlers* (version routing, DESIGN §9), a
+        ``Running`` instance is fetched only if its ``(name, version)`` is
+        among them, or its version is ``""`` (not chosen yet: the first
+        turn picks one) and its name is; instances in any other status are
+        fetched by anyone, only to consume their late messages.
+        """
+
+    async def waiting_instances(
+        self, handlers: Handlers, min_wait: float
+    ) -> list[tuple[str, str, int]]:
+        """Count what no runtime with *handlers* would fetch, though it waits.
+
+        Returns ``(name, version, count)`` for ``Running``, unlocked
+        instances outside *handlers* (as `fetch_orchestrations` matches
+        them) that have had a visible message for at least *min_wait*
+        seconds: instances whose version no running runtime registered.
+        """
+
+    async def resume_instance(self, instance_id: str) -> bool:
+        """Make a ``Suspended`` instance ``Running`` again; keep everything else.
+
+        Its error is cleared and its attempt counter reset; its messages,
+        history and pending work are as they were, so its next turn replays
+        the history with the code deployed now.
+
+        Returns:
+            ``False`` if the instance is not ``Suspended`` (nothing changes).
         """
 
     async def commit_turns(self, turns: Sequence[TurnCommit]) -> list[bool]:

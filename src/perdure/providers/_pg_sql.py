@@ -25,6 +25,15 @@ from perdure.providers._base import (
 from perdure.providers._pg_schema import quote_ident
 from perdure.providers.helpers import INSTANCE_COLUMNS
 
+# Version routing: an instance (alias i) whose (name, version) is among the
+# handlers, or whose version is still "" and whose name is (its first turn
+# picks one). Parameters: `_pg_routing.handler_params`.
+HANDLED = (
+    "((i.name, i.version) IN (SELECT * FROM unnest(%(h_names)s::text[],"
+    " %(h_versions)s::text[]))"
+    " OR (i.version = '' AND i.name = ANY(%(h_names)s::text[])))"
+)
+
 __all__ = ["NOW", "PgSql", "message_params", "queued_messages"]
 
 NOW = "extract(epoch FROM statement_timestamp())::float8"
@@ -227,6 +236,9 @@ def _fetch_orchestrations(s: str) -> str:
         f" FROM {s}.messages m JOIN {s}.instances i ON i.instance_id = m.instance_id"
         f" WHERE m.visible_at <= {NOW}"
         f" AND (i.locked_until IS NULL OR i.locked_until < {NOW})"
+        # Version routing (DESIGN §9); Suspended instances wait for resume.
+        " AND i.status <> 'Suspended'"
+        f" AND (%(h_any)s OR i.status <> 'Running' OR {HANDLED})"
         " GROUP BY i.instance_id"
         " HAVING i.owner IS NULL OR i.owner = %(me)s"
         f" OR min(m.visible_at) <= {NOW} - %(affinity)s"

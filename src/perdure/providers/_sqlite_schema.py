@@ -139,11 +139,31 @@ INSERT_MESSAGE_IF_INSTANCE = (
 # Messages in due order, skipping locked instances. CROSS JOIN pins the
 # messages index as the outer loop: rows stream in ORDER BY order with no
 # sort, so the fetch stops after the first max_items instances.
+# Version routing (DESIGN §9): ?2 is NULL (any handler) or a JSON list of
+# "name\x1fversion" strings, ?3 a JSON list of the names (an instance whose
+# version is still "" goes to any runtime that has its name).
+_HANDLED = (
+    "(i.name || char(31) || i.version IN (SELECT value FROM json_each(?2))"
+    " OR (i.version = '' AND i.name IN (SELECT value FROM json_each(?3))))"
+)
 READY_INSTANCES = (
     "SELECT m.instance_id FROM messages AS m CROSS JOIN instances AS i"
     " ON i.instance_id = m.instance_id"
     " WHERE m.visible_at <= ?1 AND (i.lock_token IS NULL OR i.locked_until < ?1)"
+    " AND i.status != 'Suspended'"
+    f" AND (?2 IS NULL OR i.status != 'Running' OR {_HANDLED})"
     " ORDER BY m.visible_at, m.id"
+)
+WAITING_INSTANCES = (
+    "SELECT i.name, i.version, count(*) FROM instances AS i"
+    " WHERE i.status = 'Running' AND (i.lock_token IS NULL OR i.locked_until < ?1)"
+    f" AND NOT {_HANDLED} AND EXISTS (SELECT 1 FROM messages AS m"
+    " WHERE m.instance_id = i.instance_id AND m.visible_at <= ?4)"
+    " GROUP BY i.name, i.version ORDER BY i.name, i.version"
+)
+RESUME_INSTANCE = (
+    "UPDATE instances SET status = 'Running', error = NULL, attempt = 0,"
+    " updated_at = ? WHERE instance_id = ? AND status = 'Suspended'"
 )
 LOCK_INSTANCE = (
     "UPDATE instances SET lock_token = ?, locked_until = ?, attempt = attempt + 1"

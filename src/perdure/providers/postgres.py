@@ -33,8 +33,7 @@ from perdure.providers._base import (
     ActivityItem,
     ActivityResult,
     Channel,
-    InstanceRecord,
-    InstanceStatus,
+    Handlers,
     Message,
     NewInstance,
     OrchestrationItem,
@@ -42,6 +41,7 @@ from perdure.providers._base import (
 )
 from perdure.providers._pg_batch import commit, complete, save_heartbeats
 from perdure.providers._pg_fetch import fetch_orchestrations
+from perdure.providers._pg_instances import PgInstances, handler_params
 from perdure.providers._pg_listen import Listener
 from perdure.providers._pg_schema import (
     channel_names,
@@ -56,7 +56,6 @@ from perdure.providers.helpers import (
     LocalWakeups,
     activity_items,
     check_events,
-    instance_record,
 )
 
 __all__ = ["PostgresProvider"]
@@ -64,7 +63,7 @@ __all__ = ["PostgresProvider"]
 Conn = psycopg.AsyncConnection[Any]
 
 
-class PostgresProvider:
+class PostgresProvider(PgInstances):
     """A `Provider` storing everything in one schema of a PostgreSQL database.
 
     Args:
@@ -254,23 +253,6 @@ class PostgresProvider:
         self._wakeups.due("orchestrations", message.visible_at)
         self._wakeups.notify("orchestrations")
 
-    async def get_instance(self, instance_id: str) -> InstanceRecord | None:
-        """Return the instance row, or ``None``."""
-        async with self._connection() as conn:
-            cursor = await conn.execute(self._sql.get_instance, (instance_id,))
-            row = await cursor.fetchone()
-        return None if row is None else instance_record(row)
-
-    async def list_instances(
-        self, *, status: InstanceStatus | None = None, limit: int = 100
-    ) -> list[InstanceRecord]:
-        """Return instances, newest first, optionally filtered by status."""
-        sql = self._sql.list_all if status is None else self._sql.list_status
-        async with self._connection() as conn:
-            cursor = await conn.execute(sql, {"status": status, "limit": limit})
-            rows = await cursor.fetchall()
-        return [instance_record(row) for row in rows]
-
     async def read_history(
         self, instance_id: str, execution_id: int | None = None
     ) -> list[str]:
@@ -316,7 +298,7 @@ class PostgresProvider:
     # --- orchestration dispatcher ---------------------------------------
 
     async def fetch_orchestrations(
-        self, max_items: int, lock_timeout: float
+        self, max_items: int, lock_timeout: float, handlers: Handlers | None = None
     ) -> list[OrchestrationItem]:
         """Lock up to *max_items* instances that have visible messages.
 
@@ -334,6 +316,7 @@ class PostgresProvider:
             "lease": lock_timeout,
             "me": self._origin,
             "affinity": self._affinity,
+            **handler_params(handlers),
         }
         async with self._connection() as conn:
             sent = time.time()

@@ -25,6 +25,7 @@ from perdure.providers._base import (
     ActivityItem,
     ActivityResult,
     Channel,
+    Handlers,
     InstanceRecord,
     InstanceStatus,
     Message,
@@ -33,7 +34,7 @@ from perdure.providers._base import (
     QueuedMessage,
     TurnCommit,
 )
-from perdure.providers._sqlite_conn import SqliteConnection
+from perdure.providers._sqlite_routing import SqliteRouting, handler_params
 from perdure.providers._sqlite_schema import (
     INSERT_INSTANCE,
     INSERT_MESSAGE,
@@ -71,7 +72,7 @@ _INSTANCE_TREE = (
 )
 
 
-class SqliteProvider(SqliteConnection):
+class SqliteProvider(SqliteRouting):
     """A `Provider` storing everything in one SQLite file (or in memory).
 
     Args:
@@ -213,7 +214,7 @@ class SqliteProvider(SqliteConnection):
     # --- orchestration dispatcher ---------------------------------------
 
     async def fetch_orchestrations(
-        self, max_items: int, lock_timeout: float
+        self, max_items: int, lock_timeout: float, handlers: Handlers | None = None
     ) -> list[OrchestrationItem]:
         """Lock up to *max_items* instances that have visible messages.
 
@@ -223,10 +224,11 @@ class SqliteProvider(SqliteConnection):
         """
         if max_items <= 0:
             return []
+        routing = handler_params(handlers)
 
         def tx(conn: sqlite3.Connection, now: float) -> list[OrchestrationItem]:
             picked: dict[str, None] = {}
-            cursor = conn.execute(READY_INSTANCES, (now,))
+            cursor = conn.execute(READY_INSTANCES, (now, *routing))
             try:
                 for (instance_id,) in cursor:
                     picked[instance_id] = None

@@ -26,6 +26,7 @@ unopened provider on the test's storage (each test gets fresh storage), and
 # ruff: noqa: F403, F405
 from __future__ import annotations
 
+from perdure.providers.conformance._deploy import *
 from perdure.providers.conformance._fixtures import (
     LEASE,
     Backend,

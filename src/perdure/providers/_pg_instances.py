@@ -1,0 +1,111 @@
+"""PostgreSQL verbs on instance rows: read, list, route, resume.
+
+`PostgresProvider` inherits `PgInstances` (version routing and resuming are
+DESIGN §9); `handler_params` gives the
+parameters of `perdure.providers._pg_sql.HANDLED`, the condition the fetch
+statement and `waiting_instances` share.
+"""
+
+from __future__ import annotations
+
+from contextlib import AbstractAsyncContextManager
+from typing import Any
+
+import psycopg
+
+from perdure.providers._base import Handlers, InstanceRecord, InstanceStatus
+from perdure.providers._pg_schema import quote_ident
+from perdure.providers._pg_sql import HANDLED, NOW, PgSql, _wake as wake_cte
+from perdure.providers.helpers import LocalWakeups, instance_record
+
+__all__ = ["PgInstances", "handler_params"]
+
+Conn = psycopg.AsyncConnection[Any]
+
+
+def handler_params(handlers: Handlers | None) -> dict[str, Any]:
+    """Parameters of `HANDLED` (``h_any`` true: no routing)."""
+    if handlers is None:
+        return {"h_any": True, "h_names": [], "h_versions": []}
+    return {
+        "h_any": False,
+        "h_names": [name for name, _ in handlers],
+        "h_versions": [version for _, version in handlers],
+    }
+
+
+def _waiting(s: str) -> str:
+    return (
+        f"SELECT i.name, i.version, count(*) FROM {s}.instances i"
+        f" WHERE i.status = 'Running' AND (i.locked_until IS NULL OR"
+        f" i.locked_until < {NOW}) AND NOT {HANDLED}"
+        f" AND EXISTS (SELECT 1 FROM {s}.messages m WHERE m.instance_id ="
+        f" i.instance_id AND m.visible_at <= {NOW} - %(min_wait)s)"
+        " GROUP BY i.name, i.version ORDER BY i.name, i.version"
+    )
+
+
+def _resume(s: str) -> str:
+    return (
+        f"WITH resumed AS (UPDATE {s}.instances SET status = 'Running',"
+        f" error = NULL, attempt = 0, updated_at = {NOW}"
+        " WHERE instance_id = %(iid)s AND status = 'Suspended'"
+        " RETURNING instance_id), "
+        + wake_cte(
+            ("ch_orch", "EXISTS (SELECT 1 FROM resumed)"),
+            ("ch_inst", "EXISTS (SELECT 1 FROM resumed)"),
+        )
+        + " SELECT (SELECT count(*) FROM resumed), (SELECT count(*) FROM wake)"
+    )
+
+
+class PgInstances:
+    """The verbs on instance rows of `PostgresProvider`."""
+
+    # Set by PostgresProvider.
+    schema: str
+    _sql: PgSql
+    _wake_params: dict[str, str]
+    _wakeups: LocalWakeups
+
+    def _connection(self) -> AbstractAsyncContextManager[Conn]:
+        raise NotImplementedError
+
+    async def get_instance(self, instance_id: str) -> InstanceRecord | None:
+        """Return the instance row, or ``None``."""
+        async with self._connection() as conn:
+            cursor = await conn.execute(self._sql.get_instance, (instance_id,))
+            row = await cursor.fetchone()
+        return None if row is None else instance_record(row)
+
+    async def list_instances(
+        self, *, status: InstanceStatus | None = None, limit: int = 100
+    ) -> list[InstanceRecord]:
+        """Return instances, newest first, optionally filtered by status."""
+        sql = self._sql.list_all if status is None else self._sql.list_status
+        async with self._connection() as conn:
+            cursor = await conn.execute(sql, {"status": status, "limit": limit})
+            rows = await cursor.fetchall()
+        return [instance_record(row) for row in rows]
+
+    async def waiting_instances(
+        self, handlers: Handlers, min_wait: float
+    ) -> list[tuple[str, str, int]]:
+        """See `Provider.waiting_instances`."""
+        sql = _waiting(quote_ident(self.schema))
+        params = {**handler_params(handlers), "min_wait": min_wait}
+        async with self._connection() as conn:
+            cursor = await conn.execute(sql, params)
+            rows = await cursor.fetchall()
+        return [(name, version, int(count)) for name, version, count in rows]
+
+    async def resume_instance(self, instance_id: str) -> bool:
+        """See `Provider.resume_instance`."""
+        sql = _resume(quote_ident(self.schema))
+        async with self._connection() as conn:
+            cursor = await conn.execute(sql, {"iid": instance_id, **self._wake_params})
+            row = await cursor.fetchone()
+        resumed = row is not None and row[0] == 1
+        if resumed:
+            self._wakeups.notify("orchestrations", "instances")
+        return resumed

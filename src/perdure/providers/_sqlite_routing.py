@@ -1,0 +1,53 @@
+"""SQLite verbs of deploy safety: version routing and resuming (DESIGN §9).
+
+`SqliteProvider` inherits them; they live here to keep the provider module
+about its core verbs. `handler_params` encodes the handlers of
+`fetch_orchestrations` for the ``READY_INSTANCES`` statement.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+from perdure.providers._base import Handlers
+from perdure.providers._sqlite_conn import SqliteConnection
+from perdure.providers._sqlite_schema import RESUME_INSTANCE, WAITING_INSTANCES
+
+__all__ = ["SqliteRouting", "handler_params"]
+
+
+def handler_params(handlers: Handlers | None) -> tuple[str | None, str | None]:
+    """The ``?2`` and ``?3`` parameters matching *handlers* (None: any)."""
+    if handlers is None:
+        return None, None
+    pairs = json.dumps([f"{name}\x1f{version}" for name, version in handlers])
+    names = json.dumps(sorted({name for name, _ in handlers}))
+    return pairs, names
+
+
+class SqliteRouting(SqliteConnection):
+    """`Provider.waiting_instances` and `Provider.resume_instance` on SQLite."""
+
+    async def waiting_instances(
+        self, handlers: Handlers, min_wait: float
+    ) -> list[tuple[str, str, int]]:
+        """See `Provider.waiting_instances`."""
+        pairs, names = handler_params(handlers)
+
+        def tx(conn: sqlite3.Connection, now: float) -> list[tuple[str, str, int]]:
+            rows = conn.execute(WAITING_INSTANCES, (now, pairs, names, now - min_wait))
+            return [(name, version, count) for name, version, count in rows]
+
+        return await self._transaction(tx)
+
+    async def resume_instance(self, instance_id: str) -> bool:
+        """See `Provider.resume_instance`."""
+
+        def tx(conn: sqlite3.Connection, now: float) -> bool:
+            return conn.execute(RESUME_INSTANCE, (now, instance_id)).rowcount == 1
+
+        resumed = await self._transaction(tx, ("orchestrations",))
+        if resumed:
+            self._wakeups.notify("orchestrations", "instances")
+        return resumed
