@@ -204,7 +204,7 @@ class ActivityWorker:
                 if self._stopping:
                     return  # stop() gives the lease back
                 raise
-            await self._failed(item, ctx, body, retry, exc)
+            await self._failed(item, body, retry, exc)
             return
         if ctx._discarded():
             self._leases.release(item)
@@ -214,7 +214,6 @@ class ActivityWorker:
     async def _failed(
         self,
         item: ActivityItem,
-        ctx: ActivityContext,
         body: dict[str, Any],
         retry: RetryPolicy | None,
         exc: BaseException,
