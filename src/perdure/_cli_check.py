@@ -8,7 +8,9 @@ restart. Storage is only read (`Provider.list_instances`,
 
 Each instance gets a `Verdict`:
 
-* ``ok``: the code replays its history to the end;
+* ``ok``: the code replays its history to the end (an instance being
+  rewound: its history without the failure, and the failed step does not
+  fail again);
 * ``breaks``: it does not (nondeterminism, or the code raised), so a
   runtime with this code would stop the instance;
 * ``skipped``: the code does not register the instance's orchestration
@@ -28,6 +30,7 @@ from ._cli_commands import CliUsageError
 from ._cli_worker import CliError, load_handlers
 from ._core import _history as h
 from ._core._driver import Driver
+from ._core._rewind import plan_rewind
 from ._errors import ErrorInfo, HandlerNotFound, NondeterminismError, PerdureError
 from ._registry import Registry
 from ._tree import printable
@@ -204,9 +207,15 @@ def verdict(registry: Registry, record: InstanceRecord, rows: Sequence[str]) -> 
                 "corrupted history: it does not begin with OrchestrationStarted"
             )
         driver = build_driver(registry, record.instance_id, record.execution_id, start)
-        driver.replay(events)
+        # A live instance whose history ends Failed waits for its rewind turn.
+        rewind = plan_rewind(events) is not None
+        driver.replay(events, rewind=rewind)
     except Exception as exc:
         return _verdict(record, name, version, "breaks", _reason(exc, driver))
+    outcome = driver.outcome
+    if rewind and outcome is not None and outcome.status == "Failed":
+        reason = f"rewinding it fails again: {outcome.error}"
+        return _verdict(record, name, version, "breaks", reason)
     return _verdict(record, name, version, "ok")
 
 

@@ -26,6 +26,8 @@ __all__ = [
     "cmd_history",
     "cmd_list",
     "cmd_raise",
+    "cmd_resume",
+    "cmd_rewind",
     "cmd_start",
     "cmd_status",
     "cmd_wait",
@@ -59,7 +61,7 @@ def use_ascii() -> bool:
     """True when stdout cannot print the tree's Unicode marks."""
     encoding = getattr(sys.stdout, "encoding", None) or "ascii"
     try:
-        "✓✗…→├└│".encode(encoding)
+        "✓✗…→├└│↺".encode(encoding)
     except (UnicodeEncodeError, LookupError):
         return True
     return False
@@ -204,6 +206,27 @@ async def cmd_resume(args: argparse.Namespace, client: Client) -> int:
         printable(
             f"{args.instance_id} resumed; its next turn runs the code "
             "the runtimes have now"
+        )
+    )
+    return 0
+
+
+async def cmd_rewind(args: argparse.Namespace, client: Client) -> int:
+    """``perdure rewind INSTANCE``: rewind a Failed instance."""
+    state = await _require(client, args.instance_id)
+    if state.status != "Failed":
+        print(
+            printable(
+                f"{args.instance_id} is {state.status}, not Failed; nothing to rewind"
+            ),
+            file=sys.stderr,
+        )
+        return 1
+    await client.rewind(args.instance_id)
+    print(
+        printable(
+            f"{args.instance_id} rewound to before its failure; its next turn "
+            "runs the code the runtimes have now"
         )
     )
     return 0

@@ -158,6 +158,39 @@ class Client:
             "only a suspended instance can be resumed"
         )
 
+    async def rewind(self, instance_id: str) -> None:
+        """Take a ``Failed`` instance back to before its failure and resume it.
+
+        Its next turn replays its history with the code deployed now,
+        skipping the failure: the ``OrchestrationFailed`` event stays in the
+        history, marked as rewound by an ``ExecutionRewound`` event, and so
+        do the cancellations the failure made. The code goes on from the
+        step that failed; activities and timers still open are sent again,
+        and children that ended meanwhile report their outcome (DESIGN §9).
+        If the code fails again, the instance is ``Failed`` again (or
+        ``Suspended``, on nondeterminism); it can be rewound again.
+
+        Raises:
+            InstanceNotFound: Unknown instance.
+            PerdureError: The instance is not ``Failed`` (its status is
+                named); nothing changes.
+        """
+        store = await self._store()
+        record = await store.get_instance(instance_id)
+        if record is None:
+            raise InstanceNotFound(instance_id)
+        if record.status == "Failed":
+            message = m.Rewind(record.execution_id).message()
+            if await store.rewind_instance(instance_id, message):
+                return
+            record = await store.get_instance(instance_id)
+            if record is None:
+                raise InstanceNotFound(instance_id)
+        raise PerdureError(
+            f"instance {instance_id!r} is {record.status}, not Failed: "
+            "only a failed instance can be rewound"
+        )
+
     async def delete_instance(self, instance_id: str, *, force: bool = False) -> None:
         """Delete an instance with its history, and its sub-orchestrations.
 

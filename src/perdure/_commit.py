@@ -12,12 +12,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import _messages as m
-from ._codec import dumps
+from ._codec import dumps, loads
 from ._core import _history as h
 from ._core._driver import Outcome, TurnResult
 from ._errors import ErrorInfo
 from .providers._base import (
     ActivityWork,
+    InstanceRecord,
     InstanceStatus,
     NewInstance,
     OrchestrationItem,
@@ -28,6 +29,7 @@ from .providers._base import (
 
 __all__ = [
     "TurnFacts",
+    "child_answer",
     "failure_commit",
     "finished_commit",
     "suspend_commit",
@@ -79,20 +81,8 @@ def to_commit(facts: TurnFacts, result: TurnResult) -> TurnCommit:
             case h.ActivityScheduled():
                 if event.event_id in cancelled:
                     continue  # scheduled and cancelled in one turn: never runs
-                body = {
-                    "input": event.input,
-                    "options": result.activity_options.get(event.event_id),
-                    "scheduled_at": event.timestamp,
-                }
-                activities.append(
-                    ActivityWork(
-                        instance_id=iid,
-                        execution_id=exe,
-                        event_id=event.event_id,
-                        name=event.name,
-                        body=dumps(body),
-                    )
-                )
+                options = result.activity_options.get(event.event_id)
+                activities.append(_work(iid, exe, event, options))
             case h.ActivityCancelRequested():
                 assert event.source_event_id is not None
                 cancel_activities.append(
@@ -103,10 +93,7 @@ def to_commit(facts: TurnFacts, result: TurnResult) -> TurnCommit:
                     )
                 )
             case h.TimerCreated():
-                fired = m.TimerFired(exe, event.event_id)
-                outbound.append(
-                    Outbound(instance_id=iid, message=fired.message(event.fire_at))
-                )
+                outbound.append(_timer(iid, exe, event))
             case h.TimerCancelled():
                 assert event.source_event_id is not None
                 drop_messages.append((iid, m.timer_key(exe, event.source_event_id)))
@@ -136,6 +123,13 @@ def to_commit(facts: TurnFacts, result: TurnResult) -> TurnCommit:
                 custom_status = dumps(event.value)
             case _:
                 pass
+    # A rewind turn sends again what was open before it (the rewind deleted
+    # the activity work; a second fire message of a timer is ignored).
+    for event, options in result.reissue:
+        if isinstance(event, h.ActivityScheduled):
+            activities.append(_work(iid, exe, event, options))
+        elif isinstance(event, h.TimerCreated):
+            outbound.append(_timer(iid, exe, event))
     status: InstanceStatus = "Running"
     output: str | None = None
     error: str | None = None
@@ -190,6 +184,28 @@ def to_commit(facts: TurnFacts, result: TurnResult) -> TurnCommit:
     )
 
 
+def _work(iid: str, exe: int, event: h.ActivityScheduled, options: Any) -> ActivityWork:
+    """The work item of a scheduled activity (with its original schedule time).
+
+    ``scheduled_at`` keeps the activity's idempotency key and its retry
+    timeout the same when a rewind sends it again.
+    """
+    body = {"input": event.input, "options": options, "scheduled_at": event.timestamp}
+    return ActivityWork(
+        instance_id=iid,
+        execution_id=exe,
+        event_id=event.event_id,
+        name=event.name,
+        body=dumps(body),
+    )
+
+
+def _timer(iid: str, exe: int, event: h.TimerCreated) -> Outbound:
+    """The timer's fire message, due at its ``fire_at``."""
+    fired = m.TimerFired(exe, event.event_id)
+    return Outbound(instance_id=iid, message=fired.message(event.fire_at))
+
+
 def _error_json(outcome: Outcome) -> dict[str, Any] | None:
     """The stored error of a Failed or Cancelled outcome (None otherwise)."""
     if outcome.status == "Failed":
@@ -211,6 +227,36 @@ def _answer_parent(
         else m.SubFailed(exe, event_id, error_json)
     )
     return Outbound(instance_id=parent["instance_id"], message=answer.message())
+
+
+def child_answer(
+    parent: str,
+    execution_id: int,
+    event_id: int,
+    child_id: str,
+    child: InstanceRecord | None,
+) -> m.SubCompleted | m.SubFailed | None:
+    """The answer a child's stored end gives its parent, for a rewind turn.
+
+    What the child's own last turn sent (`_answer_parent`): its output, or
+    its error (a cancelled child's is ``Cancelled``). A child that is gone
+    (deleted, or its id re-used by another instance) fails; a child still
+    running (or suspended) answers later itself: None.
+    """
+    if child is None or child.parent_instance_id != parent:
+        missing = ErrorInfo(
+            "InstanceNotFound",
+            f"sub-orchestration instance {child_id!r} no longer exists",
+        )
+        return m.SubFailed(execution_id, event_id, missing.to_json())
+    if child.status == "Completed":
+        output = loads(child.output) if child.output is not None else None
+        return m.SubCompleted(execution_id, event_id, output)
+    if child.status in ("Failed", "Cancelled"):
+        fallback = ErrorInfo(child.status, child.status.lower()).to_json()
+        error = loads(child.error) if child.error else fallback
+        return m.SubFailed(execution_id, event_id, error)
+    return None
 
 
 def _child(

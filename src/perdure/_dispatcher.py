@@ -20,9 +20,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from . import _messages as m
-from ._commit import failure_commit, finished_commit, suspend_commit
+from ._commit import child_answer, failure_commit, finished_commit, suspend_commit
 from ._core import _history as h
 from ._core._driver import Driver
+from ._core._rewind import pending_children, plan_rewind
 from ._errors import (
     Cancelled,
     ErrorInfo,
@@ -262,6 +263,9 @@ class Dispatcher:
             case Replay():
                 source = None
                 events = await self._read_events(iid)
+                rewind = step.rewind and plan_rewind(events) is not None
+                if rewind:
+                    inbox = await self._rewind_inbox(item, inbox, events, now)
         # RunawayTurn (from the watchdog) can only be raised between begin
         # and the end of `end`: all of it inside this try.
         watchdog = self._watchdog
@@ -269,7 +273,7 @@ class Dispatcher:
         try:
             try:
                 if source is None:
-                    source = self._replay(iid, record.execution_id, events)
+                    source = self._replay(iid, record.execution_id, events, rewind)
                 output = run_turn(self._registry, item, inbox, source, now)
             finally:
                 if watchdog is not None and turn is not None:
@@ -340,15 +344,50 @@ class Dispatcher:
         return [h.event_from_json(row) for row in rows]
 
     def _replay(
-        self, instance_id: str, execution_id: int, events: list[h.Event]
+        self,
+        instance_id: str,
+        execution_id: int,
+        events: list[h.Event],
+        rewind: bool = False,
     ) -> Driver:
         if not events or not isinstance(events[0], h.OrchestrationStarted):
             raise NondeterminismError(
                 "corrupted history: it does not begin with OrchestrationStarted"
             )
         driver = build_driver(self._registry, instance_id, execution_id, events[0])
-        driver.replay(events)
+        driver.replay(events, rewind=rewind)
         return driver
+
+    async def _rewind_inbox(
+        self, item: OrchestrationItem, inbox: Inbox, events: list[h.Event], now: float
+    ) -> Inbox:
+        """The messages of a rewind turn: *inbox* and the children's answers.
+
+        The failure cancelled the children still running, and a child that
+        ended while the instance had failed had its answer dropped; so each
+        child the rewound history still waits for is read here (keeping the
+        driver pure), and a finished one's answer is delivered now, in
+        occurrence order with the rest. A running child answers later.
+        """
+        record = item.instance
+        iid, exe = record.instance_id, record.execution_id
+        plan = plan_rewind(events)
+        assert plan is not None
+        _log.info(
+            "instance %s rewound: its failure (event %d) is voided and the code "
+            "deployed now goes on from before it",
+            iid,
+            plan.failed,
+        )
+        answers: Inbox = []
+        for event_id, child_id in pending_children(events, plan.voided):
+            child = await self._provider.get_instance(child_id)
+            answer = child_answer(iid, exe, event_id, child_id, child)
+            if answer is not None:
+                answers.append((answer, child.updated_at if child else None))
+        merged = answers + inbox
+        merged.sort(key=lambda pair: now if pair[1] is None else pair[1])
+        return merged
 
     def _fail(
         self,

@@ -23,6 +23,7 @@ __all__ = [
     "CANCEL",
     "CONTINUE_AS_NEW",
     "EVENT_RAISED",
+    "REWIND",
     "START",
     "SUB_COMPLETED",
     "SUB_FAILED",
@@ -33,6 +34,7 @@ __all__ = [
     "ContinueAsNew",
     "EventRaised",
     "Inbound",
+    "Rewind",
     "Start",
     "SubCompleted",
     "SubFailed",
@@ -51,6 +53,7 @@ EVENT_RAISED = "event_raised"
 SUB_COMPLETED = "sub_completed"
 SUB_FAILED = "sub_failed"
 CANCEL = "cancel"
+REWIND = "rewind"
 
 #: Kinds that answer scheduled work of one execution (``execution_id``,
 #: ``event_id`` in the body); stale executions' answers are dropped.
@@ -253,6 +256,21 @@ class Cancel:
         return message(CANCEL, {"reason": self.reason})
 
 
+@dataclass(frozen=True, slots=True)
+class Rewind:
+    """``Client.rewind``: the failed execution *execution_id* goes on (DESIGN §9).
+
+    The provider verb that makes the instance Running again enqueues it; its
+    turn voids the execution's failure and runs the code from before it.
+    """
+
+    execution_id: int
+
+    def message(self) -> Message:
+        """The queue message."""
+        return message(REWIND, {"execution_id": self.execution_id})
+
+
 Inbound: TypeAlias = (
     Start
     | ContinueAsNew
@@ -263,6 +281,7 @@ Inbound: TypeAlias = (
     | SubFailed
     | EventRaised
     | Cancel
+    | Rewind
 )
 
 #: The types that answer work one execution scheduled (see `COMPLETIONS`); a
@@ -309,6 +328,7 @@ _DECODERS: dict[str, Callable[[dict[str, Any]], Inbound]] = {
     ),
     EVENT_RAISED: lambda b: EventRaised(b["name"], b.get("data")),
     CANCEL: lambda b: Cancel(b.get("reason", "")),
+    REWIND: lambda b: Rewind(b["execution_id"]),
 }
 
 

@@ -17,6 +17,7 @@ from ._codec import to_json
 from ._context import log_unobserved
 from ._core import _history as h
 from ._core._driver import Driver, Outcome
+from ._core._rewind import voided_ids
 from ._errors import ErrorInfo, NondeterminismError
 from ._registry import Registry, name_of
 from ._turn import build_driver
@@ -331,6 +332,33 @@ class Simulator:
         driver.replay(list(self._history))
         self._driver = driver
 
+    def rewind(self, orchestration: Callable[..., Any] | None = None) -> None:
+        """Take a failed execution back to before its failure (``Client.rewind``).
+
+        The failure stays in `history`, voided by an `ExecutionRewound`
+        event, and the code goes on from before it in one turn; work the
+        failure cancelled is open again (`pending`).
+
+        Args:
+            orchestration: The code to go on with (a fix of the one that
+                failed); the simulator's own by default.
+
+        Raises:
+            RuntimeError: The execution has not failed, or inside `turn`.
+            NondeterminismError: The code does not replay the history.
+        """
+        if self._outcome is None or self._outcome.status != "Failed":
+            raise RuntimeError("only a failed execution can be rewound")
+        if self._batch is not None:
+            raise RuntimeError("Simulator.rewind() cannot be used inside turn()")
+        code = orchestration or self._orchestration
+        registry = Registry([code]) if orchestration else self._registry
+        driver = new_driver(registry, code, self.instance_id, 1, self._history)
+        driver.replay(list(self._history), rewind=True)
+        self._orchestration, self._registry, self._driver = code, registry, driver
+        self._outcome = None
+        self._run_turn([])
+
     # ---------------------------------------------------------------- private
     def _answerable(self, event_id: int, kinds: tuple[str, ...]) -> str:
         """Check *event_id* is scheduled work of *kinds*, not yet completed.
@@ -426,6 +454,8 @@ def _open_work(history: list[h.Event]) -> list[PendingWork]:
     Waits pair with external events first-in first-out per name, except
     waits that get cancelled: those never consume an event (DESIGN §1.4).
     """
+    voided = voided_ids(history)
+    history = [e for e in history if e.event_id not in voided]
     cancelled = {e.source_event_id for e in history if e.role == "cancel"}
     closed: set[int] = set()
     work: dict[int, PendingWork] = {}

@@ -6,6 +6,8 @@ task scope (``0.1``, ``0.1.2``, ...) is nested where its first work appears.
 Every line shows the work, its outcome and the event ids involved; select
 winners are marked ``✓ winner`` and cancelled losers ``✗ cancelled``. A
 patch marker (``ctx.patched``) is shown in the scope of the task that asked.
+A failure that ``Client.rewind`` voided is shown where it happened, marked
+``↺ rewound``; the cancellations it made are left out (that work went on).
 
 History does not record which task a cancellation was aimed at, only the
 work it cancelled (DESIGN §4.3), so the cancelled scope is inferred: the
@@ -25,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ._core import _history as h
+from ._core._rewind import voided_ids
 from ._errors import ErrorInfo
 
 __all__ = ["printable", "render_history"]
@@ -62,6 +65,7 @@ _UNICODE = {
     "last": "└── ",
     "pipe": "│   ",
     "gap": "    ",
+    "back": "↺",
 }
 _ASCII = {
     "ok": "OK",
@@ -72,6 +76,7 @@ _ASCII = {
     "last": "`-- ",
     "pipe": "|   ",
     "gap": "    ",
+    "back": "<-",
 }
 
 
@@ -144,6 +149,8 @@ class _Builder:
         # Events that resolved live work, in history order: the candidates
         # for the cause of a later cancellation (None: a client's request).
         self._resolutions: list[_Work | None] = []
+        # Voided failure -> the ExecutionRewound event that voided it.
+        self.rewound: dict[int, int] = {}
 
     def scope(self, path: str) -> _Scope:
         found = self.scopes.get(path)
@@ -154,7 +161,15 @@ class _Builder:
         return found
 
     def build(self, events: Sequence[h.Event]) -> None:
+        voided = voided_ids(events)
         for event in events:
+            if isinstance(event, h.ExecutionRewound) and event.source_event_id:
+                self.rewound[event.source_event_id] = event.event_id
+        for event in events:
+            if event.event_id in voided or isinstance(event, h.ExecutionRewound):
+                if isinstance(event, h.OrchestrationFailed):
+                    self.notes.append(_Work(event, "0"))
+                continue
             if isinstance(event, h.OrchestrationStarted):
                 self.start = event
             elif type(event) in h.SCHEDULING_TYPES or event.role == "marker":
@@ -329,6 +344,9 @@ class _Renderer:
             return f"buffered {summarize(event.data)} (not consumed)"
         if isinstance(event, h.PatchApplied):
             return f"{g['ok']} new code"
+        if isinstance(event, h.OrchestrationFailed):
+            marker = self.b.rewound.get(event.event_id)
+            return f"{g['back']} rewound" + (f" (#{marker})" if marker else "")
         if isinstance(event, _NOTE_TYPES):
             return g["ok"]
         if work.cancel is not None:
@@ -405,6 +423,8 @@ def _describe(event: h.Event) -> str:
         return f"event {event.name!r} raised"
     if isinstance(event, h.OrchestrationCancelRequested):
         return "instance cancel requested"
+    if isinstance(event, h.OrchestrationFailed):
+        return f"failed: {ErrorInfo.from_json(event.error)}"
     return event.type
 
 

@@ -89,7 +89,14 @@ class Cached:
 
 @dataclass(frozen=True, slots=True)
 class Replay:
-    """No usable driver: read the history and replay it first."""
+    """No usable driver: read the history and replay it first.
+
+    Attributes:
+        rewind: A rewind message for the execution came (``Client.rewind``):
+            if the history ends Failed, the turn rewinds it (`._core._rewind`).
+    """
+
+    rewind: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +149,10 @@ def plan(
             if fresh_id > exe or (fresh_id == exe and item.history_len == 0):
                 return Fresh(msg)
             break
+    if item.history_len > 0 and any(
+        isinstance(msg, m.Rewind) and msg.execution_id == exe for msg, _ in inbox
+    ):
+        return Replay(rewind=True)  # never a cached driver: it has not failed
     if (
         cached is not None
         and cached.execution_id == exe
@@ -282,8 +293,8 @@ def _deliver_all(
         if occurred_at is not None and occurred_at <= late:
             extra["occurred_at"] = occurred_at
         match msg:
-            case m.Start() | m.ContinueAsNew():
-                continue  # handled by `plan` and `_begin_fresh`
+            case m.Start() | m.ContinueAsNew() | m.Rewind():
+                continue  # handled by `plan`, `_begin_fresh` and the replay
             case _ if isinstance(msg, m.ANSWERS) and msg.execution_id != exe:
                 continue  # answer for an earlier execution
             case m.ActivityCompleted():

@@ -1,7 +1,8 @@
 """The ``perdure`` command line (also ``python -m perdure``).
 
 Subcommands: ``demo``, ``worker``, ``check``, ``start``, ``status``,
-``wait``, ``raise``, ``cancel``, ``resume``, ``list`` and ``history``.
+``wait``, ``raise``, ``cancel``, ``resume``, ``rewind``, ``list`` and
+``history``.
 Storage comes from ``--db`` (before or after the subcommand), else the
 ``PERDURE_DB`` environment variable, else ``sqlite:///perdure.db``; a plain
 file path is taken as a SQLite file. Errors print one line to stderr and exit non-zero
@@ -189,6 +190,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     resume.add_argument("instance_id", metavar="INSTANCE")
 
+    rewind = sub.add_parser(
+        "rewind",
+        parents=[common],
+        help="rewind a Failed instance to before its failure",
+        description="Take a Failed instance back to before its failure (the "
+        "failure stays in its history, marked as rewound) and resume it with "
+        "the code the runtimes have now.",
+    )
+    rewind.add_argument("instance_id", metavar="INSTANCE")
+
     list_ = sub.add_parser("list", parents=[common, as_json], help="list instances")
     list_.add_argument(
         "--status",
@@ -221,6 +232,7 @@ _COMMANDS: dict[str, Command] = {
     "raise": c.cmd_raise,
     "cancel": c.cmd_cancel,
     "resume": c.cmd_resume,
+    "rewind": c.cmd_rewind,
     "list": c.cmd_list,
     "history": c.cmd_history,
 }

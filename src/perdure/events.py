@@ -27,6 +27,7 @@ from ._core._history import (
     EventRaised,
     EventWaitCancelled,
     EventWaitStarted,
+    ExecutionRewound,
     OrchestrationCancelled,
     OrchestrationCancelRequested,
     OrchestrationChained,
@@ -55,6 +56,7 @@ __all__ = [
     "EventRaised",
     "EventWaitCancelled",
     "EventWaitStarted",
+    "ExecutionRewound",
     "OrchestrationCancelRequested",
     "OrchestrationCancelled",
     "OrchestrationChained",
@@ -96,5 +98,6 @@ AnyEvent: _typing.TypeAlias = (
     | OrchestrationCompleted
     | OrchestrationFailed
     | OrchestrationCancelled
+    | ExecutionRewound
 )
-"""Any concrete history event (the union of the 23 classes)."""
+"""Any concrete history event (the union of the 24 classes)."""

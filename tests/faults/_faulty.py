@@ -209,6 +209,11 @@ class FaultyProvider:
             "resume_instance", lambda: self.inner.resume_instance(instance_id)
         )
 
+    async def rewind_instance(self, instance_id: str, message: Message) -> bool:
+        return await self._call(
+            "rewind_instance", lambda: self.inner.rewind_instance(instance_id, message)
+        )
+
     async def commit_turns(self, turns: Sequence[TurnCommit]) -> list[bool]:
         return await self._call("commit_turns", lambda: self.inner.commit_turns(turns))
 

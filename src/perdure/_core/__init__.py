@@ -14,6 +14,7 @@ importing only those above it (tests/test_structure.py checks it):
 * ``_runner``: steps coroutines, parks and unwinds tasks.
 * ``_seeds``: deterministic guids and random numbers.
 * ``_patches``: what ``ctx.patched`` answers, per execution.
+* ``_rewind``: what a rewind of a failed execution voids and re-runs.
 * ``_outcome``: how an execution ends; what a turn returns.
 * ``_driver``: replays history, applies events, emits new ones.
 """

@@ -15,7 +15,8 @@ Invariants:
 * Cancellations are recorded in a FIFO too and become cancel events after
   the turn's scheduling events; replay checks they match history.
 * Patch markers are written with the scheduling events but never matched:
-  replay reads them up front (`._patches`).
+  replay reads them up front (`._patches`); so are rewind markers, and
+  replay skips the events they void (`._rewind`).
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from ._outcome import (
     terminal_event,
 )
 from ._patches import Patches
+from ._rewind import Rewind, voided_ids
 from ._runaway import TOO_DEEP, deep_recursion
 from ._runner import ContinueAsNewSignal, Runner
 from ._seeds import Seeds
@@ -98,10 +100,21 @@ class Driver(Runner):
         self._new: list[h.Event] = []
         self._options: dict[int, Any] = {}
         self._patches = Patches()
+        # From replay(..., rewind=True) to the end of the rewind turn.
+        self._rewind: Rewind | None = None
 
     # ------------------------------------------------------------------ turns
-    def replay(self, events: list[h.Event]) -> None:
-        """Re-apply stored events (cache miss). Raises `NondeterminismError`."""
+    def replay(self, events: list[h.Event], *, rewind: bool = False) -> None:
+        """Re-apply stored events (cache miss). Raises `NondeterminismError`.
+
+        Events voided by rewinds are skipped. With *rewind* (`ValueError` if
+        the history does not end Failed), the next turn is a rewind turn:
+        the trailing failure is voided too, and what the code does past the
+        kept events becomes that turn's events (see `._rewind`).
+        """
+        rewinding = self._rewind = Rewind(events) if rewind else None
+        voided = rewinding.plan.voided if rewinding else voided_ids(events)
+        live = rewinding.plan.live if rewinding else None
         self.is_replaying = True
         self._patches.read(events)
         try:
@@ -113,12 +126,22 @@ class Driver(Runner):
                             f"position {self.history_len + 1}"
                         )
                     self.history_len = event.event_id
+                    if voided and event.event_id in voided:
+                        continue
+                    # The step a rewound failure interrupted runs as live code.
+                    self.is_replaying = event.event_id != live
                     try:
                         self._apply(event)
                     except RecursionError:
                         self._too_deep()
+                    if rewinding is not None:
+                        status = self.outcome.status if self.outcome else None
+                        rewinding.check_end(status, event)
         finally:
             self.is_replaying = False
+        if rewinding is not None:
+            self._emitted.extendleft(reversed(rewinding.held))
+            return
         if self._emitted:
             raise not_in_history(self._emitted[0])
         if self._cancels:
@@ -133,10 +156,17 @@ class Driver(Runner):
             )
 
     def begin_turn(self, now: float) -> None:
-        """Start a turn at wall-clock time *now* (timestamp of new events)."""
+        """Start a turn at wall-clock time *now* (timestamp of new events).
+
+        A rewind turn begins with its `ExecutionRewound` marker.
+        """
         self.now = now
         self._new = []
         self._options = {}
+        rewinding = self._rewind
+        if rewinding is not None and not rewinding.begun:
+            rewinding.begun = True
+            self._push(rewinding.plan.marker(self.history_len + 1, now))
 
     def deliver(
         self, cls: type[h.Event], source_event_id: int | None = None, **fields: Any
@@ -223,7 +253,11 @@ class Driver(Runner):
             self._push(terminal_event(self.outcome, self.history_len + 1, self.now))
             if self.outcome.status == "ContinuedAsNew":
                 carried = self._inbox.unconsumed()
-        return TurnResult(self._new, self.outcome, self._options, carried, targets)
+        rewinding, self._rewind = self._rewind, None
+        reissue = rewinding.still_open(self._work) if rewinding else []
+        return TurnResult(
+            self._new, self.outcome, self._options, carried, targets, reissue
+        )
 
     def child_id(self, event_id: int) -> str:
         """Default instance id of a sub-orchestration scheduled as *event_id*.
@@ -255,7 +289,7 @@ class Driver(Runner):
         if role == "scheduling":
             self._match_scheduling(event)
             return
-        if role == "marker":
+        if role == "marker" or role == "rewind":
             return  # read before replay began (`Patches.read`), never matched
         if role == "completion":
             self._complete(event)
@@ -293,6 +327,8 @@ class Driver(Runner):
         check_match(event, action)
         assert action is not None
         self._bind(action, event)
+        if self._rewind is not None:
+            self._rewind.bound(event, action)
 
     def _bind(self, action: Action, event: h.Event) -> None:
         work = action.work
@@ -407,7 +443,11 @@ class Driver(Runner):
             marker = h.PatchApplied(
                 event_id=0, timestamp=0.0, patch_id=patch_id, scope=task.path
             )
-            self._emitted.append(Action(marker, None))
+            rewinding = self._rewind
+            if rewinding is not None and not rewinding.begun:
+                rewinding.held.append(Action(marker, None))  # until replay ends
+            else:
+                self._emitted.append(Action(marker, None))
         return answer
 
     def cancel_work(self, work: WorkFuture[Any], reason: str) -> None:

@@ -41,6 +41,7 @@ __all__ = [
     "EventRaised",
     "EventWaitCancelled",
     "EventWaitStarted",
+    "ExecutionRewound",
     "OrchestrationCancelRequested",
     "OrchestrationCancelled",
     "OrchestrationChained",
@@ -71,6 +72,8 @@ __all__ = [
 #: without one, and only code calling ``ctx.patched`` (which an older
 #: perdure does not have) writes one; bumping would make every execution
 #: an upgraded runtime starts unreplayable by the runtimes not upgraded yet.
+#: `ExecutionRewound` did not either, for the same reasons: only a rewind
+#: writes one.
 ENGINE_VERSION = 2
 
 
@@ -93,9 +96,19 @@ ExecutionStatus = Literal["Completed", "Failed", "Cancelled", "ContinuedAsNew"]
 #: ``terminal``: the execution's end; ``start``: the first event;
 #: ``marker``: produced by orchestration code with its scheduling events
 #: (in emission order) but never matched: replay reads the markers of the
-#: whole execution before running the code, then passes over them.
+#: whole execution before running the code, then passes over them;
+#: ``rewind``: written by the runtime when ``Client.rewind`` takes a failed
+#: execution back (`ExecutionRewound`); replay reads it up front too and
+#: skips the events it voids (see `._rewind`).
 Role = Literal[
-    "scheduling", "completion", "cancel", "delivered", "terminal", "start", "marker"
+    "scheduling",
+    "completion",
+    "cancel",
+    "delivered",
+    "terminal",
+    "start",
+    "marker",
+    "rewind",
 ]
 
 _REGISTRY: dict[str, type[Event]] = {}
@@ -390,6 +403,22 @@ class OrchestrationCancelled(Event):
     status = "Cancelled"
 
     reason: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ExecutionRewound(Event):
+    """``Client.rewind`` took the failed execution back to before its failure.
+
+    The first event of the rewind turn. ``source_event_id`` is the
+    `OrchestrationFailed` it voids; ``voided_from`` is the first event voided
+    with it (the cancellations that failure cascaded into its unfinished
+    work, DESIGN §9). Voided events stay in the history and every replay
+    skips them; the code goes on from the last event kept.
+    """
+
+    role = "rewind"
+
+    voided_from: int
 
 
 for _cls in Event.__subclasses__():

@@ -46,6 +46,9 @@ class TurnResult:
     # event_id of a SubOrchestrationScheduled cancelled this turn -> the
     # child's instance id (the commit sends the child its cancel message)
     cancel_targets: dict[int, str] = field(default_factory=dict)
+    # A rewind turn: the activities and timers scheduled before the rewind
+    # and still open, to send again, as (scheduling event, activity options)
+    reissue: list[tuple[h.Event, Any]] = field(default_factory=list)
 
 
 def terminal_event(outcome: Outcome, event_id: int, timestamp: float) -> h.Event:

@@ -65,9 +65,12 @@ class Patches:
         answer = self._decided.get(patch_id)
         if answer is not None:
             return answer, False
-        answer = not replaying or patch_id in self._recorded
+        recorded = patch_id in self._recorded
+        answer = not replaying or recorded
         self._decided[patch_id] = answer
-        return answer, not replaying
+        # A marker already in the history is not written twice (a rewind
+        # re-runs, live, the step that first asked).
+        return answer, not replaying and not recorded
 
     def decided(self, patch_id: str) -> bool | None:
         """The answer already given for *patch_id*, if any."""

@@ -439,6 +439,22 @@ class Provider(Protocol):
             ``False`` if the instance is not ``Suspended`` (nothing changes).
         """
 
+    async def rewind_instance(self, instance_id: str, message: Message) -> bool:
+        """Make a ``Failed`` instance ``Running`` again, to rewind it (DESIGN §9).
+
+        Atomically, and only if the instance is ``Failed``: its status
+        becomes ``Running``, its error and output are cleared, its attempt
+        counter is reset and a lock held on it is released (a turn in
+        flight, consuming late messages, is then rejected); *all* its
+        activity work is deleted (the rewind turn sends again what is still
+        open, so a completion of an attempt still running is dropped as
+        stale); and *message* is enqueued for it. Its history and queued
+        messages stay as they are.
+
+        Returns:
+            ``False`` if the instance is not ``Failed`` (nothing changes).
+        """
+
     async def commit_turns(self, turns: Sequence[TurnCommit]) -> list[bool]:
         """Commit turns; each one atomically. Returns per-turn success.
 

@@ -1,7 +1,7 @@
-"""PostgreSQL verbs on instance rows: read, list, route, resume.
+"""PostgreSQL verbs on instance rows: read, list, route, resume, rewind.
 
-`PostgresProvider` inherits `PgInstances` (version routing and resuming are
-DESIGN §9); `handler_params` gives the
+`PostgresProvider` inherits `PgInstances` (version routing, resuming and
+rewinding are DESIGN §9); `handler_params` gives the
 parameters of `perdure.providers._pg_sql.HANDLED`, the condition the fetch
 statement and `waiting_instances` share.
 """
@@ -13,9 +13,15 @@ from typing import Any
 
 import psycopg
 
-from perdure.providers._base import Handlers, InstanceRecord, InstanceStatus
+from perdure.providers._base import Handlers, InstanceRecord, InstanceStatus, Message
 from perdure.providers._pg_schema import quote_ident
-from perdure.providers._pg_sql import HANDLED, NOW, PgSql, _wake as wake_cte
+from perdure.providers._pg_sql import (
+    HANDLED,
+    NOW,
+    PgSql,
+    _wake as wake_cte,
+    message_params,
+)
 from perdure.providers.helpers import LocalWakeups, instance_record
 
 __all__ = ["PgInstances", "handler_params"]
@@ -56,6 +62,30 @@ def _resume(s: str) -> str:
             ("ch_inst", "EXISTS (SELECT 1 FROM resumed)"),
         )
         + " SELECT (SELECT count(*) FROM resumed), (SELECT count(*) FROM wake)"
+    )
+
+
+def _rewind(s: str) -> str:
+    # One statement: the guarded status change (releasing a lock held by a
+    # turn in flight, which its commit then finds gone), the activity work
+    # deleted and the rewind message enqueued only if it changed a row.
+    return (
+        f"WITH rewound AS (UPDATE {s}.instances SET status = 'Running',"
+        " error = NULL, output = NULL, attempt = 0, lock_token = NULL,"
+        f" locked_until = NULL, owner = NULL, updated_at = {NOW}"
+        " WHERE instance_id = %(iid)s AND status = 'Failed'"
+        " RETURNING instance_id),"
+        f" dropped AS (DELETE FROM {s}.activities WHERE instance_id IN"
+        " (SELECT instance_id FROM rewound)),"
+        f" sent AS (INSERT INTO {s}.messages (instance_id, kind, body, visible_at,"
+        " key, occurred_at) SELECT instance_id, %(kind)s, %(body)s,"
+        f" coalesce(%(vis)s, {NOW}), %(key)s, coalesce(%(vis)s, {NOW})"
+        " FROM rewound RETURNING visible_at), "
+        + wake_cte(
+            ("ch_orch", f"EXISTS (SELECT 1 FROM sent WHERE visible_at <= {NOW})"),
+            ("ch_inst", "EXISTS (SELECT 1 FROM rewound)"),
+        )
+        + " SELECT (SELECT count(*) FROM rewound), (SELECT count(*) FROM wake)"
     )
 
 
@@ -109,3 +139,16 @@ class PgInstances:
         if resumed:
             self._wakeups.notify("orchestrations", "instances")
         return resumed
+
+    async def rewind_instance(self, instance_id: str, message: Message) -> bool:
+        """See `Provider.rewind_instance`."""
+        sql = _rewind(quote_ident(self.schema))
+        params = {"iid": instance_id, **message_params(message), **self._wake_params}
+        async with self._connection() as conn:
+            cursor = await conn.execute(sql, params)
+            row = await cursor.fetchone()
+        rewound = row is not None and row[0] == 1
+        if rewound:
+            self._wakeups.due("orchestrations", message.visible_at)
+            self._wakeups.notify("orchestrations", "instances")
+        return rewound

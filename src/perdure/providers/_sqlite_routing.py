@@ -1,4 +1,4 @@
-"""SQLite verbs of deploy safety: version routing and resuming (DESIGN §9).
+"""SQLite verbs of deploy safety: routing, resuming, rewinding (DESIGN §9).
 
 `SqliteProvider` inherits them; they live here to keep the provider module
 about its core verbs. `handler_params` encodes the handlers of
@@ -10,9 +10,15 @@ from __future__ import annotations
 import json
 import sqlite3
 
-from perdure.providers._base import Handlers
+from perdure.providers._base import Handlers, Message
 from perdure.providers._sqlite_conn import SqliteConnection
-from perdure.providers._sqlite_schema import RESUME_INSTANCE, WAITING_INSTANCES
+from perdure.providers._sqlite_schema import (
+    INSERT_MESSAGE,
+    RESUME_INSTANCE,
+    REWIND_INSTANCE,
+    WAITING_INSTANCES,
+    message_row,
+)
 
 __all__ = ["SqliteRouting", "handler_params"]
 
@@ -27,7 +33,7 @@ def handler_params(handlers: Handlers | None) -> tuple[str | None, str | None]:
 
 
 class SqliteRouting(SqliteConnection):
-    """`Provider.waiting_instances` and `Provider.resume_instance` on SQLite."""
+    """`Provider.waiting_instances`, ``resume_instance``, ``rewind_instance``."""
 
     async def waiting_instances(
         self, handlers: Handlers, min_wait: float
@@ -51,3 +57,19 @@ class SqliteRouting(SqliteConnection):
         if resumed:
             self._wakeups.notify("orchestrations", "instances")
         return resumed
+
+    async def rewind_instance(self, instance_id: str, message: Message) -> bool:
+        """See `Provider.rewind_instance`."""
+
+        def tx(conn: sqlite3.Connection, now: float) -> bool:
+            if conn.execute(REWIND_INSTANCE, (now, instance_id)).rowcount != 1:
+                return False
+            conn.execute("DELETE FROM activities WHERE instance_id = ?", (instance_id,))
+            conn.execute(INSERT_MESSAGE, message_row(instance_id, message, now))
+            return True
+
+        rewound = await self._transaction(tx, ("orchestrations",))
+        if rewound:
+            self._wakeups.due("orchestrations", message.visible_at)
+            self._wakeups.notify("orchestrations", "instances")
+        return rewound

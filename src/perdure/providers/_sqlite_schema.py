@@ -165,6 +165,13 @@ RESUME_INSTANCE = (
     "UPDATE instances SET status = 'Running', error = NULL, attempt = 0,"
     " updated_at = ? WHERE instance_id = ? AND status = 'Suspended'"
 )
+# Rewind (DESIGN §9): a Failed instance runs again; a turn in flight on it
+# (consuming late messages) loses its lock and is rejected at commit.
+REWIND_INSTANCE = (
+    "UPDATE instances SET status = 'Running', error = NULL, output = NULL,"
+    " attempt = 0, lock_token = NULL, locked_until = NULL, updated_at = ?"
+    " WHERE instance_id = ? AND status = 'Failed'"
+)
 LOCK_INSTANCE = (
     "UPDATE instances SET lock_token = ?, locked_until = ?, attempt = attempt + 1"
     f" WHERE instance_id = ? RETURNING {INSTANCE_COLUMNS}, history_len, attempt"
