@@ -245,3 +245,59 @@ async def test_suspend_on_error_keeps_a_rewind_that_fails_again(
         history = await rt.client.get_history("bill")
     assert (done.status, done.output) == ("Completed", "paid net")
     assert len(of_type(history, h.ExecutionRewound)) == 1
+
+
+def hanging(hang: bool) -> Any:
+    """``Hang`` spins forever once "go" arrives (until the fix)."""
+
+    @perdure.orchestration(name="Hang")
+    async def code(ctx: perdure.OrchestrationContext) -> list[Any]:
+        slow = ctx.schedule_activity(step, "slow")
+        timer = ctx.schedule_timer(0.2)
+        go = await ctx.schedule_wait("go")
+        while hang:
+            pass
+        await timer
+        return [go, await slow]
+
+    return code
+
+
+async def test_a_turn_timeout_is_rewound_and_stale_work_is_dropped(
+    storage_url: str,
+) -> None:
+    # The runtime wrote that failure itself: no cascade, the activity still
+    # running keeps its work item, and the turn's event was consumed. The
+    # rewind deletes the work item and sends it again: the old attempt's
+    # result is dropped, the new one's answers.
+    GATES["slow"] = gate = asyncio.Event()
+    worker = runtime(storage_url, activities=[step], role="worker")
+    async with worker:
+        orch = runtime(
+            storage_url, [hanging(True)], role="orchestrator", turn_timeout=0.5
+        )
+        async with orch as rt:
+            await rt.client.start_orchestration("hang", "Hang")
+            await eventually(lambda: STARTED["hang", "slow"] == 1, "slow to start")
+            await rt.client.raise_event("hang", "go", 1)
+            failed = await rt.client.wait_for_orchestration("hang", timeout=WAIT)
+            before = await rt.client.get_history("hang")
+        assert failed.error is not None and failed.error.type == "TurnTimeout"
+        assert types(before) == [
+            "OrchestrationStarted",
+            "ActivityScheduled",
+            "TimerCreated",
+            "EventWaitStarted",
+            "OrchestrationFailed",
+        ]
+        async with runtime(storage_url, [hanging(False)], role="orchestrator") as rt:
+            await rt.client.rewind("hang")
+            await eventually(lambda: STARTED["hang", "slow"] == 2, "slow again")
+            gate.set()
+            await rt.client.raise_event("hang", "go", 2)  # the first was consumed
+            done = await rt.client.wait_for_orchestration("hang", timeout=WAIT)
+            history = await rt.client.get_history("hang")
+    assert (done.status, done.output) == ("Completed", [2, "slow"])
+    [marker] = of_type(history, h.ExecutionRewound)
+    assert marker.voided_from == marker.source_event_id == len(before)
+    assert len(of_type(history, h.ActivityCompleted)) == 1
