@@ -91,11 +91,14 @@ async def test_activity_error_surfaces_with_original_message(storage_url: str) -
     assert "card declined" in summary["error"]["message"]
     assert summary["error"]["category"] == "application"
     (failed,) = of_type(history, h.ActivityFailed)
+    stack = failed.error.pop("stack")
     assert failed.error == {
         "type": "ValueError",
         "message": "card declined",
         "category": "application",
     }
+    assert stack.splitlines()[-1] == "ValueError: card declined"
+    assert 'raise ValueError("card declined")' in stack
 
 
 async def test_unknown_activity_fails_with_configuration(storage_url: str) -> None:
