@@ -742,3 +742,39 @@ async def patched_rounds(ctx: OrchestrationContext, state: dict[str, Any]) -> An
     if state["round"] == 1:
         ctx.continue_as_new({"round": 2, "n": n})
     return {"n": n, "patched": ctx.patched("tick-v2")}
+
+
+# --------------------------------------------------------------- rewind
+
+
+@perdure.orchestration(name="RewindOrder")
+async def rewind_order_buggy(ctx: OrchestrationContext, order: str) -> dict[str, Any]:
+    """Fails on a bug (KeyError) when the approval has no total, with a
+    charge, a reminder timer and a courier child open; rewind_order_fixed
+    is its fix (Client.rewind)."""
+    reserved = await ctx.schedule_activity("Reserve", order)
+    retry = perdure.RetryPolicy(max_attempts=3)
+    charge = ctx.schedule_activity("Charge", order, retry=retry)
+    reminder = ctx.schedule_timer(3600)
+    courier = ctx.schedule_sub_orchestration("Courier", order)
+    approval = await ctx.schedule_wait("Approval")
+    total = approval["total"]
+    done = await ctx.select2(reminder, ctx.join(charge, courier))
+    return {"reserved": reserved, "total": total, "done": done}
+
+
+@perdure.orchestration(name="RewindOrder")
+async def rewind_order_fixed(ctx: OrchestrationContext, order: str) -> dict[str, Any]:
+    """rewind_order_buggy with the fix behind ctx.patched("default-total")."""
+    reserved = await ctx.schedule_activity("Reserve", order)
+    retry = perdure.RetryPolicy(max_attempts=3)
+    charge = ctx.schedule_activity("Charge", order, retry=retry)
+    reminder = ctx.schedule_timer(3600)
+    courier = ctx.schedule_sub_orchestration("Courier", order)
+    approval = await ctx.schedule_wait("Approval")
+    if ctx.patched("default-total"):
+        total = approval.get("total", 0)
+    else:
+        total = approval["total"]
+    done = await ctx.select2(reminder, ctx.join(charge, courier))
+    return {"reserved": reserved, "total": total, "done": done}

@@ -37,6 +37,9 @@ class Recording:
     execution_id: int = 1
     activities: tuple[Callable[..., Any], ...] = ()
     recorded_by: str = "Simulator"
+    # Rewound histories: the program that wrote the turns up to the last
+    # failure a rewind voided (``orchestration`` is the fix, for the rest).
+    failed_with: Callable[..., Any] | None = None
 
 
 @dataclass(frozen=True)

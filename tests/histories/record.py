@@ -77,9 +77,17 @@ class _Sim(Simulator):
 
 
 def simulated(
-    orchestration: Callable[..., Any], input: Any = None, *, name: str = ""
+    orchestration: Callable[..., Any],
+    input: Any = None,
+    *,
+    name: str = "",
+    rewound_with: Callable[..., Any] | None = None,
 ) -> Callable[[Callable[[_Sim], None]], Callable[[_Sim], None]]:
-    """Register a Simulator scenario; the decorated function drives it."""
+    """Register a Simulator scenario; the decorated function drives it.
+
+    *rewound_with*: the scenario rewinds *orchestration*'s failure with
+    this fix (`Simulator.rewind`), which is then the golden's program.
+    """
 
     def register(drive: Callable[[_Sim], None]) -> Callable[[_Sim], None]:
         scenario_name = name or drive.__name__
@@ -89,6 +97,18 @@ def simulated(
             iid = f"golden-{scenario_name}"
             sim = _Sim(orchestration, input, iid)
             drive(sim)
+            if rewound_with is not None:
+                return [
+                    Recording(
+                        scenario_name,
+                        description,
+                        rewound_with,
+                        iid,
+                        sim.history,
+                        sim.turns,
+                        failed_with=orchestration,
+                    )
+                ]
             return [
                 Recording(
                     scenario_name,
@@ -524,6 +544,38 @@ def patched_in_loser(sim: _Sim) -> None:
     sim.advance(5)
 
 
+@simulated(p.rewind_order_buggy, "o-9", rewound_with=p.rewind_order_fixed)
+def rewind_patched_fix(sim: _Sim) -> None:
+    """The approval has no total: a KeyError fails the order with its charge,
+    reminder timer and courier child open (cancelled). A minute later it is
+    rewound with the fix behind ctx.patched: the rewind turn's marker, the
+    patch decided in the failed step, then the charge and courier answer,
+    the join wins and the reminder is cancelled."""
+    sim.complete(sim.id_of("Reserve"), "reserved")
+    sim.now += 5
+    sim.raise_event("Approval", {"by": "ann"})
+    sim.now += 60
+    sim.rewind(p.rewind_order_fixed)
+    sim.complete(sim.id_of("Charge"), "charged")
+    sim.now += 1
+    sim.complete(sim.id_of("Courier", "sub"), "shipped")
+
+
+@simulated(p.rewind_order_buggy, "o-10", rewound_with=p.rewind_order_fixed)
+def rewind_twice(sim: _Sim) -> None:
+    """Rewound with the bug still in, the order fails again in the rewind
+    turn itself; a second rewind, with the fix, voids that failure too (two
+    markers); the courier answers before the charge."""
+    sim.complete(sim.id_of("Reserve"), "reserved")
+    sim.raise_event("Approval", {"by": "bob", "note": "no total"})
+    sim.now += 60
+    sim.rewind()
+    sim.now += 60
+    sim.rewind(p.rewind_order_fixed)
+    sim.complete(sim.id_of("Courier", "sub"), "shipped")
+    sim.complete(sim.id_of("Charge"), "charged")
+
+
 # --------------------------------------------------------------- output
 
 
@@ -561,10 +613,14 @@ def to_document(rec: Recording, commit: str) -> dict[str, Any]:
         execution_id=rec.execution_id,
     )
     error = result.error
+    rewound = (
+        {} if rec.failed_with is None else {"failed_with": rec.failed_with.__name__}
+    )
     return {
         "name": rec.name,
         "description": rec.description,
         "orchestration": rec.orchestration.__name__,
+        **rewound,
         "activities": [a.__name__ for a in rec.activities],
         "input": start.input,
         "instance_id": rec.instance_id,

@@ -11,6 +11,11 @@ For every ``tests/histories/*.json`` (see README.md and ``record.py``):
   events, with their stored fields and timestamp) and must produce exactly
   the stored events of the turn.
 
+A rewound golden (``failed_with``: the program that failed) re-drives the
+turns up to the last failure a rewind voided with that program, and a turn
+that opens with ``ExecutionRewound`` as a rewind turn (the history before
+it replayed with ``rewind=True``).
+
 Events are compared as JSON text after a round trip through the current
 code's `event_from_json`/`event_to_json`, so fields added later with
 defaults do not break old goldens; ``engine`` on OrchestrationStarted and
@@ -89,17 +94,30 @@ def load_document(path: Path) -> dict[str, Any]:
     return doc
 
 
-def program(doc: dict[str, Any]) -> tuple[Any, list[Any]]:
-    """The orchestration function and activities a golden was recorded from."""
-    orchestration = getattr(_programs, doc["orchestration"])
+def program(doc: dict[str, Any], failed: bool = False) -> tuple[Any, list[Any]]:
+    """The orchestration function and activities a golden was recorded from.
+
+    *failed*: the program that wrote the turns before a rewind, if another.
+    """
+    name = doc.get("failed_with", doc["orchestration"]) if failed else None
+    orchestration = getattr(_programs, name or doc["orchestration"])
     activities = [getattr(_programs, a) for a in doc.get("activities", [])]
     return orchestration, activities
 
 
-def new_driver(doc: dict[str, Any], start: h.Event) -> Driver:
+def rewound_failure(doc: dict[str, Any]) -> int:
+    """Event id of the last failure a rewind voided (0: never rewound)."""
+    markers = [json.loads(text) for text in doc["events"]]
+    return max(
+        (m["source_event_id"] for m in markers if m["type"] == "ExecutionRewound"),
+        default=0,
+    )
+
+
+def new_driver(doc: dict[str, Any], start: h.Event, failed: bool = False) -> Driver:
     """A fresh driver for the golden's orchestration, as after a restart."""
     assert isinstance(start, h.OrchestrationStarted)
-    orchestration, activities = program(doc)
+    orchestration, activities = program(doc, failed)
     registry = Registry([orchestration], activities)
     odef = registry.orchestration(name_of(orchestration))
     start = dataclasses.replace(start, name=odef.name, version=odef.version)
@@ -136,12 +154,15 @@ def check_turn(doc: dict[str, Any], first: int, last: int) -> None:
     """(b) Re-drive one recorded turn and compare its events byte for byte."""
     texts = doc["events"]
     events = [load_event(t) for t in texts]
-    driver = new_driver(doc, events[0])
+    driver = new_driver(doc, events[0], failed=last <= rewound_failure(doc))
+    rewinding = isinstance(events[first - 1], h.ExecutionRewound)
     if first > 1:
-        driver.replay(events[: first - 1])
+        driver.replay(events[: first - 1], rewind=rewinding)
     driver.begin_turn(events[first - 1].timestamp)
     for text in texts[first - 1 : last]:
         cls, data = stored_fields(text)
+        if cls.role == "rewind":
+            continue  # begin_turn wrote it
         if cls.role not in DELIVERED_ROLES:
             break
         source = data.get("source_event_id")
