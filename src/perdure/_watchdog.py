@@ -25,11 +25,12 @@ has not landed yet. It therefore never lands in dispatcher code outside the
 
 It cancels one by replacing it with a private exception that the loop
 thread takes at once (`_cancel_pending`), not by calling
-``PyThreadState_SetAsyncExc(tid, NULL)``: on CPython 3.11 and 3.12 that
-call leaves the interpreter's eval-breaker flag set for good, which is
-harmless until a trace function is installed (coverage, pdb, debugpy); from
-then on the next call of a Python function re-runs its first instruction
-for ever, and the process hangs.
+``PyThreadState_SetAsyncExc(tid, NULL)``: on CPython 3.11 that call leaves
+the interpreter's eval-breaker flag set for good (the flag only clears when
+an exception is taken), which is harmless until a trace function is
+installed (coverage, pdb, debugpy); from then on the next call of a Python
+function re-runs its first instruction for ever, and the process hangs.
+(3.10, 3.12 and 3.13 do not hang; the replacement works on all of them.)
 """
 
 from __future__ import annotations

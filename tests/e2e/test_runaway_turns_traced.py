@@ -2,8 +2,8 @@
 
 Coverage, pdb and IDE debuggers install a trace function. Cancelling an
 injection with ``PyThreadState_SetAsyncExc(tid, NULL)`` leaves CPython
-3.11/3.12's eval-breaker flag set for good, and under a tracer the next call
-of a Python function then spins on its first instruction for ever: the whole
+3.11's eval-breaker flag set for good, and under a tracer the next call of a
+Python function then spins on its first instruction for ever: the whole
 process hangs (this froze the suite under ``coverage run``). The scenarios
 run in a subprocess with their own trace function, so a regression fails on
 the timeout instead of freezing the test process.
