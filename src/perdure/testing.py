@@ -11,7 +11,8 @@ Two tools, both pure (no storage, no event loop, no real clock):
   decides which scheduled work completes next, with which outcome, when
   external events arrive and how far a virtual clock moves (timers fire when
   the clock passes them). Its `Simulator.history` is exactly what the runtime
-  would have stored.
+  would have stored; `Simulator.rewind` takes a failed simulation back with
+  fixed code, as ``Client.rewind`` does.
 
 Example::
 
@@ -64,6 +65,9 @@ def replay(
         instance_id: The instance's id; it seeds ``new_guid()`` and
             ``random()``, so pass the original when the code uses them.
         execution_id: The execution's number (it seeds them too).
+
+    A rewound history (``Client.rewind``) replays as the runtime replays
+    it: the failures a rewind voided, and their cancellations, are skipped.
 
     Returns:
         The outcome the history reaches with the current code.
