@@ -23,15 +23,11 @@ from _core_util import (
 import perdure
 from perdure import NondeterminismError, OrchestrationContext
 from perdure._core import _history as h
-from perdure._core._rewind import (
-    CASCADE_REASON,
-    pending_children,
-    plan_rewind,
-    voided_ids,
-)
+from perdure._core._rewind import pending_children, plan_rewind, voided_ids
 from perdure.testing import Simulator, replay
 
 Program = Callable[..., Any]
+CASCADE_REASON = "orchestration failed"
 
 
 def order(bug: str | None = None, *, patch: bool = False) -> Program:
@@ -379,3 +375,40 @@ def test_a_marker_already_in_the_history_is_not_written_twice() -> None:
     assert len(of_type(sim.history, h.PatchApplied)) == 1
     assert (sim.result.status, sim.result.output) == ("Completed", 3)
     check_replay(asks_then_works, sim)
+
+
+def racing(bug: bool) -> Program:
+    """A select of a timer and a task still open when the code fails."""
+
+    async def work(ctx: OrchestrationContext) -> Any:
+        return await ctx.schedule_activity("W")
+
+    @perdure.orchestration(name="Race")
+    async def race(ctx: OrchestrationContext) -> Any:
+        pending = ctx.select2(ctx.schedule_timer(60), ctx.durable_async(work(ctx)))
+        lost = ctx.schedule_activity("Lost")
+        await ctx.schedule_wait("go")
+        lost.cancel("not needed")  # the failing step cancels before it raises
+        if bug:
+            raise KeyError("x")
+        return (await pending)[1]
+
+    return race
+
+
+def test_everything_the_failing_turn_cancelled_is_voided() -> None:
+    # The cascade cancelled the timer, which settled the select, which
+    # cancelled the task's activity ("lost select"); the step itself had
+    # cancelled "Lost". All are voided; the fix's own cancellation of
+    # "Lost" is written again by the rewind turn.
+    sim = Simulator(racing(bug=True))
+    sim.raise_event("go")
+    reasons = [getattr(e, "reason", "") for e in sim.history if e.role == "cancel"]
+    assert reasons == ["not needed", "orchestration failed", "lost select"]
+    sim.rewind(racing(bug=False))
+    assert types(sim.last_turn) == ["ExecutionRewound", "ActivityCancelRequested"]
+    assert sorted(p.name for p in sim.pending()) == ["", "W"]
+    sim.complete(next(p.event_id for p in sim.pending("activity")), "w")
+    assert (sim.result.status, sim.result.output) == ("Completed", "w")
+    check_replay(racing(bug=False), sim)
+    assert new_events_after_replay(racing(bug=False), sim.history, "simulated") == []

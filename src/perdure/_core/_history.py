@@ -411,9 +411,9 @@ class ExecutionRewound(Event):
 
     The first event of the rewind turn. ``source_event_id`` is the
     `OrchestrationFailed` it voids; ``voided_from`` is the first event voided
-    with it (the cancellations that failure cascaded into its unfinished
-    work, DESIGN §9). Voided events stay in the history and every replay
-    skips them; the code goes on from the last event kept.
+    with it (the cancellations written with the failure, DESIGN §9). Voided
+    events stay in the history and every replay skips them; the code goes
+    on from the last event kept.
     """
 
     role = "rewind"

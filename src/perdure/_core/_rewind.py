@@ -4,13 +4,17 @@ A rewind takes a ``Failed`` instance back to before its failure and lets the
 code deployed now go on from there. Nothing is deleted from the history:
 
 * The rewind turn *voids* the execution's trailing failure: its
-  `OrchestrationFailed` event, with the cancellations that failure cascaded
-  into unfinished work (``Driver._end`` cancels the whole task tree with
-  the reason `CASCADE_REASON`; those cancel events carry that reason and the
-  failure's timestamp, right before it), and any failure written right
-  before it the same way (a rewind turn that went poison or timed out ends
-  the history with a second failure). The work they cancelled is open
-  again.
+  `OrchestrationFailed` event with the cancel events written in the same
+  turn right before it (the run of cancel events with its timestamp), and
+  any failure written right before it the same way (a rewind turn that
+  went poison or timed out ends the history with a second failure). Those
+  cancellations are the failure's cascade (``Driver._end`` cancels the
+  whole task tree: "orchestration failed"), with what the cascade set off
+  ("lost select" for the other member of a select whose member it
+  cancelled) and what the failing turn cancelled before the code raised.
+  The work they cancelled is open again; what the code deployed now
+  cancels while the failing turn is replayed is written again by the
+  rewind turn, after its scheduling events, as any turn writes them.
 * The turn begins with an `ExecutionRewound` marker naming the voided span
   (``voided_from`` to ``source_event_id``). Every later replay reads the
   markers up front, like patch markers, and skips the voided events and the
@@ -50,17 +54,12 @@ from ._history import (
 from ._tasks import PENDING, WorkFuture
 
 __all__ = [
-    "CASCADE_REASON",
     "Rewind",
     "RewindPlan",
     "pending_children",
     "plan_rewind",
     "voided_ids",
 ]
-
-#: The reason of the cancellations a failing execution cascades into its
-#: unfinished work (``Driver._end``).
-CASCADE_REASON = "orchestration failed"
 
 # Roles of events whose application runs orchestration code.
 _TRIGGERS = ("start", "completion", "delivered")
@@ -121,11 +120,7 @@ def plan_rewind(events: Sequence[Event]) -> RewindPlan | None:
     for event in reversed(events[:-1]):
         if type(event) is OrchestrationFailed:
             failure_time = event.timestamp
-        elif not (
-            event.role == "cancel"
-            and getattr(event, "reason", None) == CASCADE_REASON
-            and event.timestamp == failure_time
-        ):
+        elif event.role != "cancel" or event.timestamp != failure_time:
             break
         first = event.event_id
     voided = voided_ids(events)
