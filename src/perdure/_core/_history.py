@@ -72,8 +72,7 @@ __all__ = [
 #: without one, and only code calling ``ctx.patched`` (which an older
 #: perdure does not have) writes one; bumping would make every execution
 #: an upgraded runtime starts unreplayable by the runtimes not upgraded yet.
-#: `ExecutionRewound` did not either, for the same reasons: only a rewind
-#: writes one.
+#: Nor did `ExecutionRewound`, which only a rewind writes.
 ENGINE_VERSION = 2
 
 
@@ -97,9 +96,7 @@ ExecutionStatus = Literal["Completed", "Failed", "Cancelled", "ContinuedAsNew"]
 #: ``marker``: produced by orchestration code with its scheduling events
 #: (in emission order) but never matched: replay reads the markers of the
 #: whole execution before running the code, then passes over them;
-#: ``rewind``: written by the runtime when ``Client.rewind`` takes a failed
-#: execution back (`ExecutionRewound`); replay reads it up front too and
-#: skips the events it voids (see `._rewind`).
+#: ``rewind``: `ExecutionRewound`, read up front too (`._rewind`).
 Role = Literal[
     "scheduling",
     "completion",
@@ -409,11 +406,9 @@ class OrchestrationCancelled(Event):
 class ExecutionRewound(Event):
     """``Client.rewind`` took the failed execution back to before its failure.
 
-    The first event of the rewind turn. ``source_event_id`` is the
-    `OrchestrationFailed` it voids; ``voided_from`` is the first event voided
-    with it (the cancellations written with the failure, DESIGN §9). Voided
-    events stay in the history and every replay skips them; the code goes
-    on from the last event kept.
+    The first event of the rewind turn. It voids events ``voided_from`` to
+    ``source_event_id`` (the `OrchestrationFailed` and the cancellations
+    written with it, DESIGN §9): they stay, and every replay skips them.
     """
 
     role = "rewind"
