@@ -54,7 +54,7 @@ def count(workload: str, n: int, src: str | None) -> int:
         total = 0
         for path in glob.glob(f"{out}/cg.*"):
             for line in Path(path).read_text().splitlines():
-                if line.startswith("summary:") or line.startswith("totals:"):
+                if line.startswith(("summary:", "totals:")):
                     total = max(total, int(line.split()[1]))
         return total
 

@@ -8,14 +8,14 @@ driver's state back after the turn.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from . import _messages as m
 from ._codec import dumps, loads
 from ._core import _history as h
 from ._core._driver import Outcome, TurnResult
-from ._errors import ErrorInfo
+from ._errors import ErrorInfo, format_stack
 from .providers._base import (
     ActivityWork,
     InstanceRecord,
@@ -209,8 +209,13 @@ def _timer(iid: str, exe: int, event: h.TimerCreated) -> Outbound:
 def _error_json(outcome: Outcome) -> dict[str, Any] | None:
     """The stored error of a Failed or Cancelled outcome (None otherwise)."""
     if outcome.status == "Failed":
-        assert outcome.error is not None
-        return outcome.error.to_json()
+        error = outcome.error
+        assert error is not None
+        if error.stack is None and outcome.exception is not None:
+            # For the instance record and the parent's message only: the
+            # history event keeps the form replay compares.
+            error = replace(error, stack=format_stack(outcome.exception))
+        return error.to_json()
     if outcome.status == "Cancelled":
         return ErrorInfo("Cancelled", outcome.reason or "cancelled").to_json()
     return None

@@ -222,6 +222,15 @@ class Dispatcher:
                 self._cache.popitem(last=False)
         if not ok:
             return
+        outcome = driver.outcome if driver is not None else None
+        if outcome is not None and outcome.status == "Failed":
+            # Once per failure: the turn that wrote it committed.
+            _log.error(
+                "instance %s failed: %s",
+                iid,
+                outcome.error,
+                exc_info=outcome.exception,
+            )
         for outbound in commit.outbound:
             # Timer fire messages are the only ones a turn sends with a due
             # time: wake up for them.

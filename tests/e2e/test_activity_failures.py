@@ -149,11 +149,6 @@ async def test_final_failure_stores_the_stack_and_replays(
     assert "perdure/_threads.py" not in stack
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="perdure._core._tasks builds ActivityFailed from the stored error "
-    "without its stack (it needs stack=info.stack)",
-)
 async def test_orchestration_code_sees_the_activity_stack(storage_url: str) -> None:
     async with runtime(storage_url, ORCHS, ACTS) as rt:
         state = await run_to_end(rt.client, "seen", pay, {"amount": "lots"})

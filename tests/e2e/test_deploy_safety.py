@@ -257,3 +257,26 @@ async def test_a_suspended_instance_is_cancelled_when_resumed(storage_url: str) 
     # Both kept messages were delivered, in the order they occurred.
     kinds = [e.type for e in history]
     assert kinds.index("EventRaised") < kinds.index("OrchestrationCancelRequested")
+
+
+async def test_an_orchestration_failure_is_logged_once_with_its_stack(
+    storage_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    @perdure.orchestration(name="Lookup")
+    async def buggy(ctx: perdure.OrchestrationContext, table: dict[str, int]) -> int:
+        await ctx.schedule_activity(step_a)
+        return table["missing"]
+
+    caplog.set_level(logging.ERROR, "perdure.dispatcher")
+    async with runtime(storage_url, [buggy], ACTS) as rt:
+        await rt.client.start_orchestration("look", "Lookup", {"x": 1})
+        state = await rt.client.wait_for_orchestration("look", timeout=WAIT)
+        history = await rt.client.get_history("look")
+    assert state.status == "Failed" and state.error is not None
+    assert state.error.stack is not None
+    assert 'return table["missing"]' in state.error.stack
+    # The history event keeps the form replay compares: no stack there.
+    failed = history[-1]
+    assert isinstance(failed, h.OrchestrationFailed) and "stack" not in failed.error
+    (record,) = [r for r in caplog.records if "instance look failed" in r.message]
+    assert record.exc_info is not None and isinstance(record.exc_info[1], KeyError)

@@ -260,7 +260,9 @@ class WorkFuture(DurableFuture[T]):
             info = ErrorInfo.from_json(event.error)
             self._settle(
                 FAILED,
-                ActivityFailedError(self.label, info.message, info.type, info.category),
+                ActivityFailedError(
+                    self.label, info.message, info.type, info.category, info.stack
+                ),
             )
         else:
             assert isinstance(event, SubOrchestrationFailed), event
