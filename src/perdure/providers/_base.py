@@ -1,8 +1,11 @@
-"""The storage provider contract: record types and the `Provider` protocol.
+"""The storage provider contract: the `Provider` protocol and its rules.
 
 Providers speak domain verbs, never orchestration semantics. Payloads
 (message bodies, history events, activity inputs, outputs) are JSON text the
 runtime produces and reads; a provider stores them opaquely.
+
+The record types it speaks (`TurnCommit`, `Message`, ...) live in
+`perdure.providers._records` and are re-exported here.
 
 What every provider must guarantee (the conformance suite,
 `perdure.providers.conformance`, checks each rule; docs/providers.md walks
@@ -65,8 +68,25 @@ at the start of every verb); a polling backend may instead sleep in
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Literal, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
+
+from perdure.providers._records import (
+    ActivityHeartbeat,
+    ActivityItem,
+    ActivityResult,
+    ActivityWork,
+    Channel,
+    Handlers,
+    InstanceRecord,
+    InstanceStatus,
+    Message,
+    NewInstance,
+    OrchestrationItem,
+    Outbound,
+    QueuedMessage,
+    TurnCommit,
+    WorkRef,
+)
 
 __all__ = [
     "ActivityHeartbeat",
@@ -87,247 +107,6 @@ __all__ = [
     "TurnCommit",
     "WorkRef",
 ]
-
-InstanceStatus = Literal["Running", "Suspended", "Completed", "Failed", "Cancelled"]
-#: ``(name, version)`` pairs of the orchestrations a runtime registered.
-Handlers = Sequence[tuple[str, str]]
-Channel = Literal["orchestrations", "activities", "instances"]
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Message:
-    """A message for an instance's orchestrator queue.
-
-    Attributes:
-        kind: What the runtime should make of it (``start``,
-            ``activity_completed``, ``timer_fired``, ``event_raised``,
-            ``cancel``, ...). Opaque to providers.
-        body: JSON text, opaque to providers.
-        visible_at: Unix time before which the message must not be fetched
-            (timers); ``None`` means now (the storage's clock, see
-            `Provider.clock`). It is also the message's *occurrence time*
-            (DESIGN §7): the provider stores it as ``occurred_at`` at enqueue
-            and never changes it, even when a backoff delays ``visible_at``.
-        key: Optional handle (unique per instance) by which a later turn can
-            drop the message before it is delivered (`TurnCommit.drop_messages`;
-            used to delete the fire message of a cancelled timer).
-    """
-
-    kind: str
-    body: str
-    visible_at: float | None = None
-    key: str | None = None
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class QueuedMessage:
-    """A stored orchestrator message, as fetched.
-
-    Attributes:
-        id: Orders arrival (ties of ``occurred_at``).
-        kind: See `Message.kind`.
-        body: See `Message.body`.
-        occurred_at: When what it reports happened (`Message.visible_at` at
-            enqueue); fetches return an instance's messages in this order.
-    """
-
-    id: int
-    kind: str
-    body: str
-    occurred_at: float | None = None
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class InstanceRecord:
-    """One instance row. ``output``/``error``/``custom_status`` are JSON text."""
-
-    instance_id: str
-    name: str
-    version: str
-    execution_id: int
-    status: InstanceStatus
-    output: str | None = None
-    error: str | None = None
-    custom_status: str | None = None
-    parent_instance_id: str | None = None
-    created_at: float = 0.0
-    updated_at: float = 0.0
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class NewInstance:
-    """An instance to create together with its first message.
-
-    Attributes:
-        instance_id: The new id.
-        name: Orchestration name.
-        version: Orchestration version.
-        start: The first message, enqueued atomically with the row.
-        parent_instance_id: Set for sub-orchestrations.
-        on_conflict: Used only inside `TurnCommit`: if the id already
-            exists, nothing is created and this message (if any) is enqueued
-            to ``on_conflict_target`` instead (a sub-orchestration whose
-            explicit id is taken fails its parent instead of hanging).
-        on_conflict_target: Instance that receives ``on_conflict``.
-    """
-
-    instance_id: str
-    name: str
-    version: str
-    start: Message
-    parent_instance_id: str | None = None
-    on_conflict: Message | None = None
-    on_conflict_target: str | None = None
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class OrchestrationItem:
-    """A locked instance with its visible messages (fetch result).
-
-    Attributes:
-        instance: The instance row as it is now.
-        messages: Every visible message of the instance, in occurrence
-            order (``occurred_at``, then arrival): DESIGN §7.
-        history_len: Number of history events of ``instance.execution_id``.
-        lock_token: Proves ownership in `commit_turns`/`abandon`.
-        attempt: How many times this instance has been fetched since its
-            last successful commit (1 on a first fetch).
-    """
-
-    instance: InstanceRecord
-    messages: list[QueuedMessage]
-    history_len: int
-    lock_token: str
-    attempt: int
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ActivityWork:
-    """An activity to enqueue. ``body`` holds input and options as JSON text."""
-
-    instance_id: str
-    execution_id: int
-    event_id: int
-    name: str
-    body: str
-    visible_at: float | None = None
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ActivityItem:
-    """A locked activity work item (fetch result).
-
-    Attributes:
-        heartbeat_details: The details last stored for the item by
-            `SavesHeartbeats.save_activity_heartbeats` (JSON text, opaque),
-            or ``None``; always ``None`` from a provider without that verb.
-    """
-
-    id: int
-    instance_id: str
-    execution_id: int
-    event_id: int
-    name: str
-    body: str
-    lock_token: str
-    attempt: int
-    heartbeat_details: str | None = None
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ActivityHeartbeat:
-    """The latest heartbeat details of a held activity item.
-
-    Attributes:
-        id: The item (`ActivityItem.id`).
-        lock_token: The token it is held with; a stale one writes nothing.
-        details: JSON text, opaque to providers.
-    """
-
-    id: int
-    lock_token: str
-    details: str
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ActivityResult:
-    """Completion of a locked activity: delete the item, enqueue ``message``.
-
-    If the item no longer exists or ``lock_token`` no longer holds it (it was
-    cancelled, or its lease expired and another worker took it), nothing is
-    written: this is how duplicate completions are dropped.
-    """
-
-    id: int
-    lock_token: str
-    instance_id: str
-    message: Message
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class WorkRef:
-    """Identifies an activity work item by the event that scheduled it."""
-
-    instance_id: str
-    execution_id: int
-    event_id: int
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Outbound:
-    """A message to enqueue for an existing instance (dropped if it is gone)."""
-
-    instance_id: str
-    message: Message
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class TurnCommit:
-    """Everything one orchestration turn writes, committed atomically.
-
-    Attributes:
-        instance_id: The locked instance.
-        lock_token: The token from `OrchestrationItem`; if it no longer holds
-            the lock, the whole turn is rejected.
-        execution_id: Execution the events belong to. When it is greater
-            than the stored one (continue-as-new), the instance row moves to
-            it and ``history_start`` must be 0.
-        history_start: History length the turn was computed against; new
-            events carry ids ``history_start + 1 ...``. Another length in
-            storage means a concurrent writer: the turn is rejected.
-        events: ``(event_id, json_text)`` to append.
-        consumed: Ids of the messages the turn processed (deleted).
-        activities: Activity work to enqueue.
-        cancel_activities: Activity work to delete (queued or running).
-        outbound: Messages to other instances (or to itself, e.g. timers).
-        drop_messages: ``(instance_id, key)`` of queued messages to delete
-            (see `Message.key`); missing ones are ignored.
-        new_instances: Sub-orchestrations and detached orchestrations.
-        name: Orchestration name to store (set on the first turn).
-        version: Orchestration version to store.
-        status: Instance status after the turn.
-        output: JSON text of the output when Completed.
-        error: JSON text of the error when Failed/Cancelled.
-        custom_status: JSON text; ``None`` leaves the stored value alone.
-    """
-
-    instance_id: str
-    lock_token: str
-    execution_id: int
-    history_start: int
-    events: list[tuple[int, str]]
-    consumed: list[int]
-    activities: list[ActivityWork] = field(default_factory=list)
-    cancel_activities: list[WorkRef] = field(default_factory=list)
-    outbound: list[Outbound] = field(default_factory=list)
-    drop_messages: list[tuple[str, str]] = field(default_factory=list)
-    new_instances: list[NewInstance] = field(default_factory=list)
-    name: str | None = None
-    version: str | None = None
-    status: InstanceStatus = "Running"
-    output: str | None = None
-    error: str | None = None
-    custom_status: str | None = None
 
 
 @runtime_checkable
