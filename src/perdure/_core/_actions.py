@@ -16,7 +16,14 @@ from .._errors import NondeterminismError
 from . import _history as h
 from ._tasks import WorkFuture
 
-__all__ = ["Action", "check_match", "not_in_history"]
+__all__ = [
+    "Action",
+    "cancel_mismatch",
+    "check_match",
+    "leftover",
+    "not_in_history",
+    "terminal_mismatch",
+]
 
 
 @dataclass(slots=True)
@@ -70,4 +77,53 @@ def not_in_history(action: Action) -> NondeterminismError:
     return NondeterminismError(
         f"the orchestration scheduled {h.describe(action.event)}, which "
         "the history does not contain at this point (code changed?)"
+    )
+
+
+def leftover(
+    emitted: Action | None,
+    cancel: WorkFuture[Any] | None,
+    ended: str | None,
+    terminal_seen: bool,
+) -> NondeterminismError | None:
+    """What replay left undone that the history does not record, if anything.
+
+    Args:
+        emitted: The oldest action still unmatched.
+        cancel: The oldest cancellation still unrecorded.
+        ended: The status the code ended with, if it ended.
+        terminal_seen: Whether the history's terminal event was replayed.
+    """
+    if emitted is not None:
+        return not_in_history(emitted)
+    if cancel is not None:
+        return NondeterminismError(
+            f"the orchestration cancelled {cancel!r}, which the "
+            "history does not record (code changed?)"
+        )
+    if ended is not None and not terminal_seen:
+        return NondeterminismError(
+            f"the orchestration ended ({ended}) during replay, "
+            "but the history shows it still running (code changed?)"
+        )
+    return None
+
+
+def cancel_mismatch(
+    event: h.Event, expected: WorkFuture[Any] | None
+) -> NondeterminismError:
+    """The error for a stored cancel event that code did not do."""
+    did = f"cancelled {expected!r}" if expected is not None else "cancelled nothing"
+    return NondeterminismError(
+        f"history cancels event {event.source_event_id} "
+        f"({event.type}, event {event.event_id}), but the orchestration "
+        + (did if expected is not None else did + " at this point")
+    )
+
+
+def terminal_mismatch(event: h.Event, got: str) -> NondeterminismError:
+    """The error for a stored end the replayed code did not reach."""
+    return NondeterminismError(
+        f"history says the orchestration ended {event.status} "
+        f"(event {event.event_id}), but on replay it is {got}"
     )

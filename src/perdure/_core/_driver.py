@@ -33,7 +33,13 @@ from .._errors import (
     NondeterminismError,
 )
 from . import _history as h
-from ._actions import Action, check_match, not_in_history
+from ._actions import (
+    Action,
+    cancel_mismatch,
+    check_match,
+    leftover,
+    terminal_mismatch,
+)
 from ._inbox import Inbox
 from ._outcome import (
     Outcome,
@@ -142,18 +148,14 @@ class Driver(Runner):
         if rewinding is not None:
             self._emitted.extendleft(reversed(rewinding.held))
             return
-        if self._emitted:
-            raise not_in_history(self._emitted[0])
-        if self._cancels:
-            raise NondeterminismError(
-                f"the orchestration cancelled {self._cancels[0]!r}, which the "
-                "history does not record (code changed?)"
-            )
-        if self.outcome is not None and not self._terminal_seen:
-            raise NondeterminismError(
-                f"the orchestration ended ({self.outcome.status}) during replay, "
-                "but the history shows it still running (code changed?)"
-            )
+        error = leftover(
+            self._emitted[0] if self._emitted else None,
+            self._cancels[0] if self._cancels else None,
+            self.outcome.status if self.outcome else None,
+            self._terminal_seen,
+        )
+        if error is not None:
+            raise error
 
     def begin_turn(self, now: float) -> None:
         """Start a turn at wall-clock time *now* (timestamp of new events).
@@ -363,24 +365,13 @@ class Driver(Runner):
     def _match_cancel(self, event: h.Event) -> None:
         expected = self._cancels.popleft() if self._cancels else None
         if expected is None or expected.event_id != event.source_event_id:
-            raise NondeterminismError(
-                f"history cancels event {event.source_event_id} "
-                f"({event.type}, event {event.event_id}), but the orchestration "
-                + (
-                    f"cancelled {expected!r}"
-                    if expected is not None
-                    else "cancelled nothing at this point"
-                )
-            )
+            raise cancel_mismatch(event, expected)
 
     def _match_terminal(self, event: h.Event) -> None:
         status = event.status
         if self.outcome is None or self.outcome.status != status:
             got = self.outcome.status if self.outcome else "still running"
-            raise NondeterminismError(
-                f"history says the orchestration ended {status} "
-                f"(event {event.event_id}), but on replay it is {got}"
-            )
+            raise terminal_mismatch(event, got)
         self._terminal_seen = True
 
     # ------------------------------------------------------------- scheduling
