@@ -24,7 +24,7 @@ has not landed yet. It therefore never lands in dispatcher code outside the
 ``try`` around the turn.
 
 It cancels one by replacing it with a private exception that the loop
-thread takes at once (`_cancel_pending`), not by calling
+thread takes at once (in `TurnWatchdog.end`), not by calling
 ``PyThreadState_SetAsyncExc(tid, NULL)``: on CPython 3.11 that call leaves
 the interpreter's eval-breaker flag set for good (the flag only clears when
 an exception is taken), which is harmless until a trace function is
@@ -76,35 +76,7 @@ class RunawayTurn(BaseException):
 
 
 class _Cancelled(BaseException):
-    """Replaces an injection that has not landed; never leaves `_cancel_pending`."""
-
-
-def _cancel_pending() -> None:
-    """Cancel a `RunawayTurn` that has not landed in the calling thread yet.
-
-    The pending exception (if any) is replaced with `_Cancelled`, which
-    lands at the next eval-breaker check: the call's return or the loop's
-    first back edge. Taking it is what clears the interpreter's
-    pending-exception flag (see the module docstring). An exception a signal
-    handler raises meanwhile (``KeyboardInterrupt``) is raised again once
-    `_Cancelled` is taken.
-    """
-    tid = threading.get_ident()
-    other: BaseException | None = None
-    armed = False  # set again if interrupted: that only replaces it
-    while True:
-        try:
-            if not armed:
-                _set_async_exc(tid, _Cancelled)
-                armed = True
-            while True:
-                pass
-        except _Cancelled:
-            break
-        except BaseException as exc:  # a signal handler's, before ours
-            other = other or exc
-    if other is not None:
-        raise other
+    """Replaces an injection that has not landed; never leaves `TurnWatchdog.end`."""
 
 
 class _Turn:
@@ -172,8 +144,30 @@ class TurnWatchdog:
         with self._lock:
             if self._turn is turn:
                 self._turn = None
-            if turn.injected:
-                _cancel_pending()
+            if not turn.injected:
+                return
+            # Replace a pending RunawayTurn with _Cancelled and take that at
+            # the first eval-breaker check (the call's return, or the loop's
+            # back edge); taking it is what clears the interpreter's flag
+            # (module docstring). Inline: the first instruction of a called
+            # function is such a check, where the RunawayTurn would land
+            # before being replaced. An exception a signal handler raises
+            # meanwhile (KeyboardInterrupt) is raised once _Cancelled is taken.
+            other: BaseException | None = None
+            armed = False  # set again if interrupted: that only replaces it
+            while True:
+                try:
+                    if not armed:
+                        _set_async_exc(self._tid, _Cancelled)
+                        armed = True
+                    while True:
+                        pass
+                except _Cancelled:
+                    break
+                except BaseException as exc:  # a signal handler's, before ours
+                    other = other or exc
+            if other is not None:
+                raise other
 
     def _watch(self) -> None:
         closed = self._closed

@@ -16,11 +16,14 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 from typing import Any
 
 import pytest
+from _helpers import WAIT
 
 from perdure import _watchdog
+from perdure._watchdog import RunawayTurn, TurnWatchdog
 
 # A trace function on every thread, as coverage and debuggers install (kept
 # when the process already has one: coverage measuring the subprocess).
@@ -136,16 +139,54 @@ def test_a_signal_handler_error_during_cancel_is_raised_after_it() -> None:
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGUSR1})
         return int(real(tid, exc))
 
+    watchdog = TurnWatchdog(3600.0)
+    watchdog.start()
+    turn = watchdog.begin("interrupted")
     previous = signal.signal(signal.SIGUSR1, handler)
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1})
     try:
         signal.raise_signal(signal.SIGUSR1)  # pending while blocked
         _watchdog._set_async_exc = deliver_then_set  # type: ignore[assignment]
+        turn.injected = 1  # as if an injection were pending
         with pytest.raises(Interrupted):
-            _watchdog._cancel_pending()
+            watchdog.end(turn)
         for _ in range(1000):
             pass
     finally:
+        watchdog.close()
         _watchdog._set_async_exc = real
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGUSR1})
         signal.signal(signal.SIGUSR1, previous)
+
+
+def test_an_injection_made_as_the_turn_ends_is_cancelled_not_raised() -> None:
+    # The watchdog fires while the loop thread waits for its lock in `end`:
+    # the turn finished, so the RunawayTurn must never land.
+    watchdog = TurnWatchdog(3600.0)
+    watchdog.start()
+    loop_tid = threading.get_ident()
+    turn = watchdog.begin("finishing")
+    held = threading.Event()
+
+    def inject_while_end_waits() -> None:
+        with watchdog._lock:
+            held.set()
+            for _ in range(2000):  # until the loop thread blocks in `end`
+                frame = sys._current_frames().get(loop_tid)
+                if frame is not None and frame.f_code.co_name == "end":
+                    break
+                time.sleep(0.005)
+            turn.injected += 1
+            _watchdog._set_async_exc(loop_tid, RunawayTurn)
+
+    helper = threading.Thread(target=inject_while_end_waits)
+    helper.start()
+    try:
+        held.wait(WAIT)
+        watchdog.end(turn)  # blocks on the lock until the injection is made
+        for _ in range(1000):  # a pending exception would land here
+            pass
+    finally:
+        helper.join(WAIT)
+        watchdog.close()
+    assert turn.injected == 1
