@@ -147,6 +147,13 @@ class FaultyProvider:
     async def close(self) -> None:
         await self.inner.close()
 
+    async def __aenter__(self) -> FaultyProvider:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
     def clock(self) -> float:
         return self.inner.clock()
 

@@ -105,7 +105,8 @@ async def test_random_storage_faults_lose_and_duplicate_nothing(
         cancellation_grace_period=0.1,
     )
     started = 0
-    async with perdure.Client(storage_url) as client, rt:
+    # The runtime leaves a provider it was given open: ``faulty`` closes it.
+    async with perdure.Client(storage_url) as client, faulty, rt:
         # Waves of instances until the fault budget is spent.
         while faulty.injected < BUDGET and started < WAVE * MAX_WAVES:
             ids = [f"w{n:03d}" for n in range(started, started + WAVE)]
