@@ -1,14 +1,17 @@
 """SQLite verbs of deploy safety: routing, resuming, rewinding (DESIGN §9).
 
 `SqliteProvider` inherits them; they live here to keep the provider module
-about its core verbs. `handler_params` encodes the handlers of
-`fetch_orchestrations` for the ``READY_INSTANCES`` statement.
+about its core verbs. `takes` applies the handlers of `fetch_orchestrations`
+to the rows of the ``READY_INSTANCES`` statement; `handler_params` encodes
+them for ``WAITING_INSTANCES``.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import sqlite3
+from collections.abc import Callable
 
 from perdure.providers._base import Handlers, Message
 from perdure.providers._sqlite_conn import SqliteConnection
@@ -20,13 +23,44 @@ from perdure.providers._sqlite_schema import (
     message_row,
 )
 
-__all__ = ["SqliteRouting", "handler_params"]
+__all__ = ["SqliteRouting", "handler_params", "takes"]
+
+
+def takes(handlers: Handlers | None) -> Callable[[str, str, str], bool]:
+    """Whether a ready instance ``(status, name, version)`` is the caller's."""
+    if handlers is None:
+        return _anything
+    return _matcher(tuple(handlers))
+
+
+def _anything(status: str, name: str, version: str) -> bool:
+    return True
+
+
+@functools.lru_cache(maxsize=16)
+def _matcher(handlers: tuple[tuple[str, str], ...]) -> Callable[[str, str, str], bool]:
+    pairs = frozenset(handlers)
+    names = frozenset(name for name, _ in handlers)
+
+    def match(status: str, name: str, version: str) -> bool:
+        # Not Running: fetched by anyone, only to consume late messages.
+        if status != "Running" or (name, version) in pairs:
+            return True
+        return version == "" and name in names
+
+    return match
 
 
 def handler_params(handlers: Handlers | None) -> tuple[str | None, str | None]:
     """The ``?2`` and ``?3`` parameters matching *handlers* (None: any)."""
     if handlers is None:
         return None, None
+    # A runtime passes the same handlers on every fetch: encode them once.
+    return _encoded(tuple(handlers))
+
+
+@functools.lru_cache(maxsize=16)
+def _encoded(handlers: tuple[tuple[str, str], ...]) -> tuple[str, str]:
     pairs = json.dumps([f"{name}\x1f{version}" for name, version in handlers])
     names = json.dumps(sorted({name for name, _ in handlers}))
     return pairs, names

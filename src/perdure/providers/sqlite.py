@@ -34,7 +34,7 @@ from perdure.providers._base import (
     QueuedMessage,
     TurnCommit,
 )
-from perdure.providers._sqlite_routing import SqliteRouting, handler_params
+from perdure.providers._sqlite_routing import SqliteRouting, takes
 from perdure.providers._sqlite_schema import (
     INSERT_INSTANCE,
     INSERT_MESSAGE,
@@ -224,13 +224,15 @@ class SqliteProvider(SqliteRouting):
         """
         if max_items <= 0:
             return []
-        routing = handler_params(handlers)
+        mine = takes(handlers)
 
         def tx(conn: sqlite3.Connection, now: float) -> list[OrchestrationItem]:
             picked: dict[str, None] = {}
-            cursor = conn.execute(READY_INSTANCES, (now, *routing))
+            cursor = conn.execute(READY_INSTANCES, (now,))
             try:
-                for (instance_id,) in cursor:
+                for instance_id, status, name, version in cursor:
+                    if not mine(status, name, version):
+                        continue
                     picked[instance_id] = None
                     if len(picked) >= max_items:
                         break
