@@ -7,8 +7,10 @@ test_supervision.py.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -114,6 +116,16 @@ class FaultyWait(SqliteProvider):
             raise StorageError("injected: the connection dropped while stopping")
 
 
+@contextlib.asynccontextmanager
+async def faulty(path: Path) -> AsyncIterator[FaultyWait]:
+    """A `FaultyWait` closed at the end (a runtime leaves it open)."""
+    provider = FaultyWait(str(path))
+    try:
+        yield provider
+    finally:
+        await provider.close()
+
+
 @pytest.fixture(autouse=True)
 def quick_restarts(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(supervise_module, "BACKOFF", 0.01)
@@ -122,41 +134,41 @@ def quick_restarts(monkeypatch: pytest.MonkeyPatch) -> None:
 async def test_shutdown_cuts_off_a_loop_stuck_in_storage(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    provider = FaultyWait(str(tmp_path / "stuck.db"))
-    rt = runtime(provider, [twice], [inc])
-    await rt.start()
-    provider.hang = True
-    await asyncio.wait_for(provider.hanging.wait(), WAIT)
-    begun = time.monotonic()
-    with caplog.at_level(logging.WARNING, logger="perdure.runtime"):
-        await rt.shutdown(timeout=0.1)
-    # Cut off after the grace period, which is at least one second.
-    assert 0.9 < time.monotonic() - begun < 10
-    assert [r.getMessage() for r in caplog.records] == [
-        "shutdown: a runtime loop did not stop in time"
-    ]
-    assert rt._tasks == [] and rt.failed is None
+    async with faulty(tmp_path / "stuck.db") as provider:
+        rt = runtime(provider, [twice], [inc])
+        await rt.start()
+        provider.hang = True
+        await asyncio.wait_for(provider.hanging.wait(), WAIT)
+        begun = time.monotonic()
+        with caplog.at_level(logging.WARNING, logger="perdure.runtime"):
+            await rt.shutdown(timeout=0.1)
+        # Cut off after the grace period, which is at least one second.
+        assert 0.9 < time.monotonic() - begun < 10
+        assert [r.getMessage() for r in caplog.records] == [
+            "shutdown: a runtime loop did not stop in time"
+        ]
+        assert rt._tasks == [] and rt.failed is None
 
 
 async def test_a_loop_failing_while_stopping_is_logged_not_raised(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    provider = FaultyWait(str(tmp_path / "drop.db"))
-    rt = runtime(provider, [twice], [inc])
-    await rt.start()
-    assert (await _run(rt, "a", 1)).output == 3
-    provider.fail_on_wake = True  # no await before shutdown: no fault yet
-    with caplog.at_level(logging.ERROR, logger="perdure.runtime"):
-        await rt.shutdown()
-    failed = [
-        r
-        for r in caplog.records
-        if r.getMessage() == "shutdown: a runtime loop failed while stopping"
-    ]
-    assert len(failed) == 1 and failed[0].exc_info is not None
-    assert isinstance(failed[0].exc_info[1], StorageError)
-    assert rt.failed is None
-    assert not any("restarting" in r.getMessage() for r in caplog.records)
+    async with faulty(tmp_path / "drop.db") as provider:
+        rt = runtime(provider, [twice], [inc])
+        await rt.start()
+        assert (await _run(rt, "a", 1)).output == 3
+        provider.fail_on_wake = True  # no await before shutdown: no fault yet
+        with caplog.at_level(logging.ERROR, logger="perdure.runtime"):
+            await rt.shutdown()
+        failed = [
+            r
+            for r in caplog.records
+            if r.getMessage() == "shutdown: a runtime loop failed while stopping"
+        ]
+        assert len(failed) == 1 and failed[0].exc_info is not None
+        assert isinstance(failed[0].exc_info[1], StorageError)
+        assert rt.failed is None
+        assert not any("restarting" in r.getMessage() for r in caplog.records)
 
 
 async def test_only_recent_deaths_count_towards_failing(
@@ -166,41 +178,41 @@ async def test_only_recent_deaths_count_towards_failing(
     # test_supervision) are survived when each death is outside it.
     monkeypatch.setattr(supervise_module, "MAX_RESTARTS", 2)
     monkeypatch.setattr(supervise_module, "WINDOW", 0.0)
-    provider = FaultyWait(str(tmp_path / "window.db"))
-    provider.faults = 6
-    async with runtime(provider, [twice], [inc]) as rt:
-        state = await _run(rt, "a", 1)
-        for _ in range(int(WAIT / 0.01)):
-            if not provider.faults:
-                break
-            await asyncio.sleep(0.01)
-        assert provider.faults == 0
-        assert (state.status, state.output) == ("Completed", 3)
-        assert rt.failed is None
+    async with faulty(tmp_path / "window.db") as provider:
+        provider.faults = 6
+        async with runtime(provider, [twice], [inc]) as rt:
+            state = await _run(rt, "a", 1)
+            for _ in range(int(WAIT / 0.01)):
+                if not provider.faults:
+                    break
+                await asyncio.sleep(0.01)
+            assert provider.faults == 0
+            assert (state.status, state.output) == ("Completed", 3)
+            assert rt.failed is None
 
 
 async def test_a_failed_runtime_stays_failed_when_started_again(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(supervise_module, "MAX_RESTARTS", 1)
-    provider = FaultyWait(str(tmp_path / "failed.db"))
-    provider.faults = -1
-    rt = runtime(provider, [twice], [inc])
-    await rt.start()
-    with pytest.raises(RuntimeFailed) as first:
-        await asyncio.wait_for(rt.wait(), WAIT)
-    with pytest.raises(RuntimeFailed):
-        await rt.shutdown()
-    provider.faults = 0
-    await rt.start()
-    try:
-        # Raised at once, not after another round of deaths.
-        with pytest.raises(RuntimeFailed) as again:
-            await asyncio.wait_for(rt.wait(), 1.0)
-        assert again.value is first.value
-    finally:
+    async with faulty(tmp_path / "failed.db") as provider:
+        provider.faults = -1
+        rt = runtime(provider, [twice], [inc])
+        await rt.start()
+        with pytest.raises(RuntimeFailed) as first:
+            await asyncio.wait_for(rt.wait(), WAIT)
         with pytest.raises(RuntimeFailed):
             await rt.shutdown()
+        provider.faults = 0
+        await rt.start()
+        try:
+            # Raised at once, not after another round of deaths.
+            with pytest.raises(RuntimeFailed) as again:
+                await asyncio.wait_for(rt.wait(), 1.0)
+            assert again.value is first.value
+        finally:
+            with pytest.raises(RuntimeFailed):
+                await rt.shutdown()
 
 
 async def _run(rt: perdure.Runtime, iid: str, n: int) -> perdure.OrchestrationState:
