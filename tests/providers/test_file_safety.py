@@ -49,9 +49,11 @@ async def _mark_future(provider: Provider, *, undo: bool = False) -> None:
     import psycopg
 
     from perdure.providers._pg_schema import quote_ident
+    from perdure.providers.postgres import PostgresProvider
 
-    conninfo = provider._conninfo  # type: ignore[attr-defined]
-    schema = quote_ident(provider.schema)  # type: ignore[attr-defined]
+    assert isinstance(provider, PostgresProvider), provider
+    conninfo = provider._conninfo
+    schema = quote_ident(provider.schema)
     async with await psycopg.AsyncConnection.connect(conninfo, autocommit=True) as c:
         if undo:
             await c.execute(
