@@ -68,21 +68,24 @@ def test_example_script_runs(
 
 
 def _crashes(stderr: str) -> list[int]:
-    """Lines of tracebacks that are not part of a logged activity failure.
+    """Lines of tracebacks that are not part of a logged failure.
 
-    The runtime logs each failed activity attempt with its traceback
-    (DESIGN §9); examples that fail activities on purpose print those.
-    Any other traceback is a crash.
+    The runtime logs each failed activity attempt and each failed
+    orchestration with its traceback (DESIGN §9); examples that fail on
+    purpose print those. Any other traceback is a crash.
     """
     lines = stderr.splitlines()
     return [
         i
         for i, line in enumerate(lines)
-        if line.startswith("Traceback")
-        and not (
-            i > 0 and lines[i - 1].startswith("activity '") and "failed" in lines[i - 1]
-        )
+        if line.startswith("Traceback") and not (i > 0 and _logged(lines[i - 1]))
     ]
+
+
+def _logged(line: str) -> bool:
+    """Whether *line* is the runtime's log line of a failure."""
+    activity = line.startswith("activity '") and "failed" in line
+    return activity or (line.startswith("instance ") and " failed: " in line)
 
 
 async def test_hello_world(sqlite_url: str) -> None:
