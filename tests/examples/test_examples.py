@@ -78,8 +78,14 @@ def _crashes(stderr: str) -> list[int]:
     return [
         i
         for i, line in enumerate(lines)
-        if line.startswith("Traceback") and not (i > 0 and _logged(lines[i - 1]))
+        if line.startswith("Traceback")
+        and not (i > 0 and _logged(lines[i - 1]))
+        and not (i > 1 and lines[i - 2].startswith(_CHAINED))
     ]
+
+
+# How a traceback goes on with the exception it was raised from.
+_CHAINED = ("The above exception was", "During handling of the above")
 
 
 def _logged(line: str) -> bool:
