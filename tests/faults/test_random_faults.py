@@ -26,7 +26,7 @@ from perdure.providers import open_provider
 
 SEED = int(os.environ.get("PERDURE_FAULT_SEED", "20261201"))
 WAVE = 20  # instances started together
-MAX_WAVES = 15
+MAX_WAVES = 25  # only used when the budget is not spent yet
 BUDGET = 250  # random faults in all; afterwards every call passes
 
 #: Runs of each activity input, across the whole test (side effects).
