@@ -61,7 +61,7 @@ class Leases:
         self._lock_timeout = lock_timeout
         self._held: dict[Key, tuple[ActivityItem, ActivityContext]] = {}
         self._acks: list[tuple[ActivityItem, ActivityResult]] = []
-        self._acking = False
+        self._flusher: asyncio.Task[None] | None = None
         self._beats = provider if isinstance(provider, SavesHeartbeats) else None
         self._warned = False  # about a provider that cannot store details
 
@@ -94,13 +94,16 @@ class Leases:
                 ),
             )
         )
-        if self._acking:
-            return  # the task acknowledging now takes this one too
-        self._acking = True
-        try:
-            await self.flush()
-        finally:
-            self._acking = False
+        # One flusher task writes every pending result; callers wait for it
+        # shielded. Flushing in the caller's own task lost results: a caller
+        # cancelled mid-write (its lease reported lost while its result was
+        # being written, then its grace period ran out) put the batch back
+        # and left it, and every result queued behind it, unwritten until
+        # the next acknowledgement, if any came.
+        flusher = self._flusher
+        if flusher is None or flusher.done():
+            flusher = self._flusher = asyncio.create_task(self.flush())
+        await asyncio.shield(flusher)
 
     async def flush(self) -> None:
         """Write every pending result, retrying storage errors."""
@@ -124,7 +127,7 @@ class Leases:
     async def close(self) -> None:
         """At shutdown: write what finished, give back every other lease."""
         try:
-            await asyncio.wait_for(self.flush(), EXIT_WRITES)
+            await asyncio.wait_for(self._drain(), EXIT_WRITES)
         except TimeoutError:
             _log.error(
                 "shutdown: %d activity results could not be written; "
@@ -132,6 +135,17 @@ class Leases:
                 len(self._acks),
             )
         await self.give_back([item for item, _ in self._held.values()])
+
+    async def _drain(self) -> None:
+        """Let the flusher finish, then write what is still pending."""
+        flusher = self._flusher
+        try:
+            if flusher is not None and not flusher.done():
+                await flusher
+        finally:
+            if flusher is not None and not flusher.done():
+                flusher.cancel()  # timed out: its batch goes back to _acks
+        await self.flush()
 
     async def give_back(self, items: Sequence[ActivityItem]) -> None:
         """Release *items* at once: another worker may run them now."""
@@ -175,8 +189,12 @@ class Leases:
             except Exception:
                 _log.exception("renewing activity leases failed")
                 continue
+            sent = dict(leases)
             for item, ctx in list(self._held.values()):
-                if item.id in lost:
+                # Only the attempt whose lease was sent: while the call ran,
+                # the item may have been fetched again under a new token (its
+                # lease expired), and that new attempt holds it now.
+                if item.id in lost and sent.get(item.id) == item.lock_token:
                     ctx._cancel()
             await self.save_details([item for item, _ in self._held.values()])
 

@@ -1,0 +1,77 @@
+"""Activity results are written even when the task that acknowledged dies.
+
+Regression: the task acknowledging a result also flushed every result queued
+behind it. When that task was cancelled mid-write (its lease reported lost
+while the write was in flight, then its grace period ran out), the batch
+went back to the queue and nobody wrote it, nor anything acknowledged
+meanwhile, until some later acknowledgement came. The random-fault suite
+caught it as instances waiting for activities that had run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import cast
+
+from perdure._leases import Leases
+from perdure.providers import ActivityItem, ActivityResult, Message, Provider
+
+
+class BlockingStore:
+    """A provider whose first completion write waits until released."""
+
+    def __init__(self) -> None:
+        self.release = asyncio.Event()
+        self.written: list[int] = []
+        self.calls = 0
+
+    async def complete_activities(self, results: Sequence[ActivityResult]) -> None:
+        self.calls += 1
+        if self.calls == 1:
+            await self.release.wait()
+        self.written.extend(r.id for r in results)
+
+
+def item(n: int) -> ActivityItem:
+    return ActivityItem(
+        id=n,
+        instance_id=f"i{n}",
+        execution_id=1,
+        event_id=2,
+        name="act",
+        body="{}",
+        lock_token=f"t{n}",
+        attempt=1,
+    )
+
+
+DONE = Message(kind="activity_completed", body="{}")
+
+
+async def test_a_cancelled_acknowledger_strands_nothing() -> None:
+    store = BlockingStore()
+    leases = Leases(cast(Provider, store), lock_timeout=30.0)
+    first = asyncio.create_task(leases.acknowledge(item(1), DONE))
+    await asyncio.sleep(0.01)  # its write is in flight
+    second = asyncio.create_task(leases.acknowledge(item(2), DONE))
+    await asyncio.sleep(0.01)
+    first.cancel()  # e.g. its grace period after a lost lease ran out
+    await asyncio.sleep(0.01)
+    store.release.set()
+    # No third acknowledgement comes: both results are written anyway.
+    await asyncio.wait_for(second, 2.0)
+    assert sorted(store.written) == [1, 2]
+    (outcome,) = await asyncio.gather(first, return_exceptions=True)
+    assert isinstance(outcome, asyncio.CancelledError)
+
+
+async def test_close_waits_for_a_write_in_flight() -> None:
+    store = BlockingStore()
+    leases = Leases(cast(Provider, store), lock_timeout=30.0)
+    acker = asyncio.create_task(leases.acknowledge(item(1), DONE))
+    await asyncio.sleep(0.01)
+    acker.cancel()
+    asyncio.get_running_loop().call_later(0.05, store.release.set)
+    await leases.close()
+    assert store.written == [1]
