@@ -20,6 +20,7 @@ from typing import Any
 import check_app_v1
 import check_app_v2
 import pytest
+from _cli_run import run
 
 import perdure
 from perdure import _cli_check
@@ -99,12 +100,6 @@ def snapshot(url: str) -> list[Any]:
             data = conn.execute(f'SELECT * FROM "{schema}"."{table}"').fetchall()
             rows.append((table, sorted(map(repr, data))))
     return rows
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_check_flags_exactly_the_instances_that_would_break(

@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from _cli_run import run
 
 import perdure
-from perdure.cli import main
 
 
 @perdure.activity
@@ -25,15 +25,6 @@ async def buggy(ctx: perdure.OrchestrationContext, table: dict[str, int]) -> int
 async def fixed(ctx: perdure.OrchestrationContext, table: dict[str, int]) -> int:
     await ctx.schedule_activity(step_a)
     return table.get("missing", -1)
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    try:
-        code = main(list(argv))
-    except SystemExit as exc:  # argparse errors
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 async def _suspend(url: str) -> None:

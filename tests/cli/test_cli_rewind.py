@@ -7,9 +7,9 @@ import json
 from pathlib import Path
 
 import pytest
+from _cli_run import run
 
 import perdure
-from perdure.cli import main
 
 
 @perdure.activity
@@ -48,15 +48,6 @@ async def lookup(ctx, table):
     await ctx.schedule_activity(step_a)
     return {body}
 """
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    try:
-        code = main(list(argv))
-    except SystemExit as exc:  # argparse errors
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 async def _fail(url: str) -> None:

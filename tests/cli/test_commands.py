@@ -8,15 +8,10 @@ from pathlib import Path
 
 import cli_app
 import pytest
+from _cli_run import run
 
 import perdure
 from perdure.cli import main
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def finish(url: str, *instance_ids: str) -> None:
