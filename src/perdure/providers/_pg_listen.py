@@ -33,6 +33,8 @@ class Listener:
         channels: NOTIFY channel name of each wake-up kind.
         origin: Payload of our own notifications (ignored).
         on_notify: Called on the event loop with the woken kind.
+        connect_kwargs: Keyword arguments of each connect (autocommit,
+            ``application_name``, ...).
     """
 
     def __init__(
@@ -41,8 +43,10 @@ class Listener:
         channels: dict[Channel, str],
         origin: str,
         on_notify: Callable[[Channel], None],
+        connect_kwargs: dict[str, Any] | None = None,
     ) -> None:
         self._conninfo = conninfo
+        self._kwargs = connect_kwargs or {"autocommit": True}
         self._kinds = {name: kind for kind, name in channels.items()}
         self._origin = origin
         self._on_notify = on_notify
@@ -67,7 +71,7 @@ class Listener:
                 await conn.close()
 
     async def _connect(self) -> psycopg.AsyncConnection[Any]:
-        conn = await psycopg.AsyncConnection.connect(self._conninfo, autocommit=True)
+        conn = await psycopg.AsyncConnection.connect(self._conninfo, **self._kwargs)
         try:
             for name in self._kinds:
                 quoted = '"' + name.replace('"', '""') + '"'

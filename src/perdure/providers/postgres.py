@@ -29,9 +29,6 @@ from psycopg_pool import AsyncConnectionPool
 
 from perdure._errors import InstanceExists, InstanceNotFound, StorageError
 from perdure.providers._base import (
-    ActivityHeartbeat,
-    ActivityItem,
-    ActivityResult,
     Channel,
     Handlers,
     Message,
@@ -39,22 +36,24 @@ from perdure.providers._base import (
     OrchestrationItem,
     TurnCommit,
 )
-from perdure.providers._pg_batch import commit, complete, save_heartbeats
+from perdure.providers._pg_activities import PgActivities
+from perdure.providers._pg_batch import commit
+from perdure.providers._pg_conn import (
+    Outage,
+    PgSettings,
+    TransientStorageError,
+    is_transient,
+    storage_error,
+)
 from perdure.providers._pg_fetch import fetch_orchestrations
 from perdure.providers._pg_instances import PgInstances, handler_params
 from perdure.providers._pg_listen import Listener
-from perdure.providers._pg_schema import (
-    channel_names,
-    describe,
-    measure_skew,
-    migrate,
-    quote_ident,
-    split_url,
-)
+from perdure.providers._pg_once import PgOnce
+from perdure.providers._pg_open import AdaptivePoll, open_sessions
+from perdure.providers._pg_schema import channel_names, describe, quote_ident, split_url
 from perdure.providers._pg_sql import PgSql, message_params
 from perdure.providers.helpers import (
     LocalWakeups,
-    activity_items,
     check_events,
 )
 
@@ -63,7 +62,7 @@ __all__ = ["PostgresProvider"]
 Conn = psycopg.AsyncConnection[Any]
 
 
-class PostgresProvider(PgInstances):
+class PostgresProvider(PgActivities, PgOnce, PgInstances):
     """A `Provider` storing everything in one schema of a PostgreSQL database.
 
     Args:
@@ -80,6 +79,20 @@ class PostgresProvider(PgInstances):
             runtime would have to replay its history) before another runtime
             may take it; also how much later a crashed or stopped runtime's
             instances are picked up. ``0`` turns affinity off.
+        statement_timeout: Seconds one statement may run on the server
+            (PostgreSQL's ``statement_timeout``; ``0``: no limit), so a hung
+            query costs its caller a retry, never the runtime.
+        lock_wait_timeout: Seconds a statement may wait for a row lock
+            (PostgreSQL's ``lock_timeout``; ``0``: no limit).
+        pooler: ``None`` (default) detects a pooler (PgBouncer) between
+            us and PostgreSQL; ``True``/``False`` says. Behind one the
+            provider keeps no session state: no server-side prepared
+            statements, and the limits above are enforced on the client.
+        listen_url: A direct URL to the same database for the ``LISTEN``
+            connection behind a pooler; without one, work written by other
+            processes is found by polling every 0.02 to 0.25 s.
+        role: Names this process's part in ``application_name``
+            (``perdure-<role>-<host>-<pid>``).
 
     Call `open` before anything else and `close` at the end; `open`
     applies pending migrations, safely when several processes start at
@@ -98,9 +111,24 @@ class PostgresProvider(PgInstances):
         min_size: int = 1,
         max_size: int = 10,
         affinity: float = 1.0,
+        statement_timeout: float = 30.0,
+        lock_wait_timeout: float = 10.0,
+        pooler: bool | None = None,
+        listen_url: str | None = None,
+        role: str = "runtime",
     ) -> None:
         self._conninfo, self.schema = split_url(url, schema)
         self._where = describe(self._conninfo)
+        self.settings = PgSettings(
+            role=role,
+            statement_timeout=max(float(statement_timeout), 0.0),
+            lock_timeout=max(float(lock_wait_timeout), 0.0),
+            pooled=bool(pooler),
+        )
+        self._pooler = pooler
+        self._listen_url = listen_url
+        self._poll: AdaptivePoll | None = None
+        self._outage = Outage(self._where)
         self._min_size = min_size
         self._max_size = max(max_size, min_size)
         self._affinity = max(float(affinity), 0.0)
@@ -130,16 +158,38 @@ class PostgresProvider(PgInstances):
 
     @contextlib.asynccontextmanager
     async def _connection(self) -> AsyncIterator[Conn]:
-        """A pooled connection (autocommit); database errors become StorageError."""
+        """A pooled connection (autocommit); database errors become StorageError.
+
+        Connection-level errors become `TransientStorageError` (retryable)
+        and the connection is dropped from the pool.
+        """
         pool = self._pool
         if pool is None:
             raise StorageError(f"{self!r} is not open; await its open() first")
         self._wakeups.mark()
+        sent = False
         try:
-            async with pool.connection() as conn:
-                yield conn
+            async with (
+                asyncio.timeout(self.settings.client_timeout),
+                pool.connection() as conn,
+            ):
+                sent = True
+                try:
+                    yield conn
+                except psycopg.Error as exc:
+                    if is_transient(exc):
+                        await conn.close()  # so the pool replaces it
+                    raise
         except psycopg.Error as exc:
-            raise StorageError(f"PostgreSQL error on {self!r}: {exc}") from exc
+            error = storage_error(repr(self), exc, sent=sent)
+            if isinstance(error, TransientStorageError):
+                self._outage.failed(exc)
+            raise error from exc
+        except TimeoutError as exc:
+            raise StorageError(
+                f"{self!r}: no answer within {self.settings.client_timeout} s"
+            ) from exc
+        self._outage.succeeded()
 
     async def _one(self, sql: str, params: dict[str, Any]) -> tuple[Any, ...]:
         async with self._connection() as conn:
@@ -160,32 +210,24 @@ class PostgresProvider(PgInstances):
 
     async def _open(self) -> None:
         try:
-            async with await psycopg.AsyncConnection.connect(
-                self._conninfo, autocommit=True
-            ) as conn:
-                await migrate(conn, self.schema)
-                self._skew = await measure_skew(conn)
-            pool: AsyncConnectionPool[Conn] = AsyncConnectionPool(
+            opened = await open_sessions(
                 self._conninfo,
-                min_size=self._min_size,
-                max_size=self._max_size,
-                kwargs={"autocommit": True},
-                open=False,
-                name=f"perdure-{self.schema}",
+                self.schema,
+                self.settings,
+                pooler=self._pooler,
+                listen_url=self._listen_url,
+                pool_size=(self._min_size, self._max_size),
+                channels=self._channels,
+                origin=self._origin,
+                on_notify=self._wakeups.notify,
             )
-            await pool.open(wait=True, timeout=30.0)
-            listener = Listener(
-                self._conninfo, self._channels, self._origin, self._wakeups.notify
-            )
-            try:
-                await listener.start()
-            except BaseException:
-                await pool.close()
-                raise
         except psycopg.Error as exc:
-            raise StorageError(f"cannot open {self!r}: {exc}") from exc
-        self._listener = listener
-        self._pool = pool
+            raise storage_error(f"{self!r} (cannot open)", exc, sent=False) from exc
+        self.settings = opened.settings
+        self._skew = opened.skew
+        self._listener = opened.listener
+        self._poll = AdaptivePoll() if opened.listener is None else None
+        self._pool = opened.pool
 
     def clock(self) -> float:
         """Return the database server's current time, as estimated here.
@@ -323,6 +365,8 @@ class PostgresProvider(PgInstances):
             items, db_now = await fetch_orchestrations(conn, self._sql, params)
         if db_now is not None:
             self._skew = db_now - sent
+            if self._poll is not None:
+                self._poll.busy("orchestrations")
         return items
 
     async def commit_turns(self, turns: Sequence[TurnCommit]) -> list[bool]:
@@ -382,92 +426,6 @@ class PostgresProvider(PgInstances):
             else:
                 self._wakeups.notify("orchestrations")
 
-    # --- activity worker ------------------------------------------------
-
-    async def fetch_activities(
-        self, max_items: int, lock_timeout: float
-    ) -> list[ActivityItem]:
-        """Lock up to *max_items* visible activity work items, oldest first.
-
-        Items other runtimes hold or are locking right now are skipped.
-        """
-        if max_items <= 0:
-            return []
-        async with self._connection() as conn:
-            cursor = await conn.execute(
-                self._sql.fetch_activities, {"n": max_items, "lease": lock_timeout}
-            )
-            rows = await cursor.fetchall()
-        return activity_items(rows)
-
-    async def complete_activities(self, results: Sequence[ActivityResult]) -> None:
-        """Delete each held item and enqueue its completion, atomically per item.
-
-        A result whose item is gone or held under another token (cancelled,
-        or its lease expired and another worker took it) is dropped. The
-        batch is one statement; if a value in it cannot be sent, each result
-        is sent alone, and one that still fails is replaced (see
-        `perdure.providers._unwritable.replacement`).
-        """
-        unique = list({result.id: result for result in reversed(results)}.values())
-        unique.reverse()  # first result of each id, in the given order
-        if not unique:
-            return
-        async with self._connection() as conn:
-            sent = await complete(
-                conn, self._sql.complete_activities, self._wake_params, unique
-            )
-        if sent:
-            for result in unique:
-                self._wakeups.due("orchestrations", result.message.visible_at)
-            self._wakeups.notify("orchestrations")
-
-    async def abandon_activity(
-        self, id: int, lock_token: str, delay: float = 0.0
-    ) -> None:
-        """Release an item; it becomes visible again after *delay* (retries).
-
-        Its attempt counter is kept and grows on the next fetch.
-        """
-        released, _ = await self._one(
-            self._sql.abandon_activity,
-            {
-                "id": id,
-                "token": lock_token,
-                "delay": float(max(delay, 0.0)),
-                **self._wake_params,
-            },
-        )
-        if released:
-            if delay > 0:
-                self._wakeups.due("activities", time.time() + delay)
-            else:
-                self._wakeups.notify("activities")
-
-    async def renew_activity_locks(
-        self, leases: Sequence[tuple[int, str]], lock_timeout: float
-    ) -> list[int]:
-        """Extend held leases; return ids no longer held (deleted or taken)."""
-        if not leases:
-            return []
-        async with self._connection() as conn:
-            cursor = await conn.execute(
-                self._sql.renew_activities,
-                {
-                    "ids": [item_id for item_id, _ in leases],
-                    "tokens": [token for _, token in leases],
-                    "lease": lock_timeout,
-                },
-            )
-            return [row[0] for row in await cursor.fetchall()]
-
-    async def save_activity_heartbeats(
-        self, beats: Sequence[ActivityHeartbeat]
-    ) -> list[int]:
-        """Store held items' latest heartbeat details (see `SavesHeartbeats`)."""
-        async with self._connection() as conn:
-            return await save_heartbeats(conn, self._sql.save_heartbeats, beats)
-
     # --- wake-ups -------------------------------------------------------
 
     async def wait(self, channel: Channel, timeout: float) -> None:
@@ -479,5 +437,9 @@ class PostgresProvider(PgInstances):
         a wake-up happened since the calling task's previous call to this
         provider, so one landing between a fetch and the wait is never lost.
         Delayed work written by other processes is seen after *timeout*.
+        Without a ``LISTEN`` connection (behind a pooler, no ``listen_url``)
+        it returns after at most 0.25 s, so the caller polls.
         """
+        if self._poll is not None:
+            timeout = self._poll.cap(channel, timeout)
         await self._wakeups.wait(channel, timeout)
