@@ -9,6 +9,7 @@ from datetime import timedelta
 from typing import Any, cast
 
 from . import _messages as m
+from ._client_retry import DEFAULT_RETRY_TIMEOUT, Retry, client_provider
 from ._codec import to_json
 from ._core._history import event_from_json
 from ._errors import InstanceNotFound, PerdureError
@@ -17,8 +18,7 @@ from ._registry import name_of
 from ._retry import seconds
 from ._state import OrchestrationState
 from .events import AnyEvent
-from .providers import open_provider
-from .providers._base import InstanceStatus, NewInstance, Provider
+from .providers._base import InstanceRecord, InstanceStatus, NewInstance, Provider
 
 __all__ = ["Client"]
 
@@ -29,14 +29,20 @@ class Client:
     Args:
         storage: A storage URL (``sqlite:///perdure.db``,
             ``postgresql://...``) or a provider object.
+        retry_timeout: Seconds each call keeps retrying connection-level
+            storage errors (a failover, a restart) before it raises
+            `StorageError`; starts and events stay exactly-once.
 
     A `Runtime` exposes one on the same storage as ``rt.client``. A
     stand-alone client opens its storage on first use; close it with
     ``await client.close()`` or ``async with Client(...)``.
     """
 
-    def __init__(self, storage: str | Provider) -> None:
+    def __init__(
+        self, storage: str | Provider, *, retry_timeout: float = DEFAULT_RETRY_TIMEOUT
+    ) -> None:
         self._storage = storage
+        self._retry = Retry(retry_timeout)
         self._provider: Provider | None = None
         self._owns_provider = isinstance(storage, str)
         self._lock = asyncio.Lock()
@@ -52,8 +58,8 @@ class Client:
         if self._provider is None:
             async with self._lock:
                 if self._provider is None:
-                    provider = open_provider(self._storage)
-                    await provider.open()
+                    provider = client_provider(self._storage)
+                    await self._retry.call(provider.open)
                     self._provider = provider
         return self._provider
 
@@ -69,6 +75,9 @@ class Client:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
+
+    async def _get(self, store: Provider, instance_id: str) -> InstanceRecord | None:
+        return await self._retry.call(lambda: store.get_instance(instance_id))
 
     # ------------------------------------------------------------- commands
     async def start_orchestration(
@@ -96,10 +105,11 @@ class Client:
             {"name": orch, "version": version, "input": payload, "execution_id": 1},
         )
         store = await self._store()
-        await store.create_instance(
+        await self._retry.create(
+            store,
             NewInstance(
                 instance_id=instance_id, name=orch, version=version or "", start=start
-            )
+            ),
         )
 
     async def raise_event(self, instance_id: str, name: str, data: Any = None) -> None:
@@ -114,8 +124,10 @@ class Client:
         _check_id(name, "event name")
         payload = to_json(data, f"data of event {name!r}")
         store = await self._store()
-        await store.enqueue(
-            instance_id, m.message(m.EVENT_RAISED, {"name": name, "data": payload})
+        await self._retry.enqueue(
+            store,
+            instance_id,
+            m.message(m.EVENT_RAISED, {"name": name, "data": payload}),
         )
 
     async def cancel_instance(self, instance_id: str, reason: str = "") -> None:
@@ -128,12 +140,13 @@ class Client:
             InstanceNotFound: Unknown instance.
         """
         store = await self._store()
-        record = await store.get_instance(instance_id)
+        record = await self._get(store, instance_id)
         if record is None:
             raise InstanceNotFound(instance_id)
         if record.status not in ("Running", "Suspended"):
             return
-        await store.enqueue(instance_id, m.message(m.CANCEL, {"reason": reason}))
+        message = m.message(m.CANCEL, {"reason": reason})
+        await self._retry.enqueue(store, instance_id, message)
 
     async def resume(self, instance_id: str) -> None:
         """Resume a ``Suspended`` instance with the code deployed now.
@@ -148,9 +161,12 @@ class Client:
                 named); nothing changes.
         """
         store = await self._store()
-        if await store.resume_instance(instance_id):
+        done, again = await self._retry.run(lambda: store.resume_instance(instance_id))
+        if done:
             return
-        record = await store.get_instance(instance_id)
+        record = await self._get(store, instance_id)
+        if again and record is not None and record.status == "Running":
+            return  # an attempt whose answer was lost resumed it
         if record is None:
             raise InstanceNotFound(instance_id)
         raise PerdureError(
@@ -176,14 +192,19 @@ class Client:
                 named); nothing changes.
         """
         store = await self._store()
-        record = await store.get_instance(instance_id)
+        record = await self._get(store, instance_id)
         if record is None:
             raise InstanceNotFound(instance_id)
         if record.status == "Failed":
             message = m.Rewind(record.execution_id).message()
-            if await store.rewind_instance(instance_id, message):
+            done, again = await self._retry.run(
+                lambda: store.rewind_instance(instance_id, message)
+            )
+            if done:
                 return
-            record = await store.get_instance(instance_id)
+            record = await self._get(store, instance_id)
+            if again and record is not None and record.status == "Running":
+                return  # an attempt whose answer was lost rewound it
             if record is None:
                 raise InstanceNotFound(instance_id)
         raise PerdureError(
@@ -204,7 +225,7 @@ class Client:
             PerdureError: The instance is running and *force* is false.
         """
         store = await self._store()
-        record = await store.get_instance(instance_id)
+        record = await self._get(store, instance_id)
         if record is None:
             raise InstanceNotFound(instance_id)
         if record.status == "Running" and not force:
@@ -212,13 +233,13 @@ class Client:
                 f"instance {instance_id!r} is still running; cancel it first "
                 "or pass force=True"
             )
-        await store.delete_instance(instance_id)
+        await self._retry.call(lambda: store.delete_instance(instance_id))
 
     # -------------------------------------------------------------- queries
     async def get_status(self, instance_id: str) -> OrchestrationState | None:
         """Return the instance's state, or ``None`` if it does not exist."""
         store = await self._store()
-        record = await store.get_instance(instance_id)
+        record = await self._get(store, instance_id)
         return OrchestrationState.from_record(record) if record is not None else None
 
     async def wait_for_orchestration(
@@ -234,7 +255,9 @@ class Client:
         deadline = time.monotonic() + seconds(timeout, "timeout")
         pause = 0.002
         while True:
-            record = await store.get_instance(instance_id)
+            record = await self._retry.call(
+                lambda: store.get_instance(instance_id), deadline=deadline
+            )
             if record is None:
                 raise InstanceNotFound(instance_id)
             if record.status != "Running":
@@ -253,7 +276,9 @@ class Client:
     ) -> list[OrchestrationState]:
         """List instances, newest first, optionally only those with *status*."""
         store = await self._store()
-        records = await store.list_instances(status=status, limit=limit)
+        records = await self._retry.call(
+            lambda: store.list_instances(status=status, limit=limit)
+        )
         return [OrchestrationState.from_record(r) for r in records]
 
     async def get_history(
@@ -269,9 +294,11 @@ class Client:
             StorageError: A stored event is corrupted.
         """
         store = await self._store()
-        if await store.get_instance(instance_id) is None:
+        if await self._get(store, instance_id) is None:
             raise InstanceNotFound(instance_id)
-        rows = await store.read_history(instance_id, execution_id)
+        rows = await self._retry.call(
+            lambda: store.read_history(instance_id, execution_id)
+        )
         # event_from_json builds one of the registered classes, which are
         # exactly AnyEvent's members (tests/test_exports.py pins that).
         return [cast("AnyEvent", event_from_json(row)) for row in rows]
