@@ -1,8 +1,8 @@
 """The ``perdure`` command line (also ``python -m perdure``).
 
 Subcommands: ``demo``, ``worker``, ``check``, ``start``, ``status``,
-``wait``, ``raise``, ``cancel``, ``resume``, ``rewind``, ``list`` and
-``history``.
+``wait``, ``raise``, ``cancel``, ``resume``, ``rewind``, ``list``,
+``history`` and ``doctor``.
 Storage comes from ``--db`` (before or after the subcommand), else the
 ``PERDURE_DB`` environment variable, else ``sqlite:///perdure.db``; a plain
 file path is taken as a SQLite file. Errors print one line to stderr and exit non-zero
@@ -222,6 +222,16 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="execution id (default: latest)",
     )
+
+    doctor = sub.add_parser(
+        "doctor",
+        parents=[common],
+        help="check the database: version, latency, schema, pooler, clock, vacuum",
+        description="Connect to the storage and report what perdure needs of it; "
+        "exit 0 when healthy, 1 with a one-line reason otherwise.",
+    )
+    doctor.add_argument("--runtimes", type=int, default=1, metavar="N")
+    doctor.add_argument("--pool-size", type=int, default=10, metavar="N")
     return parser
 
 
@@ -296,6 +306,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "check":
             return _check(args)
         url = storage_url(args.db)
+        if args.command == "doctor":
+            from ._doctor import run_doctor
+
+            return asyncio.run(
+                run_doctor(url, runtimes=args.runtimes, pool_size=args.pool_size)
+            )
         if args.command == "worker":
             return _worker(args, url)
         return asyncio.run(_client_command(args, url))
