@@ -103,7 +103,7 @@ async def _checks(
         "pooler",
         True,
         "detected: no prepared statements, no LISTEN through it; other"
-        " processes' work is polled for (<= 0.25 s) unless listen_url= gives"
+        " processes' work is polled for (<= 0.2 s) unless listen_url= gives"
         " a direct connection"
         if pooled
         else "none: wake-ups across processes by LISTEN/NOTIFY",

@@ -118,7 +118,7 @@ class AdaptivePoll:
     """
 
     FLOOR = 0.02
-    CEILING = 0.25
+    CEILING = 0.2
 
     def __init__(self) -> None:
         self._cap: dict[Channel, float] = {}

@@ -90,7 +90,7 @@ class PostgresProvider(PgActivities, PgOnce, PgInstances):
             statements, and the limits above are enforced on the client.
         listen_url: A direct URL to the same database for the ``LISTEN``
             connection behind a pooler; without one, work written by other
-            processes is found by polling every 0.02 to 0.25 s.
+            processes is found by polling every 0.02 to 0.2 s.
         role: Names this process's part in ``application_name``
             (``perdure-<role>-<host>-<pid>``).
 
@@ -126,7 +126,8 @@ class PostgresProvider(PgActivities, PgOnce, PgInstances):
             pooled=bool(pooler),
         )
         self._pooler = pooler
-        self._listen_url = listen_url
+        # Same database, so the same schema; libpq rejects the parameter.
+        self._listen_url = listen_url and split_url(listen_url, self.schema)[0]
         self._poll: AdaptivePoll | None = None
         self._outage = Outage(self._where)
         self._min_size = min_size
@@ -438,7 +439,7 @@ class PostgresProvider(PgActivities, PgOnce, PgInstances):
         provider, so one landing between a fetch and the wait is never lost.
         Delayed work written by other processes is seen after *timeout*.
         Without a ``LISTEN`` connection (behind a pooler, no ``listen_url``)
-        it returns after at most 0.25 s, so the caller polls.
+        it returns after at most 0.2 s, so the caller polls.
         """
         if self._poll is not None:
             timeout = self._poll.cap(channel, timeout)
