@@ -32,6 +32,7 @@ from ._core._tasks import DurableFuture
 from ._errors import (
     ActivityFailed,
     Cancelled,
+    DurableTimeout,
     ErrorCategory,
     ErrorInfo,
     HandlerNotFound,
@@ -49,6 +50,7 @@ from ._registry import activity, orchestration
 from ._retry import RetryPolicy
 from ._runtime import Runtime
 from ._state import OrchestrationState
+from ._structured import TaskGroup
 from .providers._base import InstanceStatus
 
 __version__ = "0.1.0"
@@ -59,6 +61,7 @@ __all__ = [
     "Cancelled",
     "Client",
     "DurableFuture",
+    "DurableTimeout",
     "ErrorCategory",
     "ErrorInfo",
     "Event",
@@ -77,6 +80,7 @@ __all__ = [
     "Runtime",
     "StorageError",
     "SubOrchestrationFailed",
+    "TaskGroup",
     "activity",
     "durable_async",
     "orchestration",

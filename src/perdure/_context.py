@@ -6,7 +6,7 @@ import functools
 import inspect
 import logging
 import random as _random
-from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal, NoReturn, TypeVar, overload
 
@@ -18,11 +18,19 @@ from ._core._tasks import DurableFuture
 from ._names import check_name
 from ._registry import Registry, name_of
 from ._retry import RetryPolicy, seconds
+from ._scope_log import ReplaySafeLogger
+from ._structured import (
+    AsCompleted,
+    ShieldScope,
+    TaskGroup,
+    shield as _shield,
+    timeout as _timeout,
+)
 
 if TYPE_CHECKING:
     from ._activity_context import ActivityContext
 
-__all__ = ["OrchestrationContext", "durable_async", "log_unobserved"]
+__all__ = ["OrchestrationContext", "durable_async"]
 
 T = TypeVar("T")
 A = TypeVar("A")
@@ -31,22 +39,6 @@ I = TypeVar("I")  # noqa: E741
 R = TypeVar("R")
 
 _log = logging.getLogger("perdure.orchestration")
-
-
-class _ReplaySafeLogger(logging.LoggerAdapter[logging.Logger]):
-    """A logger that stays silent while history is being replayed."""
-
-    def __init__(self, logger: logging.Logger, ctx: OrchestrationContext) -> None:
-        super().__init__(logger, {})
-        self._ctx = ctx
-
-    def isEnabledFor(self, level: int) -> bool:
-        return not self._ctx.is_replaying and self.logger.isEnabledFor(level)
-
-    def process(
-        self, msg: Any, kwargs: MutableMapping[str, Any]
-    ) -> tuple[Any, MutableMapping[str, Any]]:
-        return f"[{self._ctx.instance_id}] {msg}", kwargs
 
 
 class OrchestrationContext:
@@ -69,7 +61,7 @@ class OrchestrationContext:
         self._registry = registry
         self._name = name
         self._version = version
-        self._logger: _ReplaySafeLogger | None = None
+        self._logger: ReplaySafeLogger | None = None
 
     # ----------------------------------------------------------------- info
     @property
@@ -104,7 +96,7 @@ class OrchestrationContext:
     def logger(self) -> logging.LoggerAdapter[logging.Logger]:
         """A logger that is silent while replaying."""
         if self._logger is None:
-            self._logger = _ReplaySafeLogger(_log, self)
+            self._logger = ReplaySafeLogger(_log, self)
         return self._logger
 
     def trace_info(self, message: str) -> None:
@@ -394,6 +386,60 @@ class OrchestrationContext:
         """
         return JoinFuture(self._driver, _flatten(futures), return_exceptions)
 
+    # ------------------------------------------------ structured concurrency
+    @overload
+    def shield(self) -> ShieldScope[None]: ...
+    @overload
+    def shield(self, awaitable: Awaitable[T]) -> ShieldScope[T]: ...
+    def shield(self, awaitable: Awaitable[Any] | None = None) -> ShieldScope[Any]:
+        """Let work run and be awaited although its task is cancelled.
+
+        ``async with ctx.shield():`` shields a block: inside it a cancelled
+        task may still schedule and await (this is how compensation is
+        written). ``await ctx.shield(x)`` shields *x*: a coroutine is
+        started as a shielded task, an existing future's work is shielded;
+        the wait for it is shielded too.
+
+        Shielded work is not cancelled when its scope is (a lost select,
+        a timeout, `Client.cancel_instance`), only by its own ``cancel()``;
+        the execution does not end (complete, fail, continue as new) until
+        all of it has finished. A task cancelled inside a shield keeps
+        running until its coroutine ends; its future then ends cancelled.
+        """
+        return _shield(self._driver, awaitable)
+
+    async def timeout(self, delay: float | timedelta, awaitable: Awaitable[T]) -> T:
+        """Return *awaitable*'s value, or cancel it after *delay* and raise.
+
+        *awaitable* is a durable future or a coroutine (run as a task). A
+        durable timer races it, like ``select``.
+
+        Raises:
+            perdure.DurableTimeout: (a `TimeoutError`) the timer fired
+                first; raised once the cancelled work has finished,
+                shielded cleanup included.
+        """
+        return await _timeout(self, delay, awaitable)
+
+    def as_completed(self, *futures: DurableFuture[Any]) -> AsCompleted:
+        """Iterate (``async for``) over *futures* as they complete.
+
+        Yields each future once it is done, in history order (those already
+        done first, in argument order); ``await`` it for its value or
+        failure. Cancels nothing.
+        """
+        return AsCompleted(self._driver, _flatten(futures))
+
+    def task_group(self) -> TaskGroup:
+        """A group of tasks that ends together: ``async with ctx.task_group() as tg``.
+
+        ``tg.start(coro)`` starts a task and returns its `DurableFuture`. The
+        block leaves when every task has finished; the first failure cancels
+        the others and is raised (an `ExceptionGroup` when several failed at
+        the same point of the history).
+        """
+        return TaskGroup(self._driver)
+
 
 def durable_async(ctx: OrchestrationContext, coro: Awaitable[T]) -> DurableFuture[T]:
     """Turn an inline async block into a durable task scope.
@@ -419,30 +465,6 @@ def durable_async(ctx: OrchestrationContext, coro: Awaitable[T]) -> DurableFutur
     if not inspect.iscoroutine(coro):
         coro = _await(coro)
     return ctx._driver.create_task(coro)
-
-
-def log_unobserved(driver: Driver) -> None:
-    """Log the exceptions no orchestration code will see (DESIGN §8).
-
-    Called after each new turn (never for replayed ones, so nothing is
-    logged twice): an exception a task raised after it was cancelled, and
-    failures of tasks nothing awaited by the time the execution ended.
-    Logged at ERROR on ``perdure.orchestration``, with the traceback.
-    """
-    for scope, error, after_cancel in driver.take_unobserved():
-        how = (
-            "after the task was cancelled (its result is Cancelled)"
-            if after_cancel
-            else "and nothing awaited the task"
-        )
-        _log.error(
-            "[%s] task scope %s raised %s %s",
-            driver.instance_id,
-            scope,
-            type(error).__name__,
-            how,
-            exc_info=error,
-        )
 
 
 async def _await(awaitable: Awaitable[T]) -> T:

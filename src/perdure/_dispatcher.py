@@ -419,6 +419,8 @@ def _code_error(driver: Driver | None) -> BaseException | None:
     if outcome is None or outcome.status != "Failed":
         return None
     exc = outcome.exception
+    if isinstance(exc, BaseExceptionGroup):  # a task group's failures
+        _, exc = exc.split((PerdureError, Cancelled))
     if exc is None or isinstance(exc, (PerdureError, Cancelled)):
         return None
     return exc

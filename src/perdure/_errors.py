@@ -31,6 +31,7 @@ from typing import Any, Literal
 __all__ = [
     "ActivityFailed",
     "Cancelled",
+    "DurableTimeout",
     "ErrorCategory",
     "ErrorInfo",
     "HandlerNotFound",
@@ -278,6 +279,14 @@ class NondeterminismError(PerdureError):
         super().__init__(
             message, info=ErrorInfo("NondeterminismError", message, "configuration")
         )
+
+
+class DurableTimeout(PerdureError, TimeoutError):
+    """``ctx.timeout`` ran out of time; the work it guarded was cancelled.
+
+    A `TimeoutError`, so ``except TimeoutError`` catches it; raised once the
+    cancelled work has finished (its shielded cleanup included).
+    """
 
 
 class InstanceExists(PerdureError):

@@ -14,12 +14,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ._codec import to_json
-from ._context import log_unobserved
 from ._core import _history as h
 from ._core._driver import Driver, Outcome
 from ._core._rewind import voided_ids
 from ._errors import ErrorInfo, NondeterminismError
 from ._registry import Registry, name_of
+from ._scope_log import log_unobserved
 from ._turn import build_driver
 
 __all__ = [

@@ -19,11 +19,12 @@ from typing import Any, TypeAlias
 from . import _messages as m
 from ._codec import from_json
 from ._commit import TurnFacts, to_commit
-from ._context import OrchestrationContext, log_unobserved
+from ._context import OrchestrationContext
 from ._core import _history as h
 from ._core._driver import Driver
 from ._errors import HandlerNotFound, NondeterminismError
 from ._registry import Registry
+from ._scope_log import log_unobserved
 from .providers._base import OrchestrationItem, TurnCommit
 
 __all__ = [

@@ -20,10 +20,17 @@ __all__ = [
     "Action",
     "cancel_mismatch",
     "check_match",
+    "describe",
     "leftover",
     "not_in_history",
     "terminal_mismatch",
 ]
+
+
+def describe(event: h.Event) -> str:
+    """``Type(key=value, ...)`` of the fields replay matches, for errors."""
+    detail = ", ".join(f"{k}={getattr(event, k)!r}" for k in event.match_keys)
+    return f"{event.type}({detail})"
 
 
 @dataclass(slots=True)
@@ -51,7 +58,7 @@ def check_match(event: h.Event, action: Action | None) -> None:
     """
     if action is None:
         raise NondeterminismError(
-            f"history has {h.describe(event)} (event {event.event_id}), "
+            f"history has {describe(event)} (event {event.event_id}), "
             "but the orchestration did not schedule anything at this point "
             "(code changed?)"
         )
@@ -67,15 +74,15 @@ def check_match(event: h.Event, action: Action | None) -> None:
         same = emitted.instance_id == getattr(event, "instance_id", None)
     if not same:
         raise NondeterminismError(
-            f"history has {h.describe(event)} (event {event.event_id}), "
-            f"but the orchestration scheduled {h.describe(emitted)}"
+            f"history has {describe(event)} (event {event.event_id}), "
+            f"but the orchestration scheduled {describe(emitted)}"
         )
 
 
 def not_in_history(action: Action) -> NondeterminismError:
     """The error for an action still unmatched when replay ends."""
     return NondeterminismError(
-        f"the orchestration scheduled {h.describe(action.event)}, which "
+        f"the orchestration scheduled {describe(action.event)}, which "
         "the history does not contain at this point (code changed?)"
     )
 

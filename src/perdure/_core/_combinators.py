@@ -39,13 +39,16 @@ class SelectFuture(DurableFuture[tuple[int, Any]]):
     for unrelated code to run.)
     """
 
-    __slots__ = ("_futures", "_owner")
+    __slots__ = ("_futures", "_owner", "_shielded")
 
     def __init__(self, driver: Scheduler, futures: list[DurableFuture[Any]]) -> None:
         super().__init__(driver)
         if not futures:
             raise ValueError("select() needs at least one future")
         self._owner = driver.current
+        # Built inside a shield: it keeps reacting after its task is
+        # cancelled, as the shield's work keeps running (DESIGN §8).
+        self._shielded = self._owner is not None and self._owner.shield_depth > 0
         _claim_all(futures)
         self._futures = futures
         for index, future in enumerate(futures):
@@ -87,7 +90,14 @@ class SelectFuture(DurableFuture[tuple[int, Any]]):
 class JoinFuture(DurableFuture[list[Any]]):
     """Resolves with every child's value, in argument order."""
 
-    __slots__ = ("_futures", "_owner", "_remaining", "_results", "_return_exceptions")
+    __slots__ = (
+        "_futures",
+        "_owner",
+        "_remaining",
+        "_results",
+        "_return_exceptions",
+        "_shielded",
+    )
 
     def __init__(
         self,
@@ -97,6 +107,9 @@ class JoinFuture(DurableFuture[list[Any]]):
     ) -> None:
         super().__init__(driver)
         self._owner = driver.current
+        # Built inside a shield: it keeps reacting after its task is
+        # cancelled, as the shield's work keeps running (DESIGN §8).
+        self._shielded = self._owner is not None and self._owner.shield_depth > 0
         _claim_all(futures)
         self._futures = futures
         self._return_exceptions = return_exceptions
@@ -178,7 +191,7 @@ def _quiet_cancel(combinator: SelectFuture | JoinFuture) -> bool:
     belong to another scope (DESIGN §4.2-4.3).
     """
     owner: Task | None = combinator._owner
-    if owner is not None and owner.cancel_reason is None:
+    if owner is not None and (owner.cancel_reason is None or combinator._shielded):
         return False
     # No owner: built while no task was running, i.e. by a coroutine being
     # closed; it must not act either.

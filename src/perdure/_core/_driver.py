@@ -22,13 +22,10 @@ Invariants:
 from __future__ import annotations
 
 import contextlib
-import random as _random
-from collections import deque
 from collections.abc import Callable, Coroutine
 from typing import Any
 
 from .._errors import (
-    Cancelled,
     ErrorInfo,
     NondeterminismError,
 )
@@ -40,7 +37,7 @@ from ._actions import (
     leftover,
     terminal_mismatch,
 )
-from ._inbox import Inbox
+from ._calls import Calls
 from ._outcome import (
     Outcome,
     TurnResult,
@@ -48,15 +45,11 @@ from ._outcome import (
     root_outcome,
     terminal_event,
 )
-from ._patches import Patches
 from ._rewind import Rewind, voided_ids
 from ._runaway import TOO_DEEP, deep_recursion
-from ._runner import ContinueAsNewSignal, Runner
-from ._seeds import Seeds
+from ._runner import ContinueAsNewSignal
 from ._tasks import (
-    CANCELLED,
     PENDING,
-    DurableFuture,
     Task,
     WorkFuture,
     cancel_task,
@@ -73,7 +66,7 @@ _WAIT = h.WorkKind.WAIT
 _SUB = h.WorkKind.SUB
 
 
-class Driver(Runner):
+class Driver(Calls):
     """Replays and advances one execution of one orchestration instance.
 
     It is the `Scheduler` of its futures and tasks: `Runner` steps the
@@ -87,27 +80,22 @@ class Driver(Runner):
         execution_id: int,
         body: Callable[[Any], Coroutine[Any, Any, Any]],
     ) -> None:
-        super().__init__()
+        super().__init__(instance_id, execution_id)
         self.instance_id = instance_id
         self.execution_id = execution_id
         self.body = body
         self.history_len = 0
         self.now = 0.0
         self.outcome: Outcome | None = None
+        # The outcome decided while shielded work was still running: it
+        # becomes ``outcome`` once nothing is held (DESIGN §8).
+        self.ending: Outcome | None = None
         self.started: h.OrchestrationStarted | None = None
-        self._emitted: deque[Action] = deque()
-        self._cancels: deque[WorkFuture[Any]] = deque()
         self._work: dict[int, WorkFuture[Any]] = {}
         self._completed: set[int] = set()
-        self._inbox = Inbox()
-        self._token = 0
-        self._seeds = Seeds(instance_id, execution_id)
         self._terminal_seen = False
         self._new: list[h.Event] = []
         self._options: dict[int, Any] = {}
-        self._patches = Patches()
-        # From replay(..., rewind=True) to the end of the rewind turn.
-        self._rewind: Rewind | None = None
 
     # ------------------------------------------------------------------ turns
     def replay(self, events: list[h.Event], *, rewind: bool = False) -> None:
@@ -279,10 +267,13 @@ class Driver(Runner):
     def _too_deep(self) -> None:
         # Even the raised limit (_runaway.deep_recursion) was not enough:
         # fail the instance with a clear error rather than letting the turn
-        # fail until its message is poison. (_end sets the outcome first,
-        # so a cascade cut short keeps it.)
+        # fail until its message is poison.
         with contextlib.suppress(RecursionError):
             self._end(Outcome("Failed", error=TOO_DEEP))
+            return
+        # The cascade was cut short: end with what was decided, now.
+        if self.outcome is None:
+            self.outcome = self.ending
 
     def _apply(self, event: h.Event) -> None:
         self.now = event.timestamp
@@ -308,6 +299,8 @@ class Driver(Runner):
             self._match_terminal(event)
             return
         self._run_ready()
+        if self.ending is not None and self.outcome is None and not self.holds:
+            self._finish()
 
     def _start(self, event: h.OrchestrationStarted) -> None:
         if self.root is not None:
@@ -357,7 +350,7 @@ class Driver(Runner):
         work.complete(event)
 
     def _cancel_instance(self, reason: str) -> None:
-        if self.outcome is not None or self.root is None:
+        if self.ending is not None or self.root is None:
             return
         cancel_task(self, self.root, reason or "instance cancelled")
         self._end(Outcome("Cancelled", reason=reason))
@@ -374,95 +367,9 @@ class Driver(Runner):
             raise terminal_mismatch(event, got)
         self._terminal_seen = True
 
-    # ------------------------------------------------------------- scheduling
-    def schedule(
-        self,
-        cls: type[h.Event],
-        fields: dict[str, Any],
-        label: str,
-        *,
-        decode: Callable[[Any], Any] | None = None,
-        options: Any = None,
-    ) -> DurableFuture[Any]:
-        """Create work owned by the running task and emit its action.
-
-        Args:
-            cls: The scheduling event to emit.
-            fields: Its fields (``scope`` is the running task's).
-            label: The work's name in errors (for a wait: the event name).
-            decode: Turns a completion's result into the awaited value.
-            options: Activity options for the runtime (retry, timeout).
-        """
-        task = self._require_task()
-        if task is None:
-            return self.refused_future()
-        work_kind = cls.work
-        assert work_kind is not None, cls
-        self._token += 1
-        work: WorkFuture[Any] = WorkFuture(
-            self, work_kind, self._token, task, label, decode
-        )
-        task.children.append(work)
-        fields["scope"] = task.path
-        event = cls(event_id=0, timestamp=0.0, **fields)
-        self._emitted.append(Action(event, work, options))
-        if work_kind is _WAIT:
-            self._inbox.open_wait(work, fields["name"])
-        return work
-
-    def emit(self, cls: type[h.Event], fields: dict[str, Any]) -> None:
-        """Emit an action that creates no work (custom status, detached start)."""
-        if self._require_task() is not None:
-            self._emitted.append(Action(cls(event_id=0, timestamp=0.0, **fields), None))
-
-    def patched(self, patch_id: str) -> bool:
-        """Answer ``ctx.patched(patch_id)``; see `._patches` for the rules.
-
-        The first live decision for an id emits its `PatchApplied` marker.
-        Unlike scheduling calls it works in a cancelled task too: it is a
-        decision, not work.
-        """
-        task = self.current
-        if task is None:
-            # A coroutine being closed (see `close_refusal`): decide nothing.
-            error = self.close_refusal()
-            if error is not None:
-                raise error
-            return bool(self._patches.decided(patch_id))
-        answer, record = self._patches.decide(patch_id, self.is_replaying)
-        if record:
-            marker = h.PatchApplied(
-                event_id=0, timestamp=0.0, patch_id=patch_id, scope=task.path
-            )
-            rewinding = self._rewind
-            if rewinding is not None and not rewinding.begun:
-                rewinding.held.append(Action(marker, None))  # until replay ends
-            else:
-                self._emitted.append(Action(marker, None))
-        return answer
-
-    def cancel_work(self, work: WorkFuture[Any], reason: str) -> None:
-        """Cancel unfinished work and record its cancel event for this turn."""
-        if work._state != PENDING:
-            return
-        if work.kind is _WAIT:
-            self._inbox.close_wait(work, work.label)  # a wait's label: its name
-        # Recorded before settling, so cancellations its waiters trigger
-        # come after it in history.
-        self._cancels.append(work)
-        work._settle(CANCELLED, Cancelled(reason))
-
-    def new_guid(self) -> str:
-        """Return a deterministic UUID string."""
-        return self._seeds.guid()
-
-    def new_random(self) -> _random.Random:
-        """Return a deterministically seeded `random.Random`."""
-        return self._seeds.random()
-
     # ------------------------------------------------------------- outcome
     def _root_finished(self, state: int, value: Any) -> None:
-        if self.outcome is None:
+        if self.ending is None:
             root = self.root
             cancelled = root is not None and root.cancel_reason is not None
             outcome = root_outcome(state, value, cancelled)
@@ -473,16 +380,32 @@ class Driver(Runner):
         self._end(continued_outcome(signal.input, signal.version))
 
     def _end(self, outcome: Outcome) -> None:
-        if self.outcome is not None:
+        """Decide the outcome; it is final once no shielded work is left."""
+        if self.ending is not None:
             return
-        self.outcome = outcome
+        self.ending = outcome
         root = self.root
         if root is not None:
-            status = outcome.status
-            reason = "orchestration " + (
-                "continued as new" if status == "ContinuedAsNew" else status.lower()
-            )
             if root._state == PENDING:
-                cancel_task(self, root, reason)
+                cancel_task(self, root, _end_reason(outcome))
             else:
-                cancel_tree(self, root, reason)
+                cancel_tree(self, root, _end_reason(outcome))
+        if not self.holds:
+            self.outcome = outcome
+
+    def _finish(self) -> None:
+        """The last shielded work has settled: the decided outcome is final.
+
+        Work that shielded tasks left unfinished is cancelled now, as the
+        end of the execution cancels everything unfinished.
+        """
+        outcome = self.outcome = self.ending
+        if self.root is not None and outcome is not None:
+            cancel_tree(self, self.root, _end_reason(outcome))
+
+
+def _end_reason(outcome: Outcome) -> str:
+    status = outcome.status
+    return "orchestration " + (
+        "continued as new" if status == "ContinuedAsNew" else status.lower()
+    )

@@ -9,7 +9,8 @@ The event vocabulary is declared here once, on the classes, and every table
 elsewhere derives from it: each class says its `Role` in replay, the
 `WorkKind` it schedules, completes or cancels, the fields replay matches
 (``match_keys``, DESIGN §2) and, for a terminal event, the execution
-``status`` it records.
+``status`` it records. Work scheduled inside ``ctx.shield`` says so
+(``shielded``, DESIGN §8; informational, never matched).
 """
 
 from __future__ import annotations
@@ -59,7 +60,6 @@ __all__ = [
     "TimerCreated",
     "TimerFired",
     "WorkKind",
-    "describe",
     "event_from_json",
     "event_to_json",
 ]
@@ -161,6 +161,7 @@ class ActivityScheduled(Event):
     name: str
     input: Any = None
     scope: str = "0"
+    shielded: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -206,6 +207,7 @@ class TimerCreated(Event):
 
     fire_at: float
     scope: str = "0"
+    shielded: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -239,6 +241,7 @@ class EventWaitStarted(Event):
 
     name: str
     scope: str = "0"
+    shielded: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -276,6 +279,7 @@ class SubOrchestrationScheduled(Event):
     input: Any = None
     version: str | None = None
     scope: str = "0"
+    shielded: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -443,12 +447,6 @@ TERMINAL_TYPES = _with_role("terminal")
 CANCEL_EVENT: dict[WorkKind, type[Event]] = {
     c.work: c for c in CANCEL_TYPES if c.work is not None
 }
-
-
-def describe(event: Event) -> str:
-    """``Type(key=value, ...)`` of the fields replay matches, for errors."""
-    detail = ", ".join(f"{k}={getattr(event, k)!r}" for k in event.match_keys)
-    return f"{event.type}({detail})"
 
 
 _FIELDS: dict[type[Event], tuple[tuple[str, Any], ...]] = {}

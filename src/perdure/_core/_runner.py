@@ -18,7 +18,7 @@ Invariants:
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from .._errors import Cancelled
@@ -76,6 +76,14 @@ class Runner:
         # Exceptions no code will see, from new turns only (never replayed,
         # so a rebuilt driver does not report them twice).
         self._unobserved: list[Unobserved] = []
+        # Scopes whose first durable call after cancellation was refused
+        # (new turns only, like _unobserved): logged with a hint (§8).
+        self._refused: list[tuple[str, str]] = []
+        # Shielded work and draining tasks not settled yet: the execution
+        # may not end before they have (DESIGN §8).
+        self.holds: set[DurableFuture[Any]] = set()
+        # Calls to make once no task is ready (task groups react there).
+        self._later: deque[Callable[[], None]] = deque()
 
     # ------------------------------------------------------------ hooks
     def _root_finished(self, state: int, value: Any) -> None:
@@ -99,7 +107,7 @@ class Runner:
             caller then returns a future that is already cancelled.
         """
         task = self.current
-        if task is not None and task.cancel_reason is None:
+        if task is not None and (task.cancel_reason is None or task.shield_depth):
             return task
         error = self.refusal()
         if error is None:
@@ -117,15 +125,60 @@ class Runner:
         """Raise unless the running task may act (for ``continue_as_new``).
 
         Raises:
-            Cancelled: The running task was cancelled (DESIGN §8).
+            Cancelled: The running task was cancelled (DESIGN §8), even
+                inside a shield: a shield lets cleanup run, not a new
+                execution start.
         """
+        task = self.current
+        if task is not None and task.cancel_reason is not None:
+            raise Cancelled(task.cancel_reason)
         if self._require_task() is None:
             raise GeneratorExit  # a coroutine being closed: end it
 
     def current_cancelled(self) -> bool:
-        """Return True if the running task has been cancelled."""
+        """Return True if the running task was cancelled and is not shielded."""
         task = self.current
-        return task is not None and task.cancel_reason is not None
+        return (
+            task is not None
+            and task.cancel_reason is not None
+            and not task.shield_depth
+        )
+
+    def hold(self, future: DurableFuture[Any]) -> None:
+        """Keep the execution from ending until *future* settles (`Scheduler`)."""
+        if future._state != PENDING or future in self.holds:
+            return
+        holds = self.holds
+        holds.add(future)
+        future._on_done(holds.discard)
+
+    def call_later(self, call: Callable[[], None]) -> None:
+        """Run *call* once every ready task has run (deterministic: FIFO)."""
+        self._later.append(call)
+
+    def interrupt(self, task: Task, exc: BaseException) -> bool:
+        """Throw *exc* into *task* at the await it is parked on.
+
+        Returns:
+            False if the task is not parked (running, finished or already
+            woken): nothing is thrown.
+        """
+        waiting, callback = task.waiting, task.wait_callback
+        if waiting is None or callback is None or task._state != PENDING:
+            return False
+        waiting._remove_callback(callback)
+        task.waiting = task.wait_callback = None
+        self._ready.append((task, exc))
+        return True
+
+    def take_refused(self) -> list[tuple[str, str]]:
+        """Scopes refused a durable call after cancellation, with the reason.
+
+        One entry per task, from new turns only; the runtime logs them with
+        a hint to use ``ctx.shield`` (DESIGN §8). This clears the list.
+        """
+        taken, self._refused = self._refused, []
+        return taken
 
     def refusal(self) -> BaseException | None:
         """Why the running code may not make a durable call now.
@@ -147,6 +200,8 @@ class Runner:
         if task.cancelled_calls > MAX_CANCELLED_CALLS + 1:
             return None
         reason = task.cancel_reason or "cancelled"
+        if task.cancelled_calls == 1 and not self.is_replaying:
+            self._refused.append((task.path, reason))
         if task.cancelled_calls > MAX_CANCELLED_CALLS:
             # A loop that swallows Cancelled around a scheduling call would
             # spin forever without yielding: stop the task.
@@ -202,6 +257,8 @@ class Runner:
             coro.close()
             return self.refused_future()
         task = Task(self, coro, parent)
+        if task.shielded:
+            self.hold(task)
         self._step(task, None)
         return task
 
@@ -217,9 +274,17 @@ class Runner:
         return taken
 
     def _run_ready(self) -> None:
-        ready = self._ready
-        while ready:
+        ready, later = self._ready, self._later
+        while ready or later:
+            if not ready:
+                later.popleft()()
+                continue
             task, exc = ready.popleft()
+            if exc is None and task.waiting is not None:
+                # A stale wake-up: the task was stepped another way since
+                # (a cancellation's unwinding) and is parked again, in a
+                # shield, on a future not done yet.
+                continue
             if task._state == PENDING or task.cancel_reason is not None:
                 self._step(task, exc)
 
@@ -263,8 +328,9 @@ class Runner:
             IN_ORCHESTRATION.reset(running)
             self._stack.pop()
             self.current = previous
-        if task.cancel_reason is not None:
-            if task._state != PENDING and task not in self._stack:
+        if task.cancel_reason is not None and not task.shield_depth:
+            # Cancelled, and not inside a shield (where it parks as usual).
+            if (task._state != PENDING or task.draining) and task not in self._stack:
                 # Cancelled while it was running (deferred unwinding), with
                 # the same bound as a parked task's unwinding.
                 if task.unwinds < MAX_UNWIND:
@@ -294,7 +360,15 @@ class Runner:
         return True
 
     def unwind_cancelled(self, task: Task) -> None:
-        """Throw `Cancelled` into a cancelled task until its coroutine ends."""
+        """Throw `Cancelled` into a cancelled task until its coroutine ends.
+
+        A coroutine inside a shield is left alone (parked or running), and
+        one that enters a shield while unwinding is stopped there: the task
+        *drains* until its coroutine ends (DESIGN §8).
+        """
+        if task.shield_depth:
+            self._drain(task)
+            return
         if task.waiting is not None and task.wait_callback is not None:
             task.waiting._remove_callback(task.wait_callback)
         task.waiting = task.wait_callback = None
@@ -305,12 +379,22 @@ class Runner:
             task.unwinds += 1
             if not self._step(task, Cancelled(reason)):
                 return
+            if _inside_shield(task):  # its cleanup entered one
+                self._drain(task)
+                return
         self._force_close(task)
+
+    def _drain(self, task: Task) -> None:
+        task.draining = True
+        self.hold(task)
 
     def _force_close(self, task: Task) -> None:
         error = self.force_close(task)
         if error is not None:
             self._note_unobserved(task, error)
+        if task._state == PENDING and task.cancel_reason is not None:
+            # Its coroutine will never end now (a draining one included).
+            task._settle(CANCELLED, Cancelled(task.cancel_reason))
 
     def force_close(self, task: Task) -> BaseException | None:
         """Close the coroutine of a cancelled task that will not unwind.
@@ -360,3 +444,9 @@ class Runner:
         task._settle(state, value)
         if task is self.root:
             self._root_finished(state, value)
+
+
+def _inside_shield(task: Task) -> bool:
+    # A function, not an inline test: stepping the task changes the depth,
+    # which a type checker narrowing the attribute cannot see.
+    return task.shield_depth > 0

@@ -17,10 +17,15 @@ Cancelling a task (DESIGN §4.3) is one synchronous operation:
 
 1. every unfinished piece of work of its scope and of all descendant
    scopes is cancelled, depth-first in creation order (work that already
-   completed is left alone);
+   completed is left alone), except *shielded* work: work and tasks
+   created inside ``ctx.shield`` (DESIGN §8), which only an explicit
+   ``cancel()`` stops;
 2. `Cancelled` is thrown into the task's coroutine so ``finally`` blocks
-   run; any later await or scheduling call raises `Cancelled` again;
-3. the task's future ends cancelled, whatever the coroutine returned.
+   run; any later await or scheduling call raises `Cancelled` again,
+   except inside a shield;
+3. the task's future ends cancelled, whatever the coroutine returned: at
+   once, or, if the coroutine is inside a shield (compensating), when it
+   ends. Such a *draining* task holds the execution open (`Scheduler.hold`).
 
 This module knows the driver only through the `Scheduler` protocol, so the
 imports run one way: ``_history`` <- ``_tasks`` <- ``_combinators``,
@@ -93,7 +98,14 @@ class Scheduler(Protocol):
         ...
 
     def unwind_cancelled(self, task: Task) -> None:
-        """Throw `Cancelled` into a cancelled task until its coroutine ends."""
+        """Throw `Cancelled` into a cancelled task until its coroutine ends.
+
+        Stops early if the coroutine is inside a shield: it then drains.
+        """
+        ...
+
+    def hold(self, future: DurableFuture[Any]) -> None:
+        """Keep the execution from ending until *future* has settled."""
         ...
 
 
@@ -219,7 +231,16 @@ class DurableFuture(Generic[T]):
 class WorkFuture(DurableFuture[T]):
     """A piece of durable work: activity, timer, event wait or sub-orchestration."""
 
-    __slots__ = ("decode", "event_id", "kind", "label", "owner", "target", "token")
+    __slots__ = (
+        "decode",
+        "event_id",
+        "kind",
+        "label",
+        "owner",
+        "shielded",
+        "target",
+        "token",
+    )
 
     def __init__(
         self,
@@ -239,6 +260,8 @@ class WorkFuture(DurableFuture[T]):
         self.event_id: int | None = None
         # Sub-orchestrations: the child instance id, known once bound.
         self.target: str | None = None
+        # Created inside a shield: scope cascades pass it by (DESIGN §8).
+        self.shielded = owner.shield_depth > 0
 
     def _cancel(self, reason: str) -> None:
         self._driver.cancel_work(self, reason)
@@ -284,10 +307,13 @@ class Task(DurableFuture[Any]):
         "children",
         "close_refusals",
         "coro",
+        "draining",
         "n_tasks",
         "observed",
         "parent",
         "path",
+        "shield_depth",
+        "shielded",
         "unwinds",
         "wait_callback",
         "waiting",
@@ -305,9 +331,18 @@ class Task(DurableFuture[Any]):
         # Work and child tasks owned by this scope, in creation order.
         self.children: list[WorkFuture[Any] | Task] = []
         self.n_tasks: int = 0
+        # ``ctx.shield`` blocks the coroutine is inside right now; while
+        # above 0 it may schedule and await although cancelled.
+        self.shield_depth = 0
+        # Cancelled while inside a shield: its coroutine still runs (its
+        # future settles when it ends).
+        self.draining = False
+        # Created inside a shield: cascades pass it by.
+        self.shielded = False
         if parent is None:
             self.path = "0"
         else:
+            self.shielded = parent.shield_depth > 0
             parent.n_tasks += 1
             self.path = f"{parent.path}.{parent.n_tasks}"
             parent.children.append(self)
@@ -347,8 +382,9 @@ def cancel_task(driver: Scheduler, task: Task, reason: str) -> None:
     task.cancel_reason = reason
     _cancel_children(driver, task, reason)
     driver.unwind_cancelled(task)
-    # A cancelled task's future ends cancelled whatever its coroutine did.
-    if task._state == PENDING:
+    # A cancelled task's future ends cancelled whatever its coroutine did;
+    # a draining one's when its coroutine ends (`Runner._finished`).
+    if task._state == PENDING and not task.draining:
         task._settle(CANCELLED, Cancelled(reason))
 
 
@@ -386,13 +422,16 @@ def cancel_tree(driver: Scheduler, task: Task, reason: str) -> None:
     """Cancel all unfinished work under *task*, finished child tasks included.
 
     Used when the orchestration ends: work left behind by tasks that
-    already returned must not outlive the execution.
+    already returned must not outlive the execution. Shielded work is
+    passed by here too: the execution waits for it instead.
     """
     _cancel_children(driver, task, reason)
 
 
 def _cancel_children(driver: Scheduler, task: Task, reason: str) -> None:
     for child in list(task.children):
+        if child.shielded and child._state == PENDING:
+            continue  # DESIGN §8: only an explicit cancel() stops it
         if isinstance(child, Task):
             if child._state == PENDING:
                 cancel_task(driver, child, reason)
