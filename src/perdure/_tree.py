@@ -8,6 +8,8 @@ winners are marked ``✓ winner`` and cancelled losers ``✗ cancelled``. A
 patch marker (``ctx.patched``) is shown in the scope of the task that asked.
 A failure that ``Client.rewind`` voided is shown where it happened, marked
 ``↺ rewound``; the cancellations it made are left out (that work went on).
+Work started inside ``ctx.shield`` is marked ``[shielded]``: in a cancelled
+scope it is the compensation that ran on after the cancellation.
 
 History does not record which task a cancellation was aimed at, only the
 work it cancelled (DESIGN §4.3), so the cancelled scope is inferred: the
@@ -333,7 +335,10 @@ class _Renderer:
         return f"{g['ok']} winner" if scope.winner else f"{g['ok']} done"
 
     def _work(self, work: _Work) -> str:
-        return f"{_describe(work.event)}  {self._outcome(work)}"
+        # Started inside ctx.shield: it ran on although its scope was
+        # cancelled (DESIGN §8).
+        shield = " [shielded]" if getattr(work.event, "shielded", False) else ""
+        return f"{_describe(work.event)}{shield}  {self._outcome(work)}"
 
     def _outcome(self, work: _Work) -> str:
         g = self.g
