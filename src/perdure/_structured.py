@@ -112,6 +112,8 @@ def _shield_future(driver: Driver, future: DurableFuture[Any]) -> None:
             continue
         if isinstance(item, WorkFuture | Task):
             item.shielded = True
+            if isinstance(item, Task):
+                item.under_shield = True
             driver.hold(item)
         elif isinstance(item, SelectFuture | JoinFuture):
             item._shielded = True

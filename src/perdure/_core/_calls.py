@@ -78,6 +78,8 @@ class Calls(Runner):
         if work.shielded:
             fields["shielded"] = True
             self.hold(work)
+        elif task.under_shield:
+            fields["shielded"] = True  # held through its shielded task
         event = cls(event_id=0, timestamp=0.0, **fields)
         self._emitted.append(Action(event, work, options))
         if work_kind is _WAIT:

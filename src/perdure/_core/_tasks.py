@@ -314,6 +314,7 @@ class Task(DurableFuture[Any]):
         "path",
         "shield_depth",
         "shielded",
+        "under_shield",
         "unwinds",
         "wait_callback",
         "waiting",
@@ -337,12 +338,16 @@ class Task(DurableFuture[Any]):
         # Cancelled while inside a shield: its coroutine still runs (its
         # future settles when it ends).
         self.draining = False
-        # Created inside a shield: cascades pass it by.
+        # Created inside a shield: cascades pass it by. ``under_shield``:
+        # it or an ancestor was, so its work is compensation too (marked
+        # ``shielded`` in history, never matched).
         self.shielded = False
+        self.under_shield = False
         if parent is None:
             self.path = "0"
         else:
             self.shielded = parent.shield_depth > 0
+            self.under_shield = self.shielded or parent.under_shield
             parent.n_tasks += 1
             self.path = f"{parent.path}.{parent.n_tasks}"
             parent.children.append(self)
