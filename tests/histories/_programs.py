@@ -778,3 +778,6 @@ async def rewind_order_fixed(ctx: OrchestrationContext, order: str) -> dict[str,
         total = approval["total"]
     done = await ctx.select2(reminder, ctx.join(charge, courier))
     return {"reserved": reserved, "total": total, "done": done}
+
+
+from _programs_structured import *  # noqa: E402,F403  (frozen like the above)

@@ -576,6 +576,73 @@ def rewind_twice(sim: _Sim) -> None:
     sim.complete(sim.id_of("Charge"), "charged")
 
 
+# ------------------------------------------ structured concurrency (§8)
+
+
+@simulated(p.saga_under_deadline, "o-20")
+def saga_timed_out(sim: _Sim) -> None:
+    """Reserve and charge succeed, ship outruns the deadline: ship is
+    cancelled, refund then release run shielded, then the timeout raises."""
+    (timer,) = sim.timers()
+    sim.complete(sim.id_of("Reserve"), "r1")
+    sim.complete(sim.id_of("Charge"), "c1")
+    sim.fire(timer)
+    sim.complete(sim.id_of("Refund"), None)
+    sim.complete(sim.id_of("Release"), None)
+
+
+@simulated(p.saga_under_deadline, "o-21")
+def saga_step_failed(sim: _Sim) -> None:
+    """Charge fails: release runs shielded, the failure is raised, the
+    deadline timer is cancelled."""
+    sim.complete(sim.id_of("Reserve"), "r1")
+    sim.fail(sim.id_of("Charge"), ValueError("card declined"))
+    sim.complete(sim.id_of("Release"), None)
+
+
+@simulated(p.saga_under_deadline, "o-22")
+def saga_cancelled_mid_compensation(sim: _Sim) -> None:
+    """The deadline passes, the instance is cancelled while refund runs:
+    release still runs, then the instance ends Cancelled."""
+    (timer,) = sim.timers()
+    sim.complete(sim.id_of("Reserve"), "r1")
+    sim.complete(sim.id_of("Charge"), "c1")
+    sim.fire(timer)
+    sim.cancel("operator")
+    sim.complete(sim.id_of("Refund"), None)
+    sim.complete(sim.id_of("Release"), None)
+
+
+@simulated(p.shielded_audit, "o-23")
+def shielded_audit_holds_end(sim: _Sim) -> None:
+    """The code returned in the first turn; the execution completes when
+    the shielded audit does, cancelling the unshielded leftover then."""
+    sim.complete(sim.id_of("Audit"), "logged")
+
+
+@simulated(p.refused_cleanup, "o-24")
+def refused_then_shielded_cleanup(sim: _Sim) -> None:
+    """Fast wins; the loser's unshielded call is refused, its shielded
+    cleanup task runs and holds the end."""
+    sim.complete(sim.id_of("Fast"), "f")
+    sim.complete(sim.id_of("Cleanup"), "cleaned")
+
+
+@simulated(p.structured_as_completed, 3)
+def as_completed_order(sim: _Sim) -> None:
+    """Job2, then a failing Job0, then Job1, collected in that order."""
+    sim.complete(sim.id_of("Job2"), "two")
+    sim.fail(sim.id_of("Job0"), ValueError("zero"))
+    sim.complete(sim.id_of("Job1"), "one")
+
+
+@simulated(p.structured_task_group, "o-25")
+def task_group_two_failures(sim: _Sim) -> None:
+    """The shared check fails: both tasks waiting on it fail at that point
+    (an ExceptionGroup of two), the third task is cancelled."""
+    sim.fail(sim.id_of("Check"), ValueError("no stock"))
+
+
 # --------------------------------------------------------------- output
 
 
