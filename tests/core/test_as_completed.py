@@ -96,7 +96,7 @@ def test_nothing_is_cancelled_and_futures_stay_usable() -> None:
     sim = Twin(first_then_join)
     sim.complete(3, "b")
     assert last_types(sim) == ["ActivityCompleted", "TimerCreated"]  # no cancel
-    assert [p.name for p in sim.pending()] == ["A", "C"]
+    assert [p.name for p in sim.pending()] == ["A", "C", ""]  # "": the timer
     sim.complete(4, "c")
     assert last_types(sim) == ["ActivityCompleted", "TimerCancelled"]
     sim.complete(2, "a")
