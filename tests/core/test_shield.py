@@ -177,6 +177,9 @@ async def shields_future(ctx: OrchestrationContext) -> list[Any]:
 
 def test_awaitable_form_with_a_future() -> None:
     sim = Twin(shields_future)
+    # X was scheduled (its event built) before ctx.shield saw it: the
+    # history does not say it is shielded, though it is.
+    assert flags(sim.history)[0] == ("ActivityScheduled", "X", False)
     sim.raise_event("stop")
     assert last_types(sim) == ["EventRaised"]  # X is not cancelled
     assert sim.result.status == "Running"  # the root returned; X holds the end
@@ -185,6 +188,37 @@ def test_awaitable_form_with_a_future() -> None:
     # The outcome was decided when the root returned.
     assert sim.result.output == [[0, None]]
     check_replay(shields_future, sim)
+
+
+@perdure.orchestration
+async def shields_from_cancelled(ctx: OrchestrationContext) -> list[Any]:
+    seen: list[Any] = []
+
+    async def work() -> None:
+        try:
+            await ctx.schedule_wait("never")
+        except Cancelled:
+            seen.append(await ctx.shield(two_steps(ctx)))  # compensation
+            raise
+
+    task = durable_async(ctx, work())
+    await ctx.select2(ctx.schedule_timer(5), task)
+    try:
+        await task
+    except Cancelled:
+        seen.append("task cancelled")
+    return seen
+
+
+def test_awaitable_form_with_a_coroutine_from_a_cancelled_task() -> None:
+    sim = Twin(shields_from_cancelled)
+    sim.advance(5)
+    assert flags(sim.last_turn) == [("ActivityScheduled", "A", True)]
+    sim.complete(by_name(sim, "A"), "a")
+    sim.complete(by_name(sim, "B"), "b")
+    assert last_types(sim) == ["ActivityCompleted", "OrchestrationCompleted"]
+    assert sim.result.output == ["a+b", "task cancelled"]
+    check_replay(shields_from_cancelled, sim)
 
 
 @perdure.orchestration
