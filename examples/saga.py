@@ -22,13 +22,16 @@ activities are written to do nothing when there is nothing to undo.
 Three orders: one ships in time, one's card is declined, one's courier is
 too slow for the deadline.
 
-Run it: ``python examples/saga.py``
+Run it: ``python examples/saga.py``, or ``python examples/saga.py
+sqlite:///saga.db`` to keep the database and look at a history with
+``perdure --db saga.db history order-late``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import sys
 import tempfile
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -157,8 +160,11 @@ async def run(db_url: str, **options: Any) -> dict[str, str]:
 
 
 def main() -> None:
-    with tempfile.TemporaryDirectory() as tmp:
-        outputs = asyncio.run(run(f"sqlite:///{tmp}/saga.db"))
+    if len(sys.argv) > 1:  # a storage URL: the database is kept, to inspect it
+        outputs = asyncio.run(run(sys.argv[1]))
+    else:
+        with tempfile.TemporaryDirectory() as tmp:
+            outputs = asyncio.run(run(f"sqlite:///{tmp}/saga.db"))
     for instance, output in outputs.items():
         print(f"{instance}: {output}")
         for line in LEDGER:

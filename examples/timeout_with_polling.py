@@ -7,10 +7,11 @@ raced against one overall timeout timer: ordinary loops, ``if`` and
 
 If the timeout wins, whatever the block is doing at that moment - sleeping
 on its poll timer or waiting for a CheckVMStatus call - is cancelled, and the
-block stops at that await. Cleanup cannot run inside a cancelled block (it
-may not start new durable work), so the block records what it created in a
-plain dict and the orchestration deletes the VM after the race. The dict is
-rebuilt identically on replay, like every other orchestration variable.
+block stops at that await. Here the cleanup runs outside the block: the
+block records what it created in a plain dict and the orchestration deletes
+the VM after the race. The dict is rebuilt identically on replay, like every
+other orchestration variable. (Cleanup inside the cancelled block would have
+to go in ``async with ctx.shield():``, see saga.py.)
 
 Two instances: a VM that boots quickly, and one that never becomes ready.
 

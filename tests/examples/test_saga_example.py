@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import pytest
-from _examples_support import cancelled_labels, histories, load, names
+from _examples_support import EXAMPLES, cancelled_labels, histories, load, names
 
 import perdure
 from perdure import ActivityContext, OrchestrationContext, events as h
@@ -207,3 +207,9 @@ async def test_without_the_shield_the_undo_is_refused_and_logged(
     assert record.levelno == logging.WARNING
     message = record.getMessage()
     assert f"[{iid}]" in message and "ctx.shield()" in message, message
+
+
+def test_the_docs_show_the_example_code() -> None:
+    doc = (EXAMPLES.parent / "docs" / "cancellation.md").read_text()
+    block = doc.split("The whole orchestration logic:\n\n```python\n")[1]
+    assert block.split("```")[0] in (EXAMPLES / "saga.py").read_text()
