@@ -150,7 +150,9 @@ async def _vacuum(conn: Conn, report: Report, schema: str) -> None:
     cursor = await conn.execute(
         "SELECT pid, application_name,"
         " extract(epoch FROM clock_timestamp() - xact_start)::float8"
-        " FROM pg_stat_activity WHERE backend_xmin IS NOT NULL"
+        # An idle transaction that wrote holds the horizon with its xid.
+        " FROM pg_stat_activity"
+        " WHERE (backend_xmin IS NOT NULL OR backend_xid IS NOT NULL)"
         " AND xact_start IS NOT NULL AND pid <> pg_backend_pid()"
         " ORDER BY xact_start LIMIT 1"
     )

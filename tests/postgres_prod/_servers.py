@@ -212,7 +212,9 @@ class Cluster:
                 "application_name=standby",
             ]
         )
-        self.configure()
+        # Once promoted it has no standby of its own: waiting for a
+        # synchronous one (the primary's setting, copied) would hang commits.
+        self.configure(synchronous_standby_names="''")
 
     def promote(self) -> None:
         """``pg_ctl promote`` and wait until the standby is a primary."""
