@@ -478,7 +478,8 @@ def _flatten(futures: Iterable[Any]) -> list[DurableFuture[Any]]:
     for item in items:
         if not isinstance(item, DurableFuture):
             raise TypeError(
-                f"select/join take durable futures, got {type(item).__name__}; "
+                "select, join and as_completed take durable futures, got "
+                f"{type(item).__name__}; "
                 "wrap coroutines with durable_async(ctx, coro)"
             )
     return items

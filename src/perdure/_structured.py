@@ -143,7 +143,7 @@ async def timeout(
     if work.done():
         return await work
     timer = ctx.schedule_timer(delay)
-    index, value = await SelectFuture(driver, [work, timer])
+    index, value = await SelectFuture(driver, [work, timer], loser_reason="timed out")
     if index == 0:
         return value  # type: ignore[no-any-return]
     # The timer won and the select cancelled the work; a task compensating
@@ -251,10 +251,15 @@ class TaskGroup:
             RuntimeError: The group is not open (before ``async with`` or
                 after it), or is shutting down after a failure.
         """
+        refused = None
         if self._owner is None or (self._exiting and not self._pending):
-            raise RuntimeError("this task group is not open")
-        if self._aborting:
-            raise RuntimeError("this task group is shutting down: a task failed")
+            refused = "this task group is not open"
+        elif self._aborting:
+            refused = "this task group is shutting down: a task failed"
+        if refused is not None:
+            if inspect.iscoroutine(coro):
+                coro.close()  # as durable_async does: never left unawaited
+            raise RuntimeError(refused)
         if isinstance(coro, DurableFuture) and coro in self._tasks:
             raise ValueError("this future is already in the task group")
         future = as_future(self._driver, coro)
@@ -291,7 +296,14 @@ class TaskGroup:
                 future._cancel("task group failed")
         owner = self._owner
         if owner is not None and not self._exiting:
-            self._driver.interrupt(owner, Cancelled("task group failed"))
+            # The body is parked in the block: throw Cancelled in once and
+            # cancel what it awaited, as cancelling an asyncio task does
+            # (a wait left open would swallow its next event).
+            waiting = owner.waiting
+            shielded = getattr(waiting, "shielded", False)
+            interrupted = self._driver.interrupt(owner, Cancelled("task group failed"))
+            if interrupted and waiting is not None and not shielded:
+                waiting._cancel("task group failed")
 
     async def __aexit__(
         self,
@@ -303,11 +315,14 @@ class TaskGroup:
         owner = self._owner
         body_error: Exception | None = None
         if exc is not None:
+            # Cancelled from the group's abort (thrown in, or from a task it
+            # cancelled), unless the owner itself is cancelled (and not in
+            # a shield, where its own cancellation cannot reach it).
             ours = (
                 isinstance(exc, Cancelled)
                 and self._aborting
                 and owner is not None
-                and owner.cancel_reason is None
+                and not self._driver.current_cancelled()
             )
             if not ours:
                 if not isinstance(exc, Exception):

@@ -297,8 +297,9 @@ class _Renderer:
             last = index == len(scope.items) - 1
             branch = prefix + (self.g["last"] if last else self.g["tee"])
             if isinstance(item, _Scope):
+                mark = " [shielded]" if _shielded(item) else ""
                 self.lines.append(
-                    f"{branch}task {item.path}  {self._scope_status(item)}"
+                    f"{branch}task {item.path}{mark}  {self._scope_status(item)}"
                 )
                 self._children(
                     item, prefix + (self.g["gap"] if last else self.g["pipe"])
@@ -320,6 +321,9 @@ class _Renderer:
     def _scope_status(self, scope: _Scope) -> str:
         g = self.g
         cancelled = [p for p in _ancestry(scope.path) if p in self.b.cancelled_scopes]
+        if _shielded(scope):
+            # Started inside a shield: its ancestors' cancellation passed it by.
+            cancelled = [p for p in cancelled if p == scope.path]
         if cancelled:
             reason = self.b.scopes[cancelled[0]].cancel_reason
             return f"{g['bad']} cancelled" + (f": {reason}" if reason else "")
@@ -391,6 +395,16 @@ class _Renderer:
             return head + f"{g['bad']} cancelled" + _reason(end.reason)
         assert isinstance(end, h.OrchestrationContinuedAsNew)
         return head + f"continued as new with {summarize(end.input, 70)}"
+
+
+def _shielded(scope: _Scope) -> bool:
+    """Whether all the scope's own work was marked shielded (compensation)."""
+    own = [
+        item.event
+        for item in scope.items
+        if isinstance(item, _Work) and not isinstance(item.event, _NOTE_TYPES)
+    ]
+    return bool(own) and all(getattr(e, "shielded", False) for e in own)
 
 
 def _pending(work: _Work) -> bool:

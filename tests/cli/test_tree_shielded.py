@@ -40,10 +40,10 @@ def test_compensation_is_shown_shielded_under_its_cancelled_scope() -> None:
     assert render_history(sim.history, ascii=True) == (
         'orchestration compensating 1.0.0  input "o1"\n'
         "scope 0  OK done\n"
-        "|-- task 0.1  X cancelled: lost select\n"
+        "|-- task 0.1  X cancelled: timed out\n"
         '|   |-- #2 activity Reserve("o1")  OK -> "r" (#4)\n'
         '|   |-- #5 activity Charge("o1")  OK -> "c" (#6)\n'
-        '|   |-- #7 activity Ship("o1")  X cancelled: lost select (#10)\n'
+        '|   |-- #7 activity Ship("o1")  X cancelled: timed out (#10)\n'
         '|   |-- #9 activity Refund("o1") [shielded]  OK -> null (#11)\n'
         '|   `-- #12 activity Release("o1") [shielded]  OK -> null (#13)\n'
         "`-- #3 timer 60 s  OK winner, fired (#8)\n"

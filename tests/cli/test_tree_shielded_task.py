@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
-
 import perdure
 from perdure import OrchestrationContext
 from perdure._tree import render_history
@@ -32,12 +30,6 @@ async def undo_in_a_shielded_task(ctx: OrchestrationContext, _: None) -> list[st
     return seen
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="perdure history: a task started by ctx.shield(coro) inside a "
-    "cancelled scope is shown 'cancelled: lost select' although cascades pass "
-    "it by and it returned its value",
-)
 def test_a_shielded_task_is_not_shown_cancelled() -> None:
     sim = Simulator(undo_in_a_shielded_task)
     sim.fire(3)  # the deadline: Ship (2) is cancelled, Refund (5) starts
@@ -46,3 +38,4 @@ def test_a_shielded_task_is_not_shown_cancelled() -> None:
     tree = render_history(sim.history, ascii=True)
     (line,) = [x for x in tree.splitlines() if "task 0.1.1" in x]
     assert "cancelled" not in line, tree
+    assert line.endswith("task 0.1.1 [shielded]  OK done"), tree

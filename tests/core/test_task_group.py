@@ -144,16 +144,19 @@ async def body_parked(ctx: OrchestrationContext) -> list[Any]:
 def test_failure_while_the_body_is_parked_in_the_block() -> None:
     sim = Twin(body_parked)
     sim.fail(2, "A broke")
-    # The body's cleanup may schedule. The wait it was parked on is not
-    # cancelled (the body's own work; the spec only throws Cancelled in):
-    # it stays open until the execution ends.
+    # The body's cleanup may schedule. The wait it was parked on is
+    # cancelled with the interruption (as cancelling an asyncio task cancels
+    # what it awaits), so it cannot swallow a later event.
     assert flags(sim.last_turn) == [("ActivityScheduled", "Body cleanup", False)]
-    assert last_types(sim) == ["ActivityFailed", "ActivityScheduled"]
+    assert last_types(sim) == [
+        "ActivityFailed",
+        "ActivityScheduled",
+        "EventWaitCancelled",
+    ]
     cleanup = by_name(sim, "Body cleanup")
     sim.complete(cleanup, "cleaned")
     assert [(e.type, e.source_event_id) for e in sim.last_turn] == [
         ("ActivityCompleted", cleanup),
-        ("EventWaitCancelled", 3),
         ("OrchestrationCompleted", None),
     ]
     assert sim.result.output == ["body Cancelled", "cleaned", "ValueError: A: A broke"]
@@ -277,11 +280,6 @@ async def start_outside(ctx: OrchestrationContext) -> list[Any]:
     return out
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine bug: tg.start refusing a coroutine leaves it unclosed "
-    "('coroutine was never awaited' warning)",
-)
 def test_start_before_or_after_the_block_is_a_runtime_error() -> None:
     sim = Twin(start_outside)
     sim.advance(1)
@@ -388,13 +386,6 @@ async def shielded_body_parked(ctx: OrchestrationContext) -> None:
         raise
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine bug: in a cancelled owner (compensation inside a shield), "
-    "the group's own interruption of the parked body is taken for the "
-    "owner's cancellation: Cancelled escapes the group, the task failure is "
-    "lost and the block does not wait for the other tasks",
-)
 def test_group_in_a_shield_fails_while_its_body_is_parked() -> None:
     sim = Twin(shielded_body_parked)
     sim.cancel("operator")

@@ -39,10 +39,17 @@ class SelectFuture(DurableFuture[tuple[int, Any]]):
     for unrelated code to run.)
     """
 
-    __slots__ = ("_futures", "_owner", "_shielded")
+    __slots__ = ("_futures", "_loser_reason", "_owner", "_shielded")
 
-    def __init__(self, driver: Scheduler, futures: list[DurableFuture[Any]]) -> None:
+    def __init__(
+        self,
+        driver: Scheduler,
+        futures: list[DurableFuture[Any]],
+        loser_reason: str = "lost select",
+    ) -> None:
         super().__init__(driver)
+        # Recorded in the losers' cancel events ("timed out": ctx.timeout).
+        self._loser_reason = loser_reason
         if not futures:
             raise ValueError("select() needs at least one future")
         self._owner = driver.current
@@ -78,7 +85,7 @@ class SelectFuture(DurableFuture[tuple[int, Any]]):
             self._settle(FAILED, winner._value)
         for other in self._futures:
             if other is not winner and other._state == PENDING:
-                other._cancel("lost select")
+                other._cancel(self._loser_reason)
 
     def _cancel(self, reason: str) -> None:
         self._settle(CANCELLED, Cancelled(reason))
