@@ -143,7 +143,8 @@ async def timeout(
     if work.done():
         return await work
     timer = ctx.schedule_timer(delay)
-    index, value = await SelectFuture(driver, [work, timer], loser_reason="timed out")
+    race = SelectFuture(driver, [work, timer], loser_reasons=("timed out",))
+    index, value = await race
     if index == 0:
         return value  # type: ignore[no-any-return]
     # The timer won and the select cancelled the work; a task compensating

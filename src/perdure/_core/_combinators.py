@@ -39,17 +39,18 @@ class SelectFuture(DurableFuture[tuple[int, Any]]):
     for unrelated code to run.)
     """
 
-    __slots__ = ("_futures", "_loser_reason", "_owner", "_shielded")
+    __slots__ = ("_futures", "_loser_reasons", "_owner", "_shielded")
 
     def __init__(
         self,
         driver: Scheduler,
         futures: list[DurableFuture[Any]],
-        loser_reason: str = "lost select",
+        loser_reasons: tuple[str, ...] = (),
     ) -> None:
         super().__init__(driver)
-        # Recorded in the losers' cancel events ("timed out": ctx.timeout).
-        self._loser_reason = loser_reason
+        # Per index, the reason recorded when that future loses (default
+        # "lost select"; ctx.timeout's work: "timed out").
+        self._loser_reasons = loser_reasons
         if not futures:
             raise ValueError("select() needs at least one future")
         self._owner = driver.current
@@ -83,9 +84,10 @@ class SelectFuture(DurableFuture[tuple[int, Any]]):
             self._settle(DONE, (index, winner._value))
         else:
             self._settle(FAILED, winner._value)
-        for other in self._futures:
+        reasons = self._loser_reasons
+        for at, other in enumerate(self._futures):
             if other is not winner and other._state == PENDING:
-                other._cancel(self._loser_reason)
+                other._cancel(reasons[at] if at < len(reasons) else "lost select")
 
     def _cancel(self, reason: str) -> None:
         self._settle(CANCELLED, Cancelled(reason))
