@@ -52,6 +52,7 @@ async def _serve(url: str, listen_url: str | None) -> None:
     ):
         print("ready", flush=True)
         await stop.wait()
+    await provider.close()
 
 
 if __name__ == "__main__":

@@ -76,6 +76,7 @@ def test_runtime_and_client_through_pgbouncer(bouncer: Bouncer) -> None:
                 state = await client.wait_for_orchestration("ev", 30)
                 assert state.output == {"ok": True}
             assert (await rt.client.get_status("c0")) is not None
+        await provider.close()  # the runtime does not own it
         await _drop(pg_url(), schema)
 
     asyncio.run(main())
