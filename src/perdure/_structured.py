@@ -112,12 +112,24 @@ def _shield_future(driver: Driver, future: DurableFuture[Any]) -> None:
             continue
         if isinstance(item, WorkFuture | Task):
             item.shielded = True
+            driver.hold(item)
             if isinstance(item, Task):
                 item.under_shield = True
-            driver.hold(item)
+                _hold_subtree(driver, item)
         elif isinstance(item, SelectFuture | JoinFuture):
             item._shielded = True
             stack.extend(item._futures)
+
+
+def _hold_subtree(driver: Driver, task: Task) -> None:
+    """Hold the unfinished work a task shielded after its start already has."""
+    stack: list[WorkFuture[Any] | Task] = list(task.children)
+    while stack:
+        child = stack.pop()
+        if isinstance(child, Task):
+            child.under_shield = True
+            stack.extend(child.children)
+        driver.hold(child)
 
 
 def as_future(driver: Driver, awaitable: Awaitable[T]) -> DurableFuture[T]:

@@ -16,7 +16,8 @@ work it cancelled (DESIGN §4.3), so the cancelled scope is inferred: the
 cause of a cancellation is the latest earlier event that resolved live work
 (or a client's cancel request), and the cancelled scope is the outermost
 scope holding the cancelled work but not that cause. The cause's side of a
-``lost select`` cancellation is the winner.
+``lost select`` (or ``timed out``: ``ctx.timeout``) cancellation is the
+winner.
 """
 
 from __future__ import annotations
@@ -241,7 +242,7 @@ class _Builder:
         else:
             common = _common(work.scope, cause.scope)
             loser = None if common == work.scope else _child_toward(common, work.scope)
-            if reason == "lost select" and cause.event.event_id:
+            if reason in ("lost select", "timed out") and cause.event.event_id:
                 if cause.scope == common:
                     cause.winner = True
                 else:

@@ -123,7 +123,7 @@ def test_duplicates_and_non_futures_are_refused() -> None:
     sim.complete(2, "a")
     assert sim.result.output == [
         "ValueError: the same durable future was passed twice",
-        "TypeError: select/join take durable futures, got int; "
+        "TypeError: select, join and as_completed take durable futures, got int; "
         "wrap coroutines with durable_async(ctx, coro)",
         "a",
     ]

@@ -202,7 +202,9 @@ def test_a_future_handed_to_two_combinators_raises_value_error() -> None:
     assert errors[0].startswith("ValueError: this durable future was already passed")
     assert errors[1].startswith("ValueError: this durable future was already passed")
     assert errors[2] == "ValueError: select() needs at least one future"
-    assert errors[3].startswith("TypeError: select/join take durable futures")
+    assert errors[3].startswith(
+        "TypeError: select, join and as_completed take durable futures"
+    )
     errors.clear()
     check_replay(misuse, sim)
 

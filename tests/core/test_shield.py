@@ -390,7 +390,7 @@ def test_end_waits_for_shielded_work_and_draining_tasks() -> None:
 @perdure.orchestration
 async def leftovers(ctx: OrchestrationContext) -> str:
     async def shielded_task() -> None:
-        ctx.schedule_timer(1000)  # work of a shielded task, not itself held
+        ctx.schedule_timer(1000)  # work of a shielded task, never awaited
         await ctx.schedule_activity("A")
 
     async with ctx.shield():
@@ -398,10 +398,10 @@ async def leftovers(ctx: OrchestrationContext) -> str:
     return "returned"
 
 
-def test_unshielded_leftovers_are_cancelled_in_the_final_turn() -> None:
+def test_work_a_shielded_task_leaves_behind_holds_the_end_too() -> None:
     sim = Twin(leftovers)
-    # Marked shielded in history (work of a shielded task), but held only
-    # through its task.
+    # Marked shielded in history (work of a shielded task), and held: the
+    # flag means the execution waits for it and no outside cascade stops it.
     assert flags(sim.history) == [
         ("TimerCreated", "", True),
         ("ActivityScheduled", "A", True),
@@ -410,7 +410,11 @@ def test_unshielded_leftovers_are_cancelled_in_the_final_turn() -> None:
     sim.complete(3, "a")
     assert [(e.type, e.source_event_id) for e in sim.last_turn] == [
         ("ActivityCompleted", 3),
-        ("TimerCancelled", 2),
+    ]
+    assert sim.result.status == "Running"  # its timer still holds it
+    sim.fire(2)
+    assert [(e.type, e.source_event_id) for e in sim.last_turn] == [
+        ("TimerFired", 2),
         ("OrchestrationCompleted", None),
     ]
     check_replay(leftovers, sim)

@@ -75,11 +75,11 @@ class Calls(Runner):
         )
         task.children.append(work)
         fields["scope"] = task.path
-        if work.shielded:
+        if work.shielded or task.under_shield:
+            # Compensation: marked, and the execution waits for it (work a
+            # shielded task leaves unawaited included).
             fields["shielded"] = True
             self.hold(work)
-        elif task.under_shield:
-            fields["shielded"] = True  # held through its shielded task
         event = cls(event_id=0, timestamp=0.0, **fields)
         self._emitted.append(Action(event, work, options))
         if work_kind is _WAIT:

@@ -435,8 +435,11 @@ def cancel_tree(driver: Scheduler, task: Task, reason: str) -> None:
 
 def _cancel_children(driver: Scheduler, task: Task, reason: str) -> None:
     for child in list(task.children):
-        if child.shielded and child._state == PENDING:
-            continue  # DESIGN §8: only an explicit cancel() stops it
+        if child.shielded:
+            # DESIGN §8: only an explicit cancel() stops it, and cascades
+            # from outside never enter a shielded task's subtree, even
+            # once it has finished (the execution waits for its work).
+            continue
         if isinstance(child, Task):
             if child._state == PENDING:
                 cancel_task(driver, child, reason)
