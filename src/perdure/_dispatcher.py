@@ -8,6 +8,13 @@ another process ran a turn, detected by history length) replays.
 Turns run on the event-loop thread, marked for a `TurnWatchdog` that stops
 one running longer than ``turn_timeout`` (see `_watchdog`); the instance
 then ends Failed with ``TurnTimeout`` and the rest of its batch commits.
+
+Poison (``max_attempts``) counts dispatches without a committed turn, but a
+dispatch lost to the storage itself is not the instance's fault: its commit
+or its history read failed with `StorageError` (disk full, connection lost;
+not a stored event that does not decode). Each one seen here raises that
+instance's threshold by one until a turn of it commits (in this process
+only: another runtime that fetches it does not know).
 """
 
 from __future__ import annotations
@@ -75,6 +82,10 @@ class DispatcherOptions:
 # how often that is checked: other runtimes may well have its version.
 _WAITING_AFTER = 30.0
 
+# Instances whose storage-failed dispatches are remembered at most (the
+# oldest are forgotten first; forgetting only makes poison come sooner).
+_EXCUSED_MAX = 10_000
+
 
 class Dispatcher:
     """Runs orchestration turns for one provider."""
@@ -96,6 +107,9 @@ class Dispatcher:
         self._stopping = False
         self._next_waiting_check = 0.0
         self._logged_waiting: set[tuple[str, str]] = set()
+        # Dispatches per instance lost to a StorageError since its last
+        # committed turn here: they do not count towards max_attempts.
+        self._excused: OrderedDict[str, int] = OrderedDict()
         self._watchdog: TurnWatchdog | None = None
         if options.turn_timeout is not None:
             self._watchdog = TurnWatchdog(options.turn_timeout, on_stuck)
@@ -181,7 +195,8 @@ class Dispatcher:
                 output = await self._turn(item)
             except Exception:
                 # Storage trouble or corrupted history: leave everything as
-                # stored and retry later; max_attempts turns it into poison.
+                # stored and retry later; max_attempts turns it into poison
+                # (storage trouble is excused in _read_events).
                 self._cache.pop(item.instance.instance_id, None)
                 _log.exception("turn of %s failed", item.instance.instance_id)
                 try:
@@ -201,10 +216,12 @@ class Dispatcher:
         commits = [output.commit for output in outputs]
         try:
             results = await self._provider.commit_turns(commits)
-        except Exception:
+        except Exception as exc:
             _log.exception("committing %d turns failed", len(commits))
             for commit in commits:
                 self._cache.pop(commit.instance_id, None)
+                if isinstance(exc, StorageError):
+                    self._excuse(commit.instance_id)
             return
         for output, ok in zip(outputs, results, strict=True):
             self._after_commit(output, ok)
@@ -222,6 +239,7 @@ class Dispatcher:
                 self._cache.popitem(last=False)
         if not ok:
             return
+        self._excused.pop(iid, None)
         outcome = driver.outcome if driver is not None else None
         if outcome is not None and outcome.status == "Failed":
             # Once per failure: the turn that wrote it committed.
@@ -247,7 +265,8 @@ class Dispatcher:
         # The storage's clock (the database's on PostgreSQL): turn times and
         # timer fire times then share one clock with every occurrence time.
         now = self._provider.clock()
-        step = plan(item, inbox, self._cache.pop(iid, None), self._options.max_attempts)
+        max_attempts = self._options.max_attempts + self._excused.get(iid, 0)
+        step = plan(item, inbox, self._cache.pop(iid, None), max_attempts)
         events: list[h.Event] = []
         source: Fresh | Driver | None
         match step:
@@ -348,8 +367,22 @@ class Dispatcher:
             parent = _start_parent(inbox)
         return self._fail(item, error, now, parent)
 
+    def _excuse(self, instance_id: str) -> None:
+        """Do not count this dispatch of *instance_id*: storage failed it."""
+        excused = self._excused
+        excused[instance_id] = excused.get(instance_id, 0) + 1
+        excused.move_to_end(instance_id)
+        while len(excused) > _EXCUSED_MAX:
+            excused.popitem(last=False)
+
     async def _read_events(self, instance_id: str) -> list[h.Event]:
-        rows = await self._provider.read_history(instance_id)
+        try:
+            rows = await self._provider.read_history(instance_id)
+        except StorageError:
+            self._excuse(instance_id)
+            raise
+        # A row that does not decode (StorageError too) is the instance's
+        # own: its dispatch counts.
         return [h.event_from_json(row) for row in rows]
 
     def _replay(

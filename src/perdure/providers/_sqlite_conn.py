@@ -33,6 +33,16 @@ __all__ = ["SqliteConnection"]
 _T = TypeVar("_T")
 
 
+# After a disk-full error (see SqliteConnection._after_failure): checkpoint
+# every ~256 KiB of WAL (1 KiB pages) instead of ~10 MiB, and cut the WAL
+# file back to 256 KiB whenever it restarts, so that it never again takes
+# the room the database needs.
+_TIGHT_PRAGMAS = (
+    "PRAGMA wal_autocheckpoint = 256",
+    f"PRAGMA journal_size_limit = {256 * 1024}",
+)
+
+
 def _storage_error(owner: SqliteConnection, exc: Exception) -> Exception:
     if isinstance(exc, sqlite3.Error):
         return StorageError(f"SQLite error on {owner.path!r}: {exc}")
@@ -205,9 +215,20 @@ class SqliteConnection:
         for the database file to take the WAL's pages (usually far fewer:
         the same pages are rewritten again and again), and then gives the
         WAL's space back.
+
+        The volume is tight from then on, so the WAL is also kept small for
+        the rest of the connection's life (`_TIGHT_PRAGMAS`): otherwise,
+        after the first reclaim, it grows again towards 10,000 pages, fills
+        the space that was freed, and this time no checkpoint can succeed
+        (the database file cannot grow to take the WAL's pages), although
+        the data itself would fit.
         """
         if getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:
             self._disk_full = True
+            if self._conn is not None:
+                with contextlib.suppress(sqlite3.Error):
+                    for pragma in _TIGHT_PRAGMAS:
+                        self._conn.execute(pragma)
 
     def _reclaim(self, conn: sqlite3.Connection) -> None:
         """After a disk-full error: shrink the WAL before writing (see above)."""
