@@ -96,7 +96,13 @@ class PostgresProvider(PgActivities, PgOnce, PgInstances):
 
     Call `open` before anything else and `close` at the end; `open`
     applies pending migrations, safely when several processes start at
-    once. Database errors surface as `StorageError`.
+    once. Database errors surface as `StorageError`; connection-level ones
+    (the server went away, is in recovery, or is a read-only standby) as
+    its subclass `TransientStorageError`, which callers may retry.
+
+    Attributes:
+        settings: The session settings in force (`PgSettings`; whether a
+            pooler is in between is known once `open` returned).
 
     Raises:
         ValueError: The URL and *schema* disagree, or the schema name is
