@@ -137,7 +137,8 @@ class Retry:
         return (
             record is not None
             and record.name == new.name
-            and record.version in (new.version, "")
+            # "" asks for the latest version, which the first turn fills in.
+            and (new.version == "" or record.version in (new.version, ""))
             and record.parent_instance_id == new.parent_instance_id
         )
 

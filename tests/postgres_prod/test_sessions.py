@@ -166,6 +166,14 @@ class _LostAnswers(PostgresProvider):
 
     async def create_instance(self, new: NewInstance) -> None:
         await super().create_instance(new)
+        if "create" not in self.lost:
+            # As if a runtime's first turn had run: it fills in the version.
+            async with self._connection() as conn:
+                await conn.execute(
+                    f'UPDATE "{self.schema}".instances SET version = %s'
+                    " WHERE instance_id = %s",
+                    ("1.0.0", new.instance_id),
+                )
         self._lose("create")
 
     async def enqueue_hidden(
