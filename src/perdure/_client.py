@@ -6,7 +6,7 @@ import asyncio
 import time
 from collections.abc import Callable
 from datetime import timedelta
-from typing import Any, cast
+from typing import Any, TypeVar, cast, overload
 
 from . import _messages as m
 from ._client_retry import DEFAULT_RETRY_TIMEOUT, Retry, client_provider
@@ -16,11 +16,13 @@ from ._errors import InstanceNotFound, PerdureError
 from ._names import check_name
 from ._registry import name_of
 from ._retry import seconds
-from ._state import OrchestrationState
+from ._state import OrchestrationState, decode_output
 from .events import AnyEvent
 from .providers._base import InstanceRecord, InstanceStatus, NewInstance, Provider
 
 __all__ = ["Client"]
+
+T = TypeVar("T")
 
 
 class Client:
@@ -242,15 +244,51 @@ class Client:
         record = await self._get(store, instance_id)
         return OrchestrationState.from_record(record) if record is not None else None
 
+    @overload
     async def wait_for_orchestration(
-        self, instance_id: str, timeout: float | timedelta = 60.0
-    ) -> OrchestrationState:
+        self,
+        instance_id: str,
+        timeout: float | timedelta = ...,
+        *,
+        result_type: type[T],
+    ) -> OrchestrationState[T]: ...
+    @overload
+    async def wait_for_orchestration(
+        self,
+        instance_id: str,
+        timeout: float | timedelta = ...,
+        *,
+        result_type: Any = ...,
+    ) -> OrchestrationState[Any]: ...
+    async def wait_for_orchestration(
+        self,
+        instance_id: str,
+        timeout: float | timedelta = 60.0,
+        *,
+        result_type: Any = None,
+    ) -> OrchestrationState[Any]:
         """Wait until the instance is Completed, Failed or Cancelled.
+
+        Args:
+            instance_id: The instance to wait for.
+            timeout: Seconds (or a `timedelta`) to wait at most.
+            result_type: Decode the output as this type: a dataclass, a
+                pydantic model, or any hint activity results accept
+                (``list[Order]``, an enum, ``datetime``...). The returned
+                state is then an ``OrchestrationState[result_type]``. By
+                default the output is left as JSON values.
 
         Raises:
             TimeoutError: Still running after *timeout* seconds.
             InstanceNotFound: Unknown instance.
+            PayloadError: The output does not decode as *result_type*.
         """
+        state = await self._wait(instance_id, timeout)
+        return state if result_type is None else decode_output(state, result_type)
+
+    async def _wait(
+        self, instance_id: str, timeout: float | timedelta
+    ) -> OrchestrationState:
         store = await self._store()
         deadline = time.monotonic() + seconds(timeout, "timeout")
         pause = 0.002
