@@ -84,7 +84,8 @@ def test_runtime_and_client_through_pgbouncer(bouncer: Bouncer) -> None:
 
 def _wakeups(url: str, listen_url: str | None, schema: str) -> list[float]:
     """Seconds from a start here to its turn in an idle runtime elsewhere."""
-    env = {**os.environ, "PYTHONPATH": str(Path(APP).parent)}
+    paths = [str(Path(APP).parent), os.environ.get("PYTHONPATH", "")]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in paths if p)}
     argv = [sys.executable, APP, f"{url}?schema={schema}"]
     if listen_url is not None:
         argv.append(f"{listen_url}?schema={schema}")
