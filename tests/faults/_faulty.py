@@ -27,6 +27,8 @@ from perdure.providers import (
     ActivityResult,
     Channel,
     Handlers,
+    InstanceBatch,
+    InstanceQuery,
     InstanceRecord,
     InstanceStatus,
     Message,
@@ -179,6 +181,25 @@ class FaultyProvider:
         return await self._call(
             "list_instances",
             lambda: self.inner.list_instances(status=status, limit=limit),
+        )
+
+    async def query_instances(self, query: InstanceQuery) -> InstanceBatch:
+        return await self._call(
+            "query_instances", lambda: self.inner.query_instances(query)
+        )
+
+    async def purge_instances(
+        self,
+        *,
+        statuses: Sequence[InstanceStatus],
+        finished_before: float,
+        limit: int,
+    ) -> int:
+        return await self._call(
+            "purge_instances",
+            lambda: self.inner.purge_instances(
+                statuses=statuses, finished_before=finished_before, limit=limit
+            ),
         )
 
     async def read_history(

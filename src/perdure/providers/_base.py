@@ -77,6 +77,8 @@ from perdure.providers._records import (
     ActivityWork,
     Channel,
     Handlers,
+    InstanceBatch,
+    InstanceQuery,
     InstanceRecord,
     InstanceStatus,
     Message,
@@ -94,6 +96,8 @@ __all__ = [
     "ActivityResult",
     "ActivityWork",
     "Channel",
+    "InstanceBatch",
+    "InstanceQuery",
     "InstanceRecord",
     "InstanceStatus",
     "Handlers",
@@ -155,6 +159,36 @@ class Provider(Protocol):
         self, *, status: InstanceStatus | None = None, limit: int = 100
     ) -> list[InstanceRecord]:
         """Return instances, newest first, optionally filtered by status."""
+
+    async def query_instances(self, query: InstanceQuery) -> InstanceBatch:
+        """Return one page of the instances matching *query* (`InstanceQuery`).
+
+        A page must cost the same however many instances are stored (an
+        index serves every filter's order; no OFFSET).
+
+        Raises:
+            ValueError: ``query.cursor`` is not a cursor this provider made.
+        """
+
+    async def purge_instances(
+        self,
+        *,
+        statuses: Sequence[InstanceStatus],
+        finished_before: float,
+        limit: int,
+    ) -> int:
+        """Delete up to *limit* finished instances, in one transaction.
+
+        Only top-level instances (no parent) whose status is in *statuses*
+        (``Completed``, ``Failed``, ``Cancelled``: never a running or
+        suspended one) and that ended before *finished_before* (Unix time,
+        the row's ``updated_at``); each goes with its sub-orchestrations, as
+        `delete_instance` does.
+
+        Returns:
+            How many top-level instances were deleted (the caller repeats
+            until it gets fewer than *limit*).
+        """
 
     async def read_history(
         self, instance_id: str, execution_id: int | None = None

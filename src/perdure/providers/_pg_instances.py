@@ -1,4 +1,4 @@
-"""PostgreSQL verbs on instance rows: read, list, route, resume, rewind.
+"""PostgreSQL verbs on instance rows: read, list, page, purge, route, resume, rewind.
 
 `PostgresProvider` inherits `PgInstances` (version routing, resuming and
 rewinding are DESIGN §9); `handler_params` gives the
@@ -8,12 +8,25 @@ statement and `waiting_instances` share.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import psycopg
 
-from perdure.providers._base import Handlers, InstanceRecord, InstanceStatus, Message
+from perdure.providers._base import (
+    Handlers,
+    InstanceBatch,
+    InstanceQuery,
+    InstanceRecord,
+    InstanceStatus,
+    Message,
+)
+from perdure.providers._instance_query import (
+    encode_cursor,
+    purge_roots_sql,
+    query_sql,
+)
 from perdure.providers._pg_schema import quote_ident
 from perdure.providers._pg_sql import (
     HANDLED,
@@ -22,7 +35,7 @@ from perdure.providers._pg_sql import (
     _wake as wake_cte,
     message_params,
 )
-from perdure.providers.helpers import LocalWakeups, instance_record
+from perdure.providers.helpers import INSTANCE_COLUMNS, LocalWakeups, instance_record
 
 __all__ = ["PgInstances", "handler_params"]
 
@@ -117,6 +130,62 @@ class PgInstances:
             cursor = await conn.execute(sql, {"status": status, "limit": limit})
             rows = await cursor.fetchall()
         return [instance_record(row) for row in rows]
+
+    async def query_instances(self, query: InstanceQuery) -> InstanceBatch:
+        """Return one page of the instances matching *query*, newest first.
+
+        Raises:
+            ValueError: ``query.cursor`` is not a cursor this provider made.
+        """
+        table = f"{quote_ident(self.schema)}.instances"
+        sql, params = query_sql(query, INSTANCE_COLUMNS, table, "seq")
+        async with self._connection() as conn:
+            cursor = await conn.execute(sql.replace("?", "%s"), params)
+            rows = await cursor.fetchall()
+        page = rows[: query.limit]
+        last = page[-1] if page and len(rows) > query.limit else None
+        return InstanceBatch(
+            [instance_record(row) for row in page],
+            None if last is None else encode_cursor(last[9], last[-1]),
+        )
+
+    async def purge_instances(
+        self,
+        *,
+        statuses: Sequence[InstanceStatus],
+        finished_before: float,
+        limit: int,
+    ) -> int:
+        """Delete up to *limit* finished top-level instances with their children.
+
+        See `Provider.purge_instances`; one transaction.
+        """
+        s = quote_ident(self.schema)
+        roots_sql, params = purge_roots_sql(statuses, f"{s}.instances")
+        params += [finished_before, limit]
+        sql = self._sql
+        async with self._connection() as conn, conn.transaction():
+            cursor = await conn.execute(
+                roots_sql.replace("?", "%s") + " FOR UPDATE SKIP LOCKED", params
+            )
+            roots = [row[0] for row in await cursor.fetchall()]
+            if not roots:
+                return 0
+            await conn.execute(
+                f"DELETE FROM {s}.instances WHERE instance_id = ANY(%(ids)s::text[])",
+                {"ids": roots},
+            )
+            deleted = set(roots)
+            level = roots
+            while level:
+                cursor = await conn.execute(sql.delete_children, {"ids": level})
+                level = [r[0] for r in await cursor.fetchall() if r[0] not in deleted]
+                deleted.update(level)
+            wake = {"ids": sorted(deleted), **self._wake_params}
+            for step in sql.delete_steps:
+                await conn.execute(step, wake)
+        self._wakeups.notify("instances")
+        return len(roots)
 
     async def waiting_instances(
         self, handlers: Handlers, min_wait: float

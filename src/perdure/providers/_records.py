@@ -17,6 +17,8 @@ __all__ = [
     "ActivityWork",
     "Channel",
     "Handlers",
+    "InstanceBatch",
+    "InstanceQuery",
     "InstanceRecord",
     "InstanceStatus",
     "Message",
@@ -92,6 +94,49 @@ class InstanceRecord:
     parent_instance_id: str | None = None
     created_at: float = 0.0
     updated_at: float = 0.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InstanceQuery:
+    """Which instances `Provider.query_instances` returns, one page at a time.
+
+    Every filter is optional; they combine with AND. Pages are newest
+    first (instances created at the same time: the later-created first).
+
+    Attributes:
+        status: Only instances with this status.
+        name: Only instances of this orchestration name.
+        version: Only instances of this orchestration version.
+        created_after: Only instances created at or after this Unix time.
+        created_before: Only instances created before this Unix time.
+        limit: Page size (at least 1).
+        cursor: Where the page starts: the ``next_cursor`` of the page
+            before (same provider, same filters); ``None`` for the first.
+    """
+
+    status: InstanceStatus | None = None
+    name: str | None = None
+    version: str | None = None
+    created_after: float | None = None
+    created_before: float | None = None
+    limit: int = 100
+    cursor: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class InstanceBatch:
+    """One page of `Provider.query_instances`.
+
+    Attributes:
+        records: The instances, newest first.
+        next_cursor: The cursor of the next page, ``None`` if this is the
+            last. Opaque, valid for the provider that returned it; a page
+            stays correct when instances are created or deleted meanwhile
+            (keyset paging: none is skipped or returned twice).
+    """
+
+    records: list[InstanceRecord]
+    next_cursor: str | None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

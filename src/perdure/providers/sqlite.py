@@ -27,14 +27,14 @@ from perdure.providers._base import (
     Channel,
     Handlers,
     InstanceRecord,
-    InstanceStatus,
     Message,
     NewInstance,
     OrchestrationItem,
     QueuedMessage,
     TurnCommit,
 )
-from perdure.providers._sqlite_routing import SqliteRouting, takes
+from perdure.providers._sqlite_instances import SqliteInstances
+from perdure.providers._sqlite_routing import takes
 from perdure.providers._sqlite_schema import (
     INSERT_INSTANCE,
     INSERT_MESSAGE,
@@ -61,18 +61,10 @@ from perdure.providers.helpers import (
 
 __all__ = ["SqliteProvider"]
 
+
 # An instance and its sub-orchestrations, recursively (UNION: a cycle of
 # parent links, possible after ids are re-used, ends the recursion).
-_INSTANCE_TREE = (
-    "WITH RECURSIVE tree(id) AS ("
-    " SELECT instance_id FROM instances WHERE instance_id = ?"
-    " UNION SELECT i.instance_id FROM instances i JOIN tree ON"
-    " i.parent_instance_id = tree.id)"
-    " SELECT id FROM tree"
-)
-
-
-class SqliteProvider(SqliteRouting):
+class SqliteProvider(SqliteInstances):
     """A `Provider` storing everything in one SQLite file (or in memory).
 
     Args:
@@ -156,60 +148,6 @@ class SqliteProvider(SqliteRouting):
             return None if row is None else instance_record(row)
 
         return await self._call(run)
-
-    async def list_instances(
-        self, *, status: InstanceStatus | None = None, limit: int = 100
-    ) -> list[InstanceRecord]:
-        """Return instances, newest first, optionally filtered by status."""
-        where = "" if status is None else "WHERE status = ?"
-        params: tuple[Any, ...] = (limit,) if status is None else (status, limit)
-        sql = (
-            f"SELECT {INSTANCE_COLUMNS} FROM instances {where}"
-            " ORDER BY created_at DESC, rowid DESC LIMIT ?"
-        )
-        rows = await self._call(lambda: self._db().execute(sql, params).fetchall())
-        return [instance_record(row) for row in rows]
-
-    async def read_history(
-        self, instance_id: str, execution_id: int | None = None
-    ) -> list[str]:
-        """Return the JSON text of each event, in event-id order.
-
-        ``execution_id=None`` reads the instance's current execution; an
-        unknown instance has an empty history.
-        """
-        sql = (
-            "SELECT data FROM history WHERE instance_id = ?1 AND execution_id ="
-            " coalesce(?2, (SELECT execution_id FROM instances WHERE instance_id = ?1))"
-            " ORDER BY event_id"
-        )
-        params = (instance_id, execution_id)
-        rows = await self._call(lambda: self._db().execute(sql, params).fetchall())
-        return [row[0] for row in rows]
-
-    async def delete_instance(self, instance_id: str) -> bool:
-        """Delete an instance and its sub-orchestrations, recursively.
-
-        Each goes with its history, messages and activity work, in one
-        transaction; see `Provider.delete_instance`.
-
-        Returns:
-            ``False`` if there was no such instance (nothing is deleted).
-        """
-
-        def tx(conn: sqlite3.Connection, now: float) -> bool:
-            rows = conn.execute(_INSTANCE_TREE, (instance_id,)).fetchall()
-            if not rows:
-                return False
-            keys = [(row[0],) for row in rows]
-            for table in ("history", "messages", "activities", "instances"):
-                conn.executemany(f"DELETE FROM {table} WHERE instance_id = ?", keys)
-            return True
-
-        found = await self._transaction(tx)
-        if found:
-            self._wakeups.notify("instances")
-        return found
 
     # --- orchestration dispatcher ---------------------------------------
 

@@ -39,6 +39,7 @@ from perdure.providers.conformance._heartbeats import *
 from perdure.providers.conformance._instances import *
 from perdure.providers.conformance._lifecycle import *
 from perdure.providers.conformance._occurrence import *
+from perdure.providers.conformance._queries import *
 from perdure.providers.conformance._queues import *
 from perdure.providers.conformance._routing import *
 from perdure.providers.conformance._turns import *
@@ -103,6 +104,13 @@ __all__ = [
     "test_only_visible_messages_are_delivered",
     "test_open_is_idempotent_and_close_too",
     "test_outbound_to_unknown_instance_is_skipped",
+    "test_purge_deletes_finished_top_level_instances_with_children",
+    "test_purge_refuses_unfinished_statuses",
+    "test_purge_stops_at_its_limit",
+    "test_query_a_bad_cursor_is_a_value_error",
+    "test_query_filters_combine",
+    "test_query_pages_do_not_skip_or_repeat_when_rows_are_added",
+    "test_query_pages_through_everything_newest_first",
     "test_read_history_in_event_order",
     "test_read_history_of_unknown_instance_is_empty",
     "test_renew_activity_locks_keeps_held_items",
