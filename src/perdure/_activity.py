@@ -30,6 +30,7 @@ from ._activity_context import ActivityContext
 from ._codec import from_json, loads, to_json
 from ._errors import ErrorInfo, HandlerNotFound, format_stack
 from ._leases import Leases, label
+from ._outage import log_failure
 from ._registry import Registry
 from ._retry import RetryPolicy
 from ._threads import ActivityThreads, Job
@@ -129,8 +130,8 @@ class ActivityWorker:
                 items = await self._provider.fetch_activities(
                     free, options.lock_timeout
                 )
-            except Exception:
-                _log.exception("fetching activities failed; retrying")
+            except Exception as exc:
+                log_failure(_log, exc, "fetching activities failed; retrying")
                 await asyncio.sleep(1.0)
                 continue
             if not items:

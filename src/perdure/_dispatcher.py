@@ -38,6 +38,7 @@ from ._errors import (
     PerdureError,
     StorageError,
 )
+from ._outage import log_failure
 from ._registry import Registry
 from ._turn import (
     Cached,
@@ -137,8 +138,8 @@ class Dispatcher:
                 items = await self._provider.fetch_orchestrations(
                     options.batch_size, options.lock_timeout, options.handlers
                 )
-            except Exception:
-                _log.exception("fetching orchestration work failed; retrying")
+            except Exception as exc:
+                log_failure(_log, exc, "fetching orchestration work failed; retrying")
                 await asyncio.sleep(1.0)
                 continue
             if not items:
@@ -193,22 +194,23 @@ class Dispatcher:
         for item in items:
             try:
                 output = await self._turn(item)
-            except Exception:
+            except Exception as exc:
                 # Storage trouble or corrupted history: leave everything as
                 # stored and retry later; max_attempts turns it into poison
                 # (storage trouble is excused in _read_events).
                 self._cache.pop(item.instance.instance_id, None)
-                _log.exception("turn of %s failed", item.instance.instance_id)
+                log_failure(_log, exc, "turn of %s failed", item.instance.instance_id)
                 try:
                     await self._provider.abandon_orchestration(
                         item.instance.instance_id,
                         item.lock_token,
                         _backoff(item.attempt),
                     )
-                except Exception:
+                except Exception as exc:
                     # Storage is still failing: the lock expires after
                     # lock_timeout and the instance is fetched again.
-                    _log.exception("abandoning %s failed", item.instance.instance_id)
+                    iid = item.instance.instance_id
+                    log_failure(_log, exc, "abandoning %s failed", iid)
                 continue
             outputs.append(output)
         if not outputs:
@@ -217,7 +219,7 @@ class Dispatcher:
         try:
             results = await self._provider.commit_turns(commits)
         except Exception as exc:
-            _log.exception("committing %d turns failed", len(commits))
+            log_failure(_log, exc, "committing %d turns failed", len(commits))
             for commit in commits:
                 self._cache.pop(commit.instance_id, None)
                 if isinstance(exc, StorageError):

@@ -24,6 +24,7 @@ import logging
 from collections.abc import Sequence
 
 from ._activity_context import ActivityContext
+from ._outage import log_failure
 from .providers._base import (
     ActivityHeartbeat,
     ActivityItem,
@@ -114,9 +115,12 @@ class Leases:
             except asyncio.CancelledError:
                 self._acks[:0] = batch  # shutdown flushes them
                 raise
-            except Exception:
-                _log.exception(
-                    "acknowledging %d activities failed; retrying", len(batch)
+            except Exception as exc:
+                log_failure(
+                    _log,
+                    exc,
+                    "acknowledging %d activities failed; retrying",
+                    len(batch),
                 )
                 self._acks[:0] = batch
                 await asyncio.sleep(0.5)
@@ -186,8 +190,8 @@ class Leases:
                         leases, self._lock_timeout
                     )
                 )
-            except Exception:
-                _log.exception("renewing activity leases failed")
+            except Exception as exc:
+                log_failure(_log, exc, "renewing activity leases failed")
                 continue
             sent = dict(leases)
             for item, ctx in list(self._held.values()):
@@ -229,8 +233,8 @@ class Leases:
             return
         try:
             await self._beats.save_activity_heartbeats([b for _, _, b in pending])
-        except Exception:
-            _log.exception("storing heartbeat details failed; retrying later")
+        except Exception as exc:
+            log_failure(_log, exc, "storing heartbeat details failed; retrying later")
             return
         for ctx, seq, _ in pending:
             ctx._saved = max(ctx._saved, seq)
