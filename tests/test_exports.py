@@ -49,6 +49,7 @@ def test_the_surface_is_pinned() -> None:
         "Runtime",
         "StorageError",
         "SubOrchestrationFailed",
+        "SyncClient",
         "TaskGroup",
         "activity",
         "durable_async",

@@ -51,6 +51,7 @@ from ._retry import RetryPolicy
 from ._runtime import Runtime
 from ._state import OrchestrationState
 from ._structured import TaskGroup
+from ._sync_client import SyncClient
 from .providers._base import InstanceStatus
 
 __version__ = "0.1.0"
@@ -80,6 +81,7 @@ __all__ = [
     "Runtime",
     "StorageError",
     "SubOrchestrationFailed",
+    "SyncClient",
     "TaskGroup",
     "activity",
     "durable_async",
