@@ -3,29 +3,36 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, TypeVar, cast, overload
 
 from . import _messages as m
+from ._client_queries import ClientQueries
 from ._client_retry import DEFAULT_RETRY_TIMEOUT, Retry, client_provider
+from ._client_types import IfExists, StartSpec, unix_time
 from ._codec import to_json
 from ._core._history import event_from_json
-from ._errors import InstanceNotFound, PerdureError
+from ._errors import InstanceExists, InstanceNotFound, PerdureError
 from ._names import check_name
 from ._registry import name_of
 from ._retry import seconds
 from ._state import OrchestrationState, decode_output
 from .events import AnyEvent
-from .providers._base import InstanceRecord, InstanceStatus, NewInstance, Provider
+from .providers._base import (
+    InstanceRecord,
+    NewInstance,
+    Provider,
+)
 
 __all__ = ["Client"]
 
 T = TypeVar("T")
 
 
-class Client:
+class Client(ClientQueries):
     """Talks to orchestration instances through storage.
 
     Args:
@@ -89,15 +96,53 @@ class Client:
         input: Any = None,
         *,
         version: str | None = None,
+        start_at: datetime | float | None = None,
+        if_exists: IfExists = "error",
     ) -> None:
         """Create instance *instance_id* running orchestration *name*.
 
+        Args:
+            instance_id: The new instance's id.
+            name: The orchestration (registered name or decorated function).
+            input: Its input (JSON-serialisable).
+            version: Its version; ``None`` for the latest registered.
+            start_at: Start it at this time (a timezone-aware datetime or
+                Unix seconds) instead of now. Until then it is ``Running``
+                with an empty history; cancelling or deleting it meanwhile
+                works as for any running instance.
+            if_exists: ``"error"`` (default): a taken id raises
+                `InstanceExists`; ``"ignore"``: the call does nothing when
+                the instance exists (whatever its status), so repeating a
+                start is safe.
+
         Raises:
-            InstanceExists: The id is already used (nothing is changed).
+            InstanceExists: The id is already used and *if_exists* is
+                ``"error"`` (nothing is changed).
             PayloadError: *input* is not serialisable (nothing is stored).
             ValueError: *instance_id* is not a usable id (empty, not a str,
-                over 512 characters, NUL, a lone surrogate).
+                over 512 characters, NUL, a lone surrogate), a naive
+                *start_at*, or an unknown *if_exists*.
         """
+        if if_exists not in ("error", "ignore"):
+            raise ValueError(
+                f"if_exists must be 'error' or 'ignore', not {if_exists!r}"
+            )
+        new = self._new_instance(instance_id, name, input, version, start_at)
+        store = await self._store()
+        try:
+            await self._retry.create(store, new)
+        except InstanceExists:
+            if if_exists == "error":
+                raise
+
+    def _new_instance(
+        self,
+        instance_id: str,
+        name: str | Callable[..., Any],
+        input: Any,
+        version: str | None,
+        start_at: datetime | float | None = None,
+    ) -> NewInstance:
         _check_id(instance_id)
         orch = name_of(name)
         _check_id(orch, "orchestration name")
@@ -105,32 +150,57 @@ class Client:
         start = m.message(
             m.START,
             {"name": orch, "version": version, "input": payload, "execution_id": 1},
+            visible_at=unix_time(start_at, "start_at"),
         )
-        store = await self._store()
-        await self._retry.create(
-            store,
-            NewInstance(
-                instance_id=instance_id, name=orch, version=version or "", start=start
-            ),
+        return NewInstance(
+            instance_id=instance_id, name=orch, version=version or "", start=start
         )
 
-    async def raise_event(self, instance_id: str, name: str, data: Any = None) -> None:
+    async def raise_event(
+        self,
+        instance_id: str,
+        name: str,
+        data: Any = None,
+        *,
+        start: StartSpec | None = None,
+    ) -> None:
         """Deliver external event *name* to an instance (buffered until waited for).
 
+        Args:
+            instance_id: The instance.
+            name: The event name.
+            data: The event data (JSON-serialisable).
+            start: Signal-with-start: if the instance does not exist, start
+                it as *start* says, then deliver the event (its first turn
+                sees it buffered). Callers racing on one id create one
+                instance, and every event is delivered, exactly once.
+
         Raises:
-            InstanceNotFound: Unknown instance.
-            PayloadError: *data* is not serialisable.
+            InstanceNotFound: Unknown instance (and no *start*).
+            PayloadError: *data* (or the start's input) is not serialisable.
             ValueError: *name* is not a usable event name (empty, not a
                 str, too long, NUL).
         """
         _check_id(name, "event name")
         payload = to_json(data, f"data of event {name!r}")
-        store = await self._store()
-        await self._retry.enqueue(
-            store,
-            instance_id,
-            m.message(m.EVENT_RAISED, {"name": name, "data": payload}),
+        new = (
+            None
+            if start is None
+            else self._new_instance(instance_id, start.name, start.input, start.version)
         )
+        store = await self._store()
+        event = m.message(m.EVENT_RAISED, {"name": name, "data": payload})
+        try:
+            await self._retry.enqueue(store, instance_id, event)
+            return
+        except InstanceNotFound:
+            if new is None:
+                raise
+        # Not there yet: create it (or lose the race to another starter,
+        # which is as good), then deliver.
+        with contextlib.suppress(InstanceExists):
+            await self._retry.create(store, new)
+        await self._retry.enqueue(store, instance_id, event)
 
     async def cancel_instance(self, instance_id: str, reason: str = "") -> None:
         """Cancel a running instance and everything it has in flight.
@@ -308,16 +378,6 @@ class Client:
             # Local writes wake us at once; the pause bounds cross-process lag.
             await store.wait("instances", min(pause, remaining))
             pause = min(pause * 2, 0.1)
-
-    async def list_instances(
-        self, *, status: InstanceStatus | None = None, limit: int = 100
-    ) -> list[OrchestrationState]:
-        """List instances, newest first, optionally only those with *status*."""
-        store = await self._store()
-        records = await self._retry.call(
-            lambda: store.list_instances(status=status, limit=limit)
-        )
-        return [OrchestrationState.from_record(r) for r in records]
 
     async def get_history(
         self, instance_id: str, execution_id: int | None = None

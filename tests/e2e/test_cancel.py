@@ -142,4 +142,4 @@ async def test_cancel_unknown_instance(storage_url: str) -> None:
     async with runtime(storage_url, ORCHS, ACTS) as rt:
         with pytest.raises(perdure.InstanceNotFound, match="nope"):
             await rt.client.cancel_instance("nope")
-        assert await rt.client.list_instances() == []
+        assert (await rt.client.list_instances()).items == []

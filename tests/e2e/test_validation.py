@@ -88,7 +88,7 @@ async def test_unusable_instance_ids_are_refused_on_every_backend(
     async with perdure.Client(storage_url) as client:
         with pytest.raises(ValueError, match=message):
             await client.start_orchestration(instance_id, "Fine")
-        assert await client.list_instances() == []
+        assert (await client.list_instances()).items == []
 
 
 async def test_event_names_must_be_usable(storage_url: str) -> None:

@@ -150,7 +150,7 @@ async def test_force_delete_frees_default_child_ids(storage_url: str) -> None:
         while len(await client.list_instances()) < 2:
             await asyncio.sleep(0.02)
         await client.delete_instance("q", force=True)
-        assert await client.list_instances() == []
+        assert (await client.list_instances()).items == []
         await client.start_orchestration("q", "DefaultIds", "NEW")
         state = await _finish(client, "q")
         assert (state.status, state.output) == ("Completed", "child-of-NEW"), state
