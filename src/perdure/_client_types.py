@@ -31,7 +31,7 @@ FINISHED: tuple[InstanceStatus, ...] = ("Completed", "Failed", "Cancelled")
 class InstancePage:
     """One page of `Client.list_instances`: newest first.
 
-    Iterating a page (and ``len``) goes over its ``items``.
+    Iterating a page, ``len`` and indexing go to its ``items``.
 
     Attributes:
         items: The instances of this page.
@@ -47,6 +47,9 @@ class InstancePage:
 
     def __len__(self) -> int:
         return len(self.items)
+
+    def __getitem__(self, index: int) -> OrchestrationState[Any]:
+        return self.items[index]
 
 
 @dataclass(frozen=True, slots=True)
