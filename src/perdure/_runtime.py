@@ -13,6 +13,7 @@ from ._activity import ActivityWorker, WorkerOptions
 from ._client import Client
 from ._dispatcher import Dispatcher, DispatcherOptions
 from ._registry import Registry
+from ._retention import Retention
 from ._retry import seconds
 from ._supervise import RuntimeFailed, supervise
 from .providers import open_provider
@@ -55,6 +56,9 @@ class Runtime:
             its orchestration code raises an unexpected exception (anything
             but a perdure error, e.g. a ``KeyError``); a nondeterminism
             always suspends. See `Client.resume` and docs/deploying.md.
+        retention: Delete finished instances (and their sub-orchestrations)
+            this long after they ended, checking every tenth of it (1 s to
+            5 min); None (default) keeps them until `Client.purge_instances`.
 
     A runtime takes only instances of the orchestration names and versions
     it registered (an instance started without a version goes to any
@@ -85,6 +89,7 @@ class Runtime:
         poll_interval: float | timedelta = 1.0,
         turn_timeout: float | timedelta | None = 10.0,
         suspend_on_error: bool = False,
+        retention: float | timedelta | None = None,
     ) -> None:
         if role not in ("all", "orchestrator", "worker"):
             raise ValueError(
@@ -139,6 +144,12 @@ class Runtime:
             ),
         )
         self._client = Client._shared(self._provider)
+        self._retention: Retention | None = None
+        if retention is not None:
+            keep = seconds(retention, "retention")
+            if keep <= 0:
+                raise ValueError("retention must be > 0 seconds (or None)")
+            self._retention = Retention(self._provider, keep)
         self._tasks: list[asyncio.Task[None]] = []
         self._started = False
         # Supervision (probe F4/F5): set when the runtime stopped working.
@@ -174,6 +185,8 @@ class Runtime:
             self._supervised("dispatcher", self._dispatcher.run)
         if self._role in ("all", "worker"):
             self._supervised("activity worker", self._worker.run)
+        if self._retention is not None and self._role in ("all", "orchestrator"):
+            self._supervised("retention", self._retention.run)
 
     async def shutdown(self, timeout: float | timedelta = 10.0) -> None:
         """Stop gracefully: no new work; running activities get *timeout* seconds.
@@ -191,6 +204,8 @@ class Runtime:
         grace = seconds(timeout, "timeout")
         deadline = asyncio.get_running_loop().time() + grace
         self._dispatcher.stop()
+        if self._retention is not None:
+            self._retention.stop()
         await self._worker.stop(grace)
         # The loops return by themselves once stopped (the dispatcher within
         # one idle wait): a turn in flight is committed, which releases its

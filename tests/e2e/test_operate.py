@@ -183,3 +183,19 @@ async def test_signal_with_start_to_an_existing_instance_only_signals(
         history = await client.get_history("order-2")
         assert isinstance(history[0], perdure.events.OrchestrationStarted)
         assert history[0].input == 1  # the spec's input was not used
+
+
+async def test_runtime_retention_purges_finished_instances(storage_url: str) -> None:
+    # retention=1 s: checked every second; a finished instance goes within
+    # about two seconds, a running one stays.
+    async with runtime(storage_url, ORCHS, retention=1.0) as rt:
+        client = rt.client
+        await run_to_end(client, "short-lived", echo, 1)
+        await client.start_orchestration("long-lived", collector, 1)
+        deadline = time.monotonic() + WAIT
+        while await client.get_status("short-lived") is not None:
+            assert time.monotonic() < deadline, "never purged"
+            await asyncio.sleep(0.1)
+        assert [s.instance_id for s in await client.list_instances()] == ["long-lived"]
+    with pytest.raises(ValueError, match="retention"):
+        perdure.Runtime("sqlite://:memory:", retention=0)
