@@ -15,12 +15,13 @@ import asyncio
 import concurrent.futures
 import threading
 import weakref
-from collections.abc import Callable, Coroutine
-from datetime import timedelta
+from collections.abc import Callable, Coroutine, Iterator, Sequence
+from datetime import datetime, timedelta
 from typing import Any, TypeVar, overload
 
 from ._client import Client
 from ._client_retry import DEFAULT_RETRY_TIMEOUT
+from ._client_types import IfExists, InstancePage, StartSpec
 from ._state import OrchestrationState
 from .events import AnyEvent
 from .providers._base import InstanceStatus, Provider
@@ -112,22 +113,39 @@ class SyncClient:
         input: Any = None,
         *,
         version: str | None = None,
+        start_at: datetime | float | None = None,
+        if_exists: IfExists = "error",
     ) -> None:
         """Create instance *instance_id* running orchestration *name*.
 
         See `Client.start_orchestration`.
         """
-        c = self._client
         self._run(
-            lambda: c.start_orchestration(instance_id, name, input, version=version)
+            lambda: self._client.start_orchestration(
+                instance_id,
+                name,
+                input,
+                version=version,
+                start_at=start_at,
+                if_exists=if_exists,
+            )
         )
 
-    def raise_event(self, instance_id: str, name: str, data: Any = None) -> None:
+    def raise_event(
+        self,
+        instance_id: str,
+        name: str,
+        data: Any = None,
+        *,
+        start: StartSpec | None = None,
+    ) -> None:
         """Deliver external event *name* to an instance (buffered until waited for).
 
         See `Client.raise_event`.
         """
-        self._run(lambda: self._client.raise_event(instance_id, name, data))
+        self._run(
+            lambda: self._client.raise_event(instance_id, name, data, start=start)
+        )
 
     def cancel_instance(self, instance_id: str, reason: str = "") -> None:
         """Cancel a running instance and everything it has in flight.
@@ -199,14 +217,76 @@ class SyncClient:
         )
 
     def list_instances(
-        self, *, status: InstanceStatus | None = None, limit: int = 100
-    ) -> list[OrchestrationState]:
-        """List instances, newest first, optionally only those with *status*.
+        self,
+        *,
+        status: InstanceStatus | None = None,
+        name: str | Callable[..., Any] | None = None,
+        version: str | None = None,
+        created_after: datetime | float | None = None,
+        created_before: datetime | float | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> InstancePage:
+        """One page of instances, newest first, filtered.
 
         See `Client.list_instances`.
         """
         return self._run(
-            lambda: self._client.list_instances(status=status, limit=limit)
+            lambda: self._client.list_instances(
+                status=status,
+                name=name,
+                version=version,
+                created_after=created_after,
+                created_before=created_before,
+                limit=limit,
+                cursor=cursor,
+            )
+        )
+
+    def iter_instances(
+        self,
+        *,
+        status: InstanceStatus | None = None,
+        name: str | Callable[..., Any] | None = None,
+        version: str | None = None,
+        created_after: datetime | float | None = None,
+        created_before: datetime | float | None = None,
+        page_size: int = 500,
+    ) -> Iterator[OrchestrationState[Any]]:
+        """Every instance matching the filters, newest first (`list_instances`).
+
+        See `Client.iter_instances`: a page of *page_size* is read at a time.
+        """
+        cursor: str | None = None
+        while True:
+            page = self.list_instances(
+                status=status,
+                name=name,
+                version=version,
+                created_after=created_after,
+                created_before=created_before,
+                limit=page_size,
+                cursor=cursor,
+            )
+            yield from page.items
+            cursor = page.next_cursor
+            if cursor is None:
+                return
+
+    def purge_instances(
+        self,
+        *,
+        status: InstanceStatus | Sequence[InstanceStatus] | None = None,
+        finished_before: datetime | float,
+    ) -> int:
+        """Delete finished instances that ended before a time (retention).
+
+        See `Client.purge_instances`.
+        """
+        return self._run(
+            lambda: self._client.purge_instances(
+                status=status, finished_before=finished_before
+            )
         )
 
     def get_history(
