@@ -82,7 +82,7 @@ async def measure(client: perdure.Client, origin: float, pages: int) -> dict[str
             )
         )
 
-    result = {
+    result: dict[str, Any] = {
         "first_page_ms": await timed(lambda: client.list_instances(limit=100), pages),
         "deep_page_ms": round(await timed(deep, max(pages // 5, 1)) / 20, 3),
         "filtered_ms": await timed(
@@ -100,7 +100,7 @@ async def measure(client: perdure.Client, origin: float, pages: int) -> dict[str
 
 
 def _store(client: perdure.Client) -> Any:
-    return client._provider  # type: ignore[attr-defined]
+    return client._provider
 
 
 async def run_sqlite(n: int, pages: int) -> dict[str, Any]:
