@@ -26,6 +26,7 @@ import contextlib as _contextlib
 
 from ._activity import ActivityContext
 from ._client import Client
+from ._client_types import InstancePage, StartSpec
 from ._context import OrchestrationContext, durable_async
 from ._core._history import Event
 from ._core._tasks import DurableFuture
@@ -69,6 +70,7 @@ __all__ = [
     "HandlerNotFound",
     "InstanceExists",
     "InstanceNotFound",
+    "InstancePage",
     "InstanceStatus",
     "NonRetryableError",
     "NondeterminismError",
@@ -79,6 +81,7 @@ __all__ = [
     "PerdureError",
     "RetryPolicy",
     "Runtime",
+    "StartSpec",
     "StorageError",
     "SubOrchestrationFailed",
     "SyncClient",

@@ -14,7 +14,6 @@ import pytest
 from _helpers import WAIT, run_to_end, runtime
 
 import perdure
-from perdure._client_types import InstancePage, StartSpec
 
 
 @perdure.orchestration
@@ -40,7 +39,7 @@ async def with_child(ctx: perdure.OrchestrationContext) -> object:
 ORCHS: list[Any] = [echo, echo_v2, collector, with_child]
 
 
-async def _ids(page: InstancePage) -> list[str]:
+async def _ids(page: perdure.InstancePage) -> list[str]:
     return [s.instance_id for s in page]
 
 
@@ -160,7 +159,7 @@ async def test_signal_with_start_races_create_one_instance_and_lose_no_event(
 ) -> None:
     async with runtime(storage_url, ORCHS) as rt:
         client = rt.client
-        spec = StartSpec(collector, 6)
+        spec = perdure.StartSpec(collector, 6)
         await asyncio.gather(
             *(client.raise_event("order-1", "item", n, start=spec) for n in range(6))
         )
@@ -177,7 +176,9 @@ async def test_signal_with_start_to_an_existing_instance_only_signals(
     async with runtime(storage_url, ORCHS) as rt:
         client = rt.client
         await client.start_orchestration("order-2", collector, 1)
-        await client.raise_event("order-2", "item", "x", start=StartSpec(collector, 99))
+        await client.raise_event(
+            "order-2", "item", "x", start=perdure.StartSpec(collector, 99)
+        )
         state = await client.wait_for_orchestration("order-2", WAIT)
         assert state.output == ["x"]
         history = await client.get_history("order-2")

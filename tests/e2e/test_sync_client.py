@@ -19,7 +19,6 @@ from _helpers import WAIT, runtime
 
 import perdure
 from perdure import events as h
-from perdure._client_types import StartSpec  # perdure.StartSpec once exported
 
 
 @dataclasses.dataclass
@@ -97,7 +96,7 @@ def test_blocking_calls_drive_an_instance(storage_url: str) -> None:
         assert isinstance(history[0], h.OrchestrationStarted)
         assert isinstance(history[-1], h.OrchestrationCompleted)
 
-        client.raise_event("late", "extra", 5, start=StartSpec(add, [1]))
+        client.raise_event("late", "extra", 5, start=perdure.StartSpec(add, [1]))
         late = client.wait_for_orchestration("late", WAIT, result_type=Total)
         assert late.output == Total(6)
 
