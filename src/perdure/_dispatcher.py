@@ -179,11 +179,19 @@ class Dispatcher:
                 mine,
             )
 
-    def _idle_timeout(self) -> float:
-        now = self._provider.clock()
+    def _prune_timers(self, now: float) -> None:
+        # Fire times already past need no wake-up. Pruned on every push as
+        # well as when idle: under continuous load the loop is never idle,
+        # and the heap kept every timer ever scheduled (the soak's RSS
+        # growth, issue 17).
         timers = self._timers
         while timers and timers[0] <= now - 1.0:
             heapq.heappop(timers)
+
+    def _idle_timeout(self) -> float:
+        now = self._provider.clock()
+        timers = self._timers
+        self._prune_timers(now)
         timeout = self._options.poll_interval
         if timers:
             timeout = min(timeout, max(timers[0] - now, 0.0) + 0.001)
@@ -257,6 +265,7 @@ class Dispatcher:
             fire_at = outbound.message.visible_at
             if fire_at is not None:
                 heapq.heappush(self._timers, fire_at)
+                self._prune_timers(self._provider.clock())
         for ref in commit.cancel_activities:
             self._on_cancel_activity(ref)
 
