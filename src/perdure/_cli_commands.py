@@ -10,13 +10,16 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import sys
+from datetime import UTC, datetime
 from typing import Any
 
 from ._cli_worker import CliError
 from ._client import Client
+from ._client_types import FINISHED, StartSpec
 from ._core._history import event_to_json
-from ._errors import ErrorInfo, InstanceNotFound
+from ._errors import ErrorInfo, InstanceExists, InstanceNotFound
 from ._state import OrchestrationState
 from ._tree import printable, render_history
 
@@ -24,14 +27,17 @@ __all__ = [
     "CliUsageError",
     "cmd_cancel",
     "cmd_history",
-    "cmd_list",
     "cmd_raise",
     "cmd_resume",
     "cmd_rewind",
     "cmd_start",
     "cmd_status",
     "cmd_wait",
+    "iso",
     "parse_json",
+    "parse_time",
+    "require",
+    "state_json",
     "use_ascii",
 ]
 
@@ -57,6 +63,47 @@ def parse_json(text: str | None, option: str) -> Any:
         ) from None
 
 
+def parse_time(text: str | None, option: str) -> float | None:
+    """Decode a time option: ISO-8601 with a timezone, or Unix seconds.
+
+    Returns Unix seconds (``None`` when the option was not given).
+
+    Raises:
+        CliUsageError: *text* is not a time, or has no timezone (a naive
+            time would be read in whatever zone the machine is set to).
+    """
+    if text is None:
+        return None
+    stripped = text.strip()
+    try:
+        number = float(stripped)
+    except ValueError:
+        pass
+    else:
+        if not math.isfinite(number):
+            raise CliUsageError(f"{option} {text!r} is not a finite Unix time")
+        return number
+    try:
+        moment = datetime.fromisoformat(stripped)
+    except ValueError:
+        raise CliUsageError(
+            f"{option} {text!r} is not a time: give ISO-8601 with a timezone "
+            "(2025-01-31T09:00:00Z, 2025-01-31T10:00+01:00) or Unix seconds"
+        ) from None
+    if moment.tzinfo is None:
+        example = stripped + ("Z" if "T" in stripped or " " in stripped else "T00:00Z")
+        raise CliUsageError(
+            f"{option} {text!r} has no timezone, so it is ambiguous: add one "
+            f"(e.g. {example} for UTC) or give Unix seconds"
+        )
+    return moment.timestamp()
+
+
+def iso(unix: float) -> str:
+    """Unix seconds as an ISO-8601 UTC time, to the second."""
+    return datetime.fromtimestamp(unix, UTC).isoformat(timespec="seconds")
+
+
 def use_ascii() -> bool:
     """True when stdout cannot print the tree's Unicode marks."""
     encoding = getattr(sys.stdout, "encoding", None) or "ascii"
@@ -67,7 +114,7 @@ def use_ascii() -> bool:
     return False
 
 
-def _state_json(state: OrchestrationState) -> dict[str, Any]:
+def state_json(state: OrchestrationState) -> dict[str, Any]:
     return {
         "instance_id": state.instance_id,
         "name": state.name,
@@ -85,7 +132,7 @@ def _state_json(state: OrchestrationState) -> dict[str, Any]:
 def _print_state(
     state: OrchestrationState, as_json: bool, show_stack: bool = False
 ) -> None:
-    data = _state_json(state)
+    data = state_json(state)
     if as_json:
         print(json.dumps(data, ensure_ascii=False, indent=2))
         return
@@ -111,7 +158,7 @@ def _print_state(
             print(f"  {printable(line)}")
 
 
-async def _require(client: Client, instance_id: str) -> OrchestrationState:
+async def require(client: Client, instance_id: str) -> OrchestrationState:
     state = await client.get_status(instance_id)
     if state is None:
         raise InstanceNotFound(instance_id)
@@ -119,18 +166,44 @@ async def _require(client: Client, instance_id: str) -> OrchestrationState:
 
 
 async def cmd_start(args: argparse.Namespace, client: Client) -> int:
-    """``perdure start NAME INSTANCE_ID [--input JSON] [--version V]``."""
+    """``perdure start NAME INSTANCE_ID [--input JSON] [--version V] ...``.
+
+    ``--start-at TIME`` delays the start; ``--if-exists ignore`` makes a
+    taken id a no-op (exit 0) instead of an error.
+    """
     value = parse_json(args.input, "--input")
-    await client.start_orchestration(
-        args.instance_id, args.name, value, version=args.version
-    )
-    print(printable(f"started {args.instance_id} ({args.name})"))
+    start_at = parse_time(args.start_at, "--start-at")
+    try:
+        await client.start_orchestration(
+            args.instance_id, args.name, value, version=args.version, start_at=start_at
+        )
+    except InstanceExists:
+        if args.if_exists != "ignore":
+            raise
+        state = await client.get_status(args.instance_id)
+        status = f" ({state.status})" if state is not None else ""
+        print(
+            printable(
+                f"{args.instance_id} already exists{status}; nothing started "
+                "(--if-exists ignore)"
+            )
+        )
+        return 0
+    if start_at is None:
+        print(printable(f"started {args.instance_id} ({args.name})"))
+    else:
+        print(
+            printable(
+                f"scheduled {args.instance_id} ({args.name}) to start at "
+                f"{iso(start_at)}"
+            )
+        )
     return 0
 
 
 async def cmd_status(args: argparse.Namespace, client: Client) -> int:
     """``perdure status INSTANCE [--json]``: a failure's stack is shown too."""
-    state = await _require(client, args.instance_id)
+    state = await require(client, args.instance_id)
     if state.status == "Failed" and state.error is not None and not state.error.stack:
         stack = await _origin_stack(client, state.instance_id, state.error)
         state = dataclasses.replace(
@@ -165,16 +238,42 @@ async def cmd_wait(args: argparse.Namespace, client: Client) -> int:
 
 
 async def cmd_raise(args: argparse.Namespace, client: Client) -> int:
-    """``perdure raise INSTANCE EVENT [--data JSON]``."""
+    """``perdure raise INSTANCE EVENT [--data JSON] [--start NAME ...]``.
+
+    A finished instance takes no events: that is reported on stderr with
+    exit status 1, and nothing is raised. ``--start NAME`` starts the
+    instance first when it does not exist (signal-with-start).
+    """
     data = parse_json(args.data, "--data")
-    await client.raise_event(args.instance_id, args.event, data)
-    print(printable(f"raised event {args.event!r} on {args.instance_id}"))
+    start_input = parse_json(args.start_input, "--start-input")
+    if args.start is None and (
+        args.start_input is not None or args.start_version is not None
+    ):
+        raise CliUsageError("--start-input and --start-version need --start NAME")
+    state = await client.get_status(args.instance_id)
+    if state is None and args.start is None:
+        raise InstanceNotFound(args.instance_id)
+    if state is not None and state.status in FINISHED:
+        print(
+            printable(
+                f"{args.instance_id} is {state.status}: a finished instance "
+                f"takes no events; {args.event!r} was not raised"
+            ),
+            file=sys.stderr,
+        )
+        return 1
+    spec = None
+    if args.start is not None:
+        spec = StartSpec(args.start, start_input, args.start_version)
+    await client.raise_event(args.instance_id, args.event, data, start=spec)
+    started = f" (started it as {args.start})" if state is None else ""
+    print(printable(f"raised event {args.event!r} on {args.instance_id}{started}"))
     return 0
 
 
 async def cmd_cancel(args: argparse.Namespace, client: Client) -> int:
     """``perdure cancel INSTANCE [--reason TEXT]``."""
-    state = await _require(client, args.instance_id)
+    state = await require(client, args.instance_id)
     if state.status not in ("Running", "Suspended"):
         print(
             printable(
@@ -191,7 +290,7 @@ async def cmd_cancel(args: argparse.Namespace, client: Client) -> int:
 
 async def cmd_resume(args: argparse.Namespace, client: Client) -> int:
     """``perdure resume INSTANCE``: resume a Suspended instance."""
-    state = await _require(client, args.instance_id)
+    state = await require(client, args.instance_id)
     if state.status != "Suspended":
         print(
             printable(
@@ -213,7 +312,7 @@ async def cmd_resume(args: argparse.Namespace, client: Client) -> int:
 
 async def cmd_rewind(args: argparse.Namespace, client: Client) -> int:
     """``perdure rewind INSTANCE``: rewind a Failed instance."""
-    state = await _require(client, args.instance_id)
+    state = await require(client, args.instance_id)
     if state.status != "Failed":
         print(
             printable(
@@ -232,30 +331,9 @@ async def cmd_rewind(args: argparse.Namespace, client: Client) -> int:
     return 0
 
 
-async def cmd_list(args: argparse.Namespace, client: Client) -> int:
-    """``perdure list [--status S] [--limit N] [--json]``."""
-    states = await client.list_instances(status=args.status, limit=args.limit)
-    if args.json:
-        print(
-            json.dumps([_state_json(s) for s in states], ensure_ascii=False, indent=2)
-        )
-        return 0
-    if not states:
-        print("no instances")
-        return 0
-    rows = [(printable(s.instance_id), printable(s.name), s) for s in states]
-    width = max(len("INSTANCE"), *(len(iid) for iid, _, _ in rows))
-    name_width = max(len("NAME"), *(len(name) for _, name, _ in rows))
-    print(f"{'INSTANCE':<{width}}  {'NAME':<{name_width}}  {'STATUS':<9}  UPDATED")
-    for iid, name, s in rows:
-        updated = s.updated_at.isoformat(timespec="seconds")
-        print(f"{iid:<{width}}  {name:<{name_width}}  {s.status:<9}  {updated}")
-    return 0
-
-
 async def cmd_history(args: argparse.Namespace, client: Client) -> int:
     """``perdure history INSTANCE [--execution N] [--json]``."""
-    state = await _require(client, args.instance_id)
+    state = await require(client, args.instance_id)
     execution = args.execution if args.execution is not None else state.execution_id
     events = await client.get_history(args.instance_id, execution)
     if not events:

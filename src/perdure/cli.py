@@ -2,7 +2,7 @@
 
 Subcommands: ``demo``, ``worker``, ``check``, ``start``, ``status``,
 ``wait``, ``raise``, ``cancel``, ``resume``, ``rewind``, ``list``,
-``history`` and ``doctor``.
+``delete``, ``purge``, ``history`` and ``doctor``.
 Storage comes from ``--db`` (before or after the subcommand), else the
 ``PERDURE_DB`` environment variable, else ``sqlite:///perdure.db``; a plain
 file path is taken as a SQLite file. Errors print one line to stderr and exit non-zero
@@ -19,7 +19,7 @@ import sys
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
-from . import _cli_commands as c
+from . import _cli_commands as c, _cli_operate as op
 from ._cli_check import CHECK_HELP, run_check
 from ._cli_worker import CliError, load_handlers, run_worker
 from ._client import Client
@@ -162,6 +162,17 @@ def build_parser() -> argparse.ArgumentParser:
     start.add_argument("instance_id", metavar="INSTANCE_ID")
     start.add_argument("--input", metavar="JSON", help="input as JSON")
     start.add_argument("--version", help="orchestration version (default: latest)")
+    start.add_argument(
+        "--start-at",
+        metavar="TIME",
+        help="start it at TIME, not now (ISO-8601 with a timezone, or Unix seconds)",
+    )
+    start.add_argument(
+        "--if-exists",
+        choices=["error", "ignore"],
+        default="error",
+        help="when the id is taken: fail (default) or do nothing, exit 0",
+    )
 
     status = sub.add_parser(
         "status", parents=[common, as_json], help="show an instance's status"
@@ -180,6 +191,14 @@ def build_parser() -> argparse.ArgumentParser:
     raise_.add_argument("instance_id", metavar="INSTANCE")
     raise_.add_argument("event", metavar="EVENT")
     raise_.add_argument("--data", metavar="JSON", help="event data as JSON")
+    raise_.add_argument(
+        "--start",
+        metavar="NAME",
+        help="start the instance as orchestration NAME first if it does not "
+        "exist (signal-with-start)",
+    )
+    raise_.add_argument("--start-input", metavar="JSON", help="its input as JSON")
+    raise_.add_argument("--start-version", metavar="V", help="its version")
 
     cancel = sub.add_parser("cancel", parents=[common], help="cancel an instance")
     cancel.add_argument("instance_id", metavar="INSTANCE")
@@ -200,12 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rewind.add_argument("instance_id", metavar="INSTANCE")
 
-    list_ = sub.add_parser("list", parents=[common, as_json], help="list instances")
-    list_.add_argument(
-        "--status",
-        choices=["Running", "Suspended", "Completed", "Failed", "Cancelled"],
-    )
-    list_.add_argument("--limit", type=int, default=100, metavar="N")
+    op.add_parsers(sub, [common], as_json)
 
     history = sub.add_parser(
         "history",
@@ -243,14 +257,19 @@ _COMMANDS: dict[str, Command] = {
     "cancel": c.cmd_cancel,
     "resume": c.cmd_resume,
     "rewind": c.cmd_rewind,
-    "list": c.cmd_list,
+    "list": op.cmd_list,
+    "delete": op.cmd_delete,
+    "purge": op.cmd_purge,
     "history": c.cmd_history,
 }
 
 
 async def _client_command(args: argparse.Namespace, url: str) -> int:
     path = _sqlite_file(url)
-    if args.command != "start" and path is not None and not path.exists():
+    creates = args.command == "start" or (
+        args.command == "raise" and args.start is not None
+    )
+    if not creates and path is not None and not path.exists():
         raise CliError(f"no database at {path} (use --db or set PERDURE_DB)")
     async with Client(url) as client:
         return await _COMMANDS[args.command](args, client)

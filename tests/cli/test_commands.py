@@ -60,7 +60,7 @@ def test_start_status_list_and_history(
         "no instances\n"
     )
     code, out, _ = run(capsys, "--db", sqlite_url, "list", "--json", "--limit", "1")
-    assert [s["instance_id"] for s in json.loads(out)] == ["g1"]
+    assert [s["instance_id"] for s in json.loads(out)["items"]] == ["g1"]
 
     code, out, _ = run(capsys, "--db", sqlite_url, "history", "g1")
     assert code == 0
@@ -163,7 +163,7 @@ def test_storage_from_env_plain_path_and_missing_files(
     assert run(capsys, "start", "Greet", "from-env")[0] == 0
     assert run(capsys, "--db", "perdure.db", "list")[1].count("default") == 1
     listed = run(capsys, "list", "--json")[1]
-    assert [s["instance_id"] for s in json.loads(listed)] == ["from-env"]
+    assert [s["instance_id"] for s in json.loads(listed)["items"]] == ["from-env"]
 
     code, _, err = run(capsys, "--db", "ftp://host/x", "list")
     assert code == 1
