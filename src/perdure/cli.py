@@ -2,7 +2,7 @@
 
 Subcommands: ``demo``, ``worker``, ``check``, ``start``, ``status``,
 ``wait``, ``raise``, ``cancel``, ``resume``, ``rewind``, ``list``,
-``delete``, ``purge``, ``history`` and ``doctor``.
+``delete``, ``purge``, ``history``, ``doctor`` and ``ui``.
 Storage comes from ``--db`` (before or after the subcommand), else the
 ``PERDURE_DB`` environment variable, else ``sqlite:///perdure.db``; a plain
 file path is taken as a SQLite file. Errors print one line to stderr and exit non-zero
@@ -19,7 +19,7 @@ import sys
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
-from . import _cli_commands as c, _cli_operate as op
+from . import _cli_commands as c, _cli_operate as op, _cli_ui
 from ._cli_check import CHECK_HELP, run_check
 from ._cli_worker import CliError, load_handlers, run_worker
 from ._client import Client
@@ -246,6 +246,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     doctor.add_argument("--runtimes", type=int, default=1, metavar="N")
     doctor.add_argument("--pool-size", type=int, default=10, metavar="N")
+    _cli_ui.add_parser(sub, [common])
     return parser
 
 
@@ -333,6 +334,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
         if args.command == "worker":
             return _worker(args, url)
+        if args.command == "ui":
+            return _cli_ui.run_ui(args, url)
         return asyncio.run(_client_command(args, url))
     except KeyboardInterrupt:
         print("perdure: interrupted", file=sys.stderr)
