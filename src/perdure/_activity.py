@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import time
 from collections.abc import Callable
@@ -33,6 +34,7 @@ from ._leases import Leases, label
 from ._outage import log_failure
 from ._registry import Registry
 from ._retry import RetryPolicy
+from ._telemetry import get as telemetry
 from ._threads import ActivityThreads, Job
 from .providers._base import ActivityItem, Provider
 
@@ -68,6 +70,7 @@ class ActivityWorker:
         self._finished = asyncio.Event()
         size = max(4, min(options.concurrency, 32))
         self._threads = ActivityThreads(size, spare=2 * size)
+        self._tel = telemetry()
 
     def cancel_local(self, instance_id: str, execution_id: int, event_id: int) -> None:
         """Signal a running activity whose cancellation this process committed."""
@@ -171,6 +174,16 @@ class ActivityWorker:
 
     async def _execute(self, item: ActivityItem, ctx: ActivityContext) -> None:
         body = loads(item.body)
+        if (tel := self._tel) is None:
+            await self._attempt(item, ctx, body)
+            return
+        with tel.activity(item, body) as span:
+            span.outcome = await self._attempt(item, ctx, body)
+
+    async def _attempt(
+        self, item: ActivityItem, ctx: ActivityContext, body: dict[str, Any]
+    ) -> str:
+        """Run one attempt of *item*; return its outcome (`._otel.ActivitySpan`)."""
         options = body.get("options") or {}
         retry = (
             RetryPolicy.from_json(options["retry"]) if options.get("retry") else None
@@ -186,31 +199,31 @@ class ActivityWorker:
             )
             _log.error("activity %s failed for good: %s", label(item), error)
             await self._finish(item, error=error)
-            return
+            return "failed"
         ctx._task = asyncio.current_task()
         if ctx._discarded():
             self._leases.release(item)
-            return  # cancelled before it started: never run it
+            return "cancelled"  # before it started: never run it
         _prepare(ctx, item, body)
         try:
             value = await self._invoke(item, body, ctx, options)
         except BaseException as exc:
             if ctx._discarded():
                 self._leases.release(item)
-                return  # cancelled by the orchestration: outcome discarded
+                return "cancelled"  # by the orchestration: outcome discarded
             task = asyncio.current_task()
             if isinstance(exc, asyncio.CancelledError) and (
                 task is None or task.cancelling() > 0
             ):
                 if self._stopping:
-                    return  # stop() gives the lease back
+                    return "released"  # stop() gives the lease back
                 raise
-            await self._failed(item, body, retry, exc)
-            return
+            return await self._failed(item, body, retry, exc)
         if ctx._discarded():
             self._leases.release(item)
-            return
+            return "cancelled"
         await self._finish(item, result=value)
+        return "completed"
 
     async def _failed(
         self,
@@ -218,8 +231,10 @@ class ActivityWorker:
         body: dict[str, Any],
         retry: RetryPolicy | None,
         exc: BaseException,
-    ) -> None:
+    ) -> str:
         """Retry the attempt that raised *exc*, or write its failure."""
+        if self._tel is not None:
+            self._tel.error(exc)
         info = _error_info(item, exc)
         final = _final(retry, item, body, exc)
         if final is not None or retry is None:
@@ -231,7 +246,7 @@ class ActivityWorker:
                 exc_info=exc,
             )
             await self._finish(item, error=info)
-            return
+            return "failed"
         delay = retry.delay(item.attempt)
         _log.warning(
             "activity %s failed; retrying in %.3f s: %s",
@@ -245,6 +260,7 @@ class ActivityWorker:
             await self._provider.abandon_activity(item.id, item.lock_token, delay)
         finally:
             self._leases.release(item)  # on failure the lease expires instead
+        return "retrying"
 
     async def _invoke(
         self,
@@ -280,7 +296,9 @@ class ActivityWorker:
                 if adef.is_async:
                     result = await adef.fn(*args)
                 else:
-                    job = self._threads.submit(lambda: adef.fn(*args), label(item))
+                    # In a copy of this task's context: its current span too.
+                    run = contextvars.copy_context().run
+                    job = self._threads.submit(lambda: run(adef.fn, *args), label(item))
                     result = await job.future
         except BaseException as exc:
             if job is not None:

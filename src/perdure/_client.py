@@ -20,6 +20,7 @@ from ._names import check_name
 from ._registry import name_of
 from ._retry import seconds
 from ._state import OrchestrationState, decode_output
+from ._telemetry import get as telemetry
 from .events import AnyEvent
 from .providers._base import (
     InstanceRecord,
@@ -30,6 +31,8 @@ from .providers._base import (
 __all__ = ["Client"]
 
 T = TypeVar("T")
+
+_NO_SPAN = contextlib.nullcontext()
 
 
 class Client(ClientQueries):
@@ -55,6 +58,7 @@ class Client(ClientQueries):
         self._provider: Provider | None = None
         self._owns_provider = isinstance(storage, str)
         self._lock = asyncio.Lock()
+        self._tel = telemetry()
 
     @classmethod
     def _shared(cls, provider: Provider) -> Client:
@@ -127,13 +131,15 @@ class Client(ClientQueries):
             raise ValueError(
                 f"if_exists must be 'error' or 'ignore', not {if_exists!r}"
             )
-        new = self._new_instance(instance_id, name, input, version, start_at)
-        store = await self._store()
-        try:
-            await self._retry.create(store, new)
-        except InstanceExists:
-            if if_exists == "error":
-                raise
+        tel = self._tel
+        with tel.start(instance_id, name) if tel is not None else _NO_SPAN:
+            new = self._new_instance(instance_id, name, input, version, start_at)
+            store = await self._store()
+            try:
+                await self._retry.create(store, new)
+            except InstanceExists:
+                if if_exists == "error":
+                    raise
 
     def _new_instance(
         self,
@@ -147,11 +153,12 @@ class Client(ClientQueries):
         orch = name_of(name)
         _check_id(orch, "orchestration name")
         payload = to_json(input, f"input of orchestration {orch!r}")
-        start = m.message(
-            m.START,
-            {"name": orch, "version": version, "input": payload, "execution_id": 1},
-            visible_at=unix_time(start_at, "start_at"),
-        )
+        body = {"name": orch, "version": version, "input": payload, "execution_id": 1}
+        # The current trace context: the instance's spans join its trace.
+        trace = self._tel.carrier() if self._tel is not None else None
+        if trace is not None:
+            body["trace"] = trace
+        start = m.message(m.START, body, visible_at=unix_time(start_at, "start_at"))
         return NewInstance(
             instance_id=instance_id, name=orch, version=version or "", start=start
         )

@@ -47,6 +47,8 @@ class TurnFacts:
         history_start: History length the turn was computed against.
         start: The execution's start event (name and parent link).
         carry_cancel: A cancel that arrived after the execution ended.
+        trace: Trace context of the turn's span, carried to the work it
+            sends (activities, children); None without telemetry.
     """
 
     item: OrchestrationItem
@@ -54,6 +56,7 @@ class TurnFacts:
     history_start: int
     start: h.OrchestrationStarted | None
     carry_cancel: m.Cancel | None
+    trace: dict[str, str] | None = None
 
 
 def to_commit(facts: TurnFacts, result: TurnResult) -> TurnCommit:
@@ -61,6 +64,7 @@ def to_commit(facts: TurnFacts, result: TurnResult) -> TurnCommit:
     item = facts.item
     iid = item.instance.instance_id
     exe = facts.execution_id
+    trace = facts.trace
     events = result.events
     activities: list[ActivityWork] = []
     cancel_activities: list[WorkRef] = []
@@ -82,7 +86,7 @@ def to_commit(facts: TurnFacts, result: TurnResult) -> TurnCommit:
                 if event.event_id in cancelled:
                     continue  # scheduled and cancelled in one turn: never runs
                 options = result.activity_options.get(event.event_id)
-                activities.append(_work(iid, exe, event, options))
+                activities.append(_work(iid, exe, event, options, trace))
             case h.ActivityCancelRequested():
                 assert event.source_event_id is not None
                 cancel_activities.append(
@@ -98,7 +102,7 @@ def to_commit(facts: TurnFacts, result: TurnResult) -> TurnCommit:
                 assert event.source_event_id is not None
                 drop_messages.append((iid, m.timer_key(exe, event.source_event_id)))
             case h.SubOrchestrationScheduled():
-                new_instances.append(_child(iid, exe, event))
+                new_instances.append(_child(iid, exe, event, trace))
             case h.SubOrchestrationCancelRequested():
                 source = event.source_event_id
                 target = result.cancel_targets.get(source) if source else None
@@ -110,7 +114,7 @@ def to_commit(facts: TurnFacts, result: TurnResult) -> TurnCommit:
                     cancel = m.Cancel(reason).message()
                     outbound.append(Outbound(instance_id=target, message=cancel))
             case h.OrchestrationChained():
-                chained = m.Start(event.name, event.version, event.input)
+                chained = m.Start(event.name, event.version, event.input, trace=trace)
                 new_instances.append(
                     NewInstance(
                         instance_id=event.instance_id,
@@ -127,7 +131,7 @@ def to_commit(facts: TurnFacts, result: TurnResult) -> TurnCommit:
     # the activity work; a second fire message of a timer is ignored).
     for event, options in result.reissue:
         if isinstance(event, h.ActivityScheduled):
-            activities.append(_work(iid, exe, event, options))
+            activities.append(_work(iid, exe, event, options, trace))
         elif isinstance(event, h.TimerCreated):
             outbound.append(_timer(iid, exe, event))
     status: InstanceStatus = "Running"
@@ -153,6 +157,7 @@ def to_commit(facts: TurnFacts, result: TurnResult) -> TurnCommit:
                 exe + 1,
                 tuple(result.carried_events),
                 parent,
+                start.trace if start is not None else None,
             )
             outbound.append(Outbound(instance_id=iid, message=following.message()))
             if facts.carry_cancel is not None:
@@ -184,13 +189,24 @@ def to_commit(facts: TurnFacts, result: TurnResult) -> TurnCommit:
     )
 
 
-def _work(iid: str, exe: int, event: h.ActivityScheduled, options: Any) -> ActivityWork:
+def _work(
+    iid: str,
+    exe: int,
+    event: h.ActivityScheduled,
+    options: Any,
+    trace: dict[str, str] | None,
+) -> ActivityWork:
     """The work item of a scheduled activity (with its original schedule time).
 
     ``scheduled_at`` keeps the activity's idempotency key and its retry
-    timeout the same when a rewind sends it again.
+    timeout the same when a rewind sends it again. With a *trace* (the
+    scheduling turn's span), the body carries it and the task scope path
+    for the activity's span.
     """
     body = {"input": event.input, "options": options, "scheduled_at": event.timestamp}
+    if trace is not None:
+        body["trace"] = trace
+        body["scope"] = event.scope
     return ActivityWork(
         instance_id=iid,
         execution_id=exe,
@@ -265,14 +281,17 @@ def child_answer(
 
 
 def _child(
-    parent: str, execution_id: int, event: h.SubOrchestrationScheduled
+    parent: str,
+    execution_id: int,
+    event: h.SubOrchestrationScheduled,
+    trace: dict[str, str] | None,
 ) -> NewInstance:
     link = {
         "instance_id": parent,
         "execution_id": execution_id,
         "event_id": event.event_id,
     }
-    start = m.Start(event.name, event.version, event.input, 1, link)
+    start = m.Start(event.name, event.version, event.input, 1, link, trace)
     conflict = m.SubFailed(
         execution_id,
         event.event_id,

@@ -31,15 +31,10 @@ from ._commit import child_answer, failure_commit, finished_commit, suspend_comm
 from ._core import _history as h
 from ._core._driver import Driver
 from ._core._rewind import pending_children, plan_rewind
-from ._errors import (
-    Cancelled,
-    ErrorInfo,
-    NondeterminismError,
-    PerdureError,
-    StorageError,
-)
+from ._errors import ErrorInfo, NondeterminismError, StorageError
 from ._outage import log_failure
 from ._registry import Registry
+from ._telemetry import get as telemetry
 from ._turn import (
     Cached,
     Finished,
@@ -50,9 +45,12 @@ from ._turn import (
     Stray,
     TurnOutput,
     build_driver,
+    code_error,
+    parent_of,
     plan,
     read_inbox,
     run_turn,
+    start_parent,
 )
 from ._watchdog import RunawayTurn, TurnWatchdog
 from .providers._base import OrchestrationItem, Provider, WorkRef
@@ -114,6 +112,7 @@ class Dispatcher:
         self._watchdog: TurnWatchdog | None = None
         if options.turn_timeout is not None:
             self._watchdog = TurnWatchdog(options.turn_timeout, on_stuck)
+        self._tel = telemetry()
 
     def stop(self) -> None:
         """Ask `run` to return after the batch in progress."""
@@ -199,6 +198,8 @@ class Dispatcher:
 
     async def _process(self, items: list[OrchestrationItem]) -> None:
         outputs: list[TurnOutput] = []
+        if (tel := self._tel) is not None:
+            tel.depth("orchestrations", len(items))
         for item in items:
             try:
                 output = await self._turn(item)
@@ -221,6 +222,8 @@ class Dispatcher:
                     log_failure(_log, exc, "abandoning %s failed", iid)
                 continue
             outputs.append(output)
+        if tel is not None:
+            tel.depth("orchestrations", -len(items))
         if not outputs:
             return
         commits = [output.commit for output in outputs]
@@ -280,6 +283,7 @@ class Dispatcher:
         step = plan(item, inbox, self._cache.pop(iid, None), max_attempts)
         events: list[h.Event] = []
         source: Fresh | Driver | None
+        rewind = False
         match step:
             case Finished() | Stray():
                 return TurnOutput(finished_commit(item), None)
@@ -294,7 +298,7 @@ class Dispatcher:
                     "without a successful turn",
                     "poison",
                 )
-                return self._fail(item, error, now, _parent_of(events))
+                return self._fail(item, error, now, parent_of(events))
             case Cached():
                 source = step.driver
             case Fresh():
@@ -305,6 +309,24 @@ class Dispatcher:
                 rewind = step.rewind and plan_rewind(events) is not None
                 if rewind:
                     inbox = await self._rewind_inbox(item, inbox, events, now)
+        if (tel := self._tel) is None:
+            return self._run(item, inbox, now, events, source, rewind)
+        with tel.turn(item, step, events) as span:
+            output = self._run(item, inbox, now, events, source, rewind, span.carrier)
+            return span.done(output)
+
+    def _run(
+        self,
+        item: OrchestrationItem,
+        inbox: Inbox,
+        now: float,
+        events: list[h.Event],
+        source: Fresh | Driver | None,
+        rewind: bool,
+        trace: dict[str, str] | None = None,
+    ) -> TurnOutput:
+        """Replay if *source* is None, run the turn, stop it if it runs away."""
+        iid, record = item.instance.instance_id, item.instance
         # RunawayTurn (from the watchdog) can only be raised between begin
         # and the end of `end`: all of it inside this try.
         watchdog = self._watchdog
@@ -313,7 +335,7 @@ class Dispatcher:
             try:
                 if source is None:
                     source = self._replay(iid, record.execution_id, events, rewind)
-                output = run_turn(self._registry, item, inbox, source, now)
+                output = run_turn(self._registry, item, inbox, source, now, trace)
             finally:
                 if watchdog is not None and turn is not None:
                     watchdog.end(turn)
@@ -324,7 +346,7 @@ class Dispatcher:
                 raise
             watchdog.end(turn)  # in case it landed inside `end`
             return self._runaway(item, inbox, now, events, source, turn.stack)
-        bug = _code_error(output.driver) if self._options.suspend_on_error else None
+        bug = code_error(output.driver) if self._options.suspend_on_error else None
         return output if bug is None else self._suspend(item, bug)
 
     def _suspend(self, item: OrchestrationItem, exc: BaseException) -> TurnOutput:
@@ -375,7 +397,7 @@ class Dispatcher:
         elif events and isinstance(events[0], h.OrchestrationStarted):
             parent = events[0].parent
         else:
-            parent = _start_parent(inbox)
+            parent = start_parent(inbox)
         return self._fail(item, error, now, parent)
 
     def _excuse(self, instance_id: str) -> None:
@@ -451,38 +473,6 @@ class Dispatcher:
     ) -> TurnOutput:
         _log.error("instance %s failed: %s", item.instance.instance_id, error)
         return TurnOutput(failure_commit(item, error, now, parent), None)
-
-
-def _code_error(driver: Driver | None) -> BaseException | None:
-    """The exception a turn's code failed its execution with, if unexpected.
-
-    Unexpected: anything but a perdure error (a failed activity or child
-    awaited and not caught, a payload error) — a bug such as a ``KeyError``.
-    """
-    outcome = driver.outcome if driver is not None else None
-    if outcome is None or outcome.status != "Failed":
-        return None
-    exc = outcome.exception
-    if isinstance(exc, BaseExceptionGroup):  # a task group's failures
-        _, exc = exc.split((PerdureError, Cancelled))
-    if exc is None or isinstance(exc, (PerdureError, Cancelled)):
-        return None
-    return exc
-
-
-def _parent_of(events: list[h.Event]) -> m.ParentLink | None:
-    """The parent link recorded by a history's start event, if any."""
-    if events and isinstance(events[0], h.OrchestrationStarted):
-        return events[0].parent
-    return None
-
-
-def _start_parent(inbox: Inbox) -> m.ParentLink | None:
-    """The parent named by the start message of a first turn, if any."""
-    for msg, _ in inbox:
-        if isinstance(msg, (m.Start, m.ContinueAsNew)):
-            return msg.parent if isinstance(msg.parent, dict) else None
-    return None
 
 
 def _backoff(attempt: int) -> float:

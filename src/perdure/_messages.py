@@ -92,6 +92,7 @@ class Start:
         input: JSON input.
         execution_id: The execution it begins (always 1 when written today).
         parent: The parent's link, for a sub-orchestration.
+        trace: W3C trace context of the span that started it (`_telemetry`).
     """
 
     name: str
@@ -99,6 +100,7 @@ class Start:
     input: Any = None
     execution_id: int = 1
     parent: ParentLink | None = None
+    trace: dict[str, str] | None = None
 
     def message(self) -> Message:
         """The queue message."""
@@ -111,6 +113,8 @@ class Start:
         # Top-level starts never wrote the key; keep their bodies as they were.
         if self.parent is not None:
             body["parent"] = self.parent
+        if self.trace is not None:
+            body["trace"] = self.trace
         return message(START, body)
 
 
@@ -125,6 +129,7 @@ class ContinueAsNew:
         execution_id: The execution it begins.
         carried: External events not consumed, as ``(name, data)``.
         parent: The parent's link, inherited from the first execution.
+        trace: The trace context, inherited from the first execution.
     """
 
     name: str
@@ -133,6 +138,7 @@ class ContinueAsNew:
     execution_id: int
     carried: tuple[tuple[str, Any], ...] = ()
     parent: ParentLink | None = None
+    trace: dict[str, str] | None = None
 
     def message(self) -> Message:
         """The queue message."""
@@ -144,6 +150,8 @@ class ContinueAsNew:
             "carried": self.carried,
             "parent": self.parent,
         }
+        if self.trace is not None:
+            body["trace"] = self.trace
         return message(CONTINUE_AS_NEW, body)
 
 
@@ -296,6 +304,7 @@ def _start(body: dict[str, Any]) -> Start:
         body.get("input"),
         body.get("execution_id", 1),
         body.get("parent"),
+        body.get("trace"),
     )
 
 
@@ -307,6 +316,7 @@ def _continue_as_new(body: dict[str, Any]) -> ContinueAsNew:
         body.get("execution_id", 1),
         tuple((name, data) for name, data in body.get("carried", [])),
         body.get("parent"),
+        body.get("trace"),
     )
 
 

@@ -22,7 +22,7 @@ from ._commit import TurnFacts, to_commit
 from ._context import OrchestrationContext
 from ._core import _history as h
 from ._core._driver import Driver
-from ._errors import HandlerNotFound, NondeterminismError
+from ._errors import Cancelled, HandlerNotFound, NondeterminismError, PerdureError
 from ._registry import Registry
 from ._scope_log import log_unobserved
 from .providers._base import OrchestrationItem, TurnCommit
@@ -38,9 +38,12 @@ __all__ = [
     "Stray",
     "TurnOutput",
     "build_driver",
+    "code_error",
+    "parent_of",
     "plan",
     "read_inbox",
     "run_turn",
+    "start_parent",
 ]
 
 _log = logging.getLogger("perdure.dispatcher")
@@ -61,6 +64,8 @@ class TurnOutput:
 
     commit: TurnCommit
     driver: Driver | None
+    # The events the turn appended (read by telemetry only).
+    events: list[h.Event] | None = None
 
 
 # ------------------------------------------------------------------ planning
@@ -215,8 +220,13 @@ def run_turn(
     inbox: Inbox,
     step: Fresh | Driver,
     now: float,
+    trace: dict[str, str] | None = None,
 ) -> TurnOutput:
     """Run one turn: begin a fresh execution, or continue a live *driver*.
+
+    *trace* is the trace context of the turn's span (`_telemetry`): the work
+    the turn sends carries it, and a fresh execution started without one
+    records it.
 
     Raises:
         NondeterminismError: From the orchestration code; the caller fails
@@ -225,7 +235,7 @@ def run_turn(
     iid = item.instance.instance_id
     start: h.OrchestrationStarted | None
     if isinstance(step, Fresh):
-        driver, start = _begin_fresh(registry, iid, step.start, now)
+        driver, start = _begin_fresh(registry, iid, step.start, now, trace)
         history_start = 0
     else:
         driver = step
@@ -244,8 +254,9 @@ def run_turn(
         history_start=history_start,
         start=start,
         carry_cancel=carry_cancel,
+        trace=trace,
     )
-    return TurnOutput(to_commit(facts, result), driver)
+    return TurnOutput(to_commit(facts, result), driver, result.events)
 
 
 def _begin_fresh(
@@ -253,9 +264,11 @@ def _begin_fresh(
     instance_id: str,
     fresh: m.Start | m.ContinueAsNew,
     now: float,
+    trace: dict[str, str] | None,
 ) -> tuple[Driver, h.OrchestrationStarted]:
     """A new driver whose turn has begun with the execution's first events."""
     version = fresh.version or registry.latest_version(fresh.name) or ""
+    trace = fresh.trace or trace
     start = h.OrchestrationStarted(
         event_id=1,
         timestamp=now,
@@ -264,6 +277,7 @@ def _begin_fresh(
         input=fresh.input,
         parent=fresh.parent,
         engine=h.ENGINE_VERSION,
+        trace=trace,
     )
     driver = build_driver(registry, instance_id, fresh.execution_id, start)
     driver.begin_turn(now)
@@ -274,6 +288,7 @@ def _begin_fresh(
         input=start.input,
         parent=start.parent,
         engine=h.ENGINE_VERSION,
+        trace=trace,
     )
     if isinstance(fresh, m.ContinueAsNew):
         for name, data in fresh.carried:
@@ -325,3 +340,35 @@ def _deliver_all(
                 ):
                     carry_cancel = msg
     return carry_cancel
+
+
+def code_error(driver: Driver | None) -> BaseException | None:
+    """The exception a turn's code failed its execution with, if unexpected.
+
+    Unexpected: anything but a perdure error (a failed activity or child
+    awaited and not caught, a payload error) — a bug such as a ``KeyError``.
+    """
+    outcome = driver.outcome if driver is not None else None
+    if outcome is None or outcome.status != "Failed":
+        return None
+    exc = outcome.exception
+    if isinstance(exc, BaseExceptionGroup):  # a task group's failures
+        _, exc = exc.split((PerdureError, Cancelled))
+    if exc is None or isinstance(exc, (PerdureError, Cancelled)):
+        return None
+    return exc
+
+
+def parent_of(events: list[h.Event]) -> m.ParentLink | None:
+    """The parent link recorded by a history's start event, if any."""
+    if events and isinstance(events[0], h.OrchestrationStarted):
+        return events[0].parent
+    return None
+
+
+def start_parent(inbox: Inbox) -> m.ParentLink | None:
+    """The parent named by the start message of a first turn, if any."""
+    for msg, _ in inbox:
+        if isinstance(msg, (m.Start, m.ContinueAsNew)):
+            return msg.parent if isinstance(msg.parent, dict) else None
+    return None

@@ -148,6 +148,8 @@ class OrchestrationStarted(Event):
     # History format version (ENGINE_VERSION when written); None: written
     # by the first milestone's engine, before the field existed.
     engine: int | None = None
+    # W3C trace context (``traceparent``...) its turns' spans link to.
+    trace: dict[str, str] | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
