@@ -200,3 +200,22 @@ async def test_runtime_retention_purges_finished_instances(storage_url: str) -> 
         assert [s.instance_id for s in await client.list_instances()] == ["long-lived"]
     with pytest.raises(ValueError, match="retention"):
         perdure.Runtime("sqlite://:memory:", retention=0)
+
+
+async def test_events_and_cancels_before_a_delayed_start_wait_for_it(
+    storage_url: str,
+) -> None:
+    async with runtime(storage_url, ORCHS) as rt:
+        client = rt.client
+        due = datetime.now(UTC) + timedelta(seconds=1.0)
+        await client.start_orchestration("early-event", collector, 1, start_at=due)
+        await client.start_orchestration("early-cancel", collector, 1, start_at=due)
+        await client.raise_event("early-event", "item", "sent before the start")
+        await client.cancel_instance("early-cancel", "changed my mind")
+        await asyncio.sleep(0.3)  # the runtime polls meanwhile; nothing may run
+        for iid in ("early-event", "early-cancel"):
+            assert await client.get_history(iid) == []
+        state = await client.wait_for_orchestration("early-event", WAIT)
+        assert state.output == ["sent before the start"]
+        cancelled = await client.wait_for_orchestration("early-cancel", WAIT)
+        assert cancelled.status == "Cancelled"

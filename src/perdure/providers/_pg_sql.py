@@ -34,18 +34,47 @@ HANDLED = (
     " OR (i.version = '' AND i.name = ANY(%(h_names)s::text[])))"
 )
 
-__all__ = ["NOW", "PgSql", "message_params", "queued_messages"]
+__all__ = [
+    "NOW",
+    "PgSql",
+    "SPARE_FOR",
+    "message_params",
+    "queued_messages",
+]
 
 NOW = "extract(epoch FROM statement_timestamp())::float8"
+#: Seconds a fetch that found less than it asked for counts as "this
+#: runtime has room" (`_wake`'s ``spare_orch``/``spare_act``): a loop that
+#: stops fetching stops counting within this time.
+SPARE_FOR = 1.0
 
 
-def _wake(*pairs: tuple[str, str]) -> str:
-    """A CTE ``wake`` notifying each ``(channel parameter, condition)`` that holds."""
+def _wake(*pairs: tuple[str, str], targeted: str = "") -> str:
+    """A CTE ``wake`` notifying each ``(channel parameter, condition)`` that holds.
+
+    *targeted*, the schema of a statement whose ``sent`` rows (``visible_at``,
+    ``instance_id``) are orchestration messages: instead of waking every
+    runtime, it notifies the runtime that owns each target instance (its
+    cached driver runs the turn; the others would leave it alone, see the
+    fetch's affinity), none when the owner is this provider object (its
+    local waiters were woken directly), and anyone for unowned instances
+    unless this provider's own dispatcher has room (``spare_orch``: until
+    then, database time). The payload is ``sender:target`` (see `Listener`).
+    """
     rows = ", ".join(f"(%({param})s::text, {cond})" for param, cond in pairs)
-    return (
+    wake = (
         "wake AS (SELECT pg_notify(w.channel, %(origin)s)"
-        f" FROM (VALUES {rows}) AS w(channel, due) WHERE w.due)"
+        f" FROM (VALUES {rows}) AS w(channel, due) WHERE w.due"
     )
+    if targeted:
+        wake += (
+            " UNION ALL SELECT pg_notify(%(ch_orch)s, %(origin)s || ':' || t.target)"
+            " FROM (SELECT DISTINCT coalesce(o.owner, '') AS target FROM sent m"
+            f" LEFT JOIN {targeted}.instances o ON o.instance_id = m.instance_id"
+            f" WHERE m.visible_at <= {NOW} AND o.owner IS DISTINCT FROM %(origin)s"
+            f" AND (o.owner IS NOT NULL OR %(spare_orch)s <= {NOW})) t"
+        )
+    return wake + ")"
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,6 +267,9 @@ def _fetch_orchestrations(s: str) -> str:
         f" AND (i.locked_until IS NULL OR i.locked_until < {NOW})"
         # Version routing (DESIGN §9); Suspended instances wait for resume.
         " AND i.status <> 'Suspended'"
+        # Not started yet (a delayed start): events and cancels sent
+        # meanwhile wait until the start message is due.
+        " AND (i.history_len > 0 OR m.kind IN ('start', 'continue_as_new'))"
         f" AND (%(h_any)s OR i.status <> 'Running' OR {HANDLED})"
         " GROUP BY i.instance_id"
         " HAVING i.owner IS NULL OR i.owner = %(me)s"
@@ -338,18 +370,24 @@ def _commit(s: str) -> str:
         f" WHEN 0 THEN q.target IN (SELECT instance_id FROM kids) OR {exists}"
         " WHEN 1 THEN q.child IN (SELECT instance_id FROM kids)"
         f" ELSE q.child NOT IN (SELECT instance_id FROM kids) AND {exists} END"
-        " ORDER BY q.pos RETURNING visible_at),"
+        " ORDER BY q.pos RETURNING visible_at, instance_id),"
         f" drops AS (DELETE FROM {s}.messages m USING unnest(%(d_idx)s::int[],"
         " %(d_iid)s::text[], %(d_key)s::text[]) AS d(idx, iid, key)"
         f" WHERE m.instance_id = d.iid AND m.key = d.key AND d.idx {in_ok}), "
         + _wake(
-            ("ch_orch", f"EXISTS (SELECT 1 FROM sent WHERE visible_at <= {NOW})"),
-            ("ch_act", f"EXISTS (SELECT 1 FROM work WHERE visible_at <= {NOW})"),
+            # New activities: this runtime's worker takes them while it has
+            # room (spare_act); others are woken only when it has none.
+            (
+                "ch_act",
+                f"%(spare_act)s <= {NOW}"
+                f" AND EXISTS (SELECT 1 FROM work WHERE visible_at <= {NOW})",
+            ),
             (
                 "ch_inst",
                 "EXISTS (SELECT 1 FROM ok WHERE status <> 'Running'"
                 " OR custom IS NOT NULL)",
             ),
+            targeted=s,
         )
         + " SELECT array(SELECT idx FROM ok), (SELECT count(*) FROM wake)"
     )
@@ -371,8 +409,8 @@ def _complete_activities(s: str) -> str:
         f" coalesce(r.vis, {NOW}), r.key, coalesce(r.vis, {NOW})"
         " FROM r WHERE r.id IN (SELECT id FROM done)"
         f" AND EXISTS (SELECT 1 FROM {s}.instances x WHERE x.instance_id = r.iid)"
-        " ORDER BY r.pos RETURNING visible_at), "
-        + _wake(("ch_orch", f"EXISTS (SELECT 1 FROM sent WHERE visible_at <= {NOW})"))
+        " ORDER BY r.pos RETURNING visible_at, instance_id), "
+        + _wake(("ch_orch", "false"), targeted=s)
         + " SELECT (SELECT count(*) FROM sent), (SELECT count(*) FROM wake)"
     )
 

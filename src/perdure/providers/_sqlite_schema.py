@@ -154,6 +154,9 @@ READY_INSTANCES = (
     " ON i.instance_id = m.instance_id"
     " WHERE m.visible_at <= ?1 AND (i.lock_token IS NULL OR i.locked_until < ?1)"
     " AND i.status != 'Suspended'"
+    # Not started yet (a delayed start): events and cancels sent meanwhile
+    # wait until the start message is due (NOT_STARTED_YET).
+    " AND (i.history_len > 0 OR m.kind IN ('start', 'continue_as_new'))"
     " ORDER BY m.visible_at, m.id"
 )
 WAITING_INSTANCES = (
