@@ -19,7 +19,7 @@ from perdure.providers._base import (
 )
 from perdure.providers._pg_batch import complete, save_heartbeats
 from perdure.providers._pg_open import AdaptivePoll
-from perdure.providers._pg_sql import PgSql
+from perdure.providers._pg_sql import SPARE_FOR, PgSql
 from perdure.providers.helpers import LocalWakeups, activity_items
 
 __all__ = ["PgActivities"]
@@ -32,9 +32,12 @@ class PgActivities:
 
     # Set by PostgresProvider.
     _sql: PgSql
-    _wake_params: dict[str, str]
+    _wake_params: dict[str, Any]
     _wakeups: LocalWakeups
     _poll: AdaptivePoll | None
+
+    def clock(self) -> float:
+        raise NotImplementedError
 
     def _connection(self) -> AbstractAsyncContextManager[Conn]:
         raise NotImplementedError
@@ -56,6 +59,11 @@ class PgActivities:
                 self._sql.fetch_activities, {"n": max_items, "lease": lock_timeout}
             )
             rows = await cursor.fetchall()
+        # See _wake_params: while our worker has room, our commits wake no
+        # other runtime for the activities they schedule.
+        self._wake_params["spare_act"] = (
+            self.clock() + SPARE_FOR if len(rows) < max_items else 0.0
+        )
         if rows and self._poll is not None:
             self._poll.busy("activities")
         return activity_items(rows)

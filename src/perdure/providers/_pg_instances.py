@@ -108,7 +108,7 @@ class PgInstances:
     # Set by PostgresProvider.
     schema: str
     _sql: PgSql
-    _wake_params: dict[str, str]
+    _wake_params: dict[str, Any]
     _wakeups: LocalWakeups
 
     def _connection(self) -> AbstractAsyncContextManager[Conn]:

@@ -23,9 +23,11 @@ class Listener:
     """A dedicated autocommit connection that LISTENs on the provider's channels.
 
     Each notification from another provider object (its payload is the
-    sender's origin id; our own writes already woke local waiters directly)
-    calls ``on_notify(channel)``. If the connection drops, it reconnects
-    with backoff and then reports every channel once, since notifications
+    sender's origin id, then for a targeted one ``:`` and the origin of the
+    provider object it is meant for; our own writes already woke local
+    waiters directly) calls ``on_notify(channel)``. If the connection
+    drops, it reconnects with backoff and then reports every channel once,
+    since notifications
     sent meanwhile are lost; callers poll with a timeout anyway.
 
     Args:
@@ -81,6 +83,13 @@ class Listener:
             raise
         return conn
 
+    def _for_us(self, payload: str) -> bool:
+        # "sender" or "sender:target" (see _pg_sql._wake): our own writes
+        # woke local waiters already; a targeted one is for its target only
+        # (an empty target: anyone).
+        sender, _, target = payload.partition(":")
+        return sender != self._origin and target in ("", self._origin)
+
     async def _run(self) -> None:
         delay = 0.1
         while True:
@@ -94,7 +103,7 @@ class Listener:
                     delay = 0.1
                 async for note in conn.notifies():
                     woken = self._kinds.get(note.channel)
-                    if woken is not None and note.payload != self._origin:
+                    if woken is not None and self._for_us(note.payload):
                         self._on_notify(woken)
                 raise psycopg.OperationalError("the notification stream ended")
             except asyncio.CancelledError:

@@ -51,7 +51,7 @@ from perdure.providers._pg_listen import Listener
 from perdure.providers._pg_once import PgOnce
 from perdure.providers._pg_open import AdaptivePoll, open_sessions
 from perdure.providers._pg_schema import channel_names, describe, quote_ident, split_url
-from perdure.providers._pg_sql import PgSql, message_params
+from perdure.providers._pg_sql import SPARE_FOR, PgSql, message_params
 from perdure.providers.helpers import (
     LocalWakeups,
     check_events,
@@ -144,11 +144,17 @@ class PostgresProvider(PgActivities, PgOnce, PgInstances):
         # Payload of our NOTIFYs: our own listener skips them (local waiters
         # were woken directly), other provider objects act on them.
         self._origin = uuid.uuid4().hex
-        self._wake_params = {
+        self._wake_params: dict[str, Any] = {
             "origin": self._origin,
             "ch_orch": self._channels["orchestrations"],
             "ch_act": self._channels["activities"],
             "ch_inst": self._channels["instances"],
+            # Database time until which this object's own dispatcher
+            # (worker) has room: its commits then wake no other runtime for
+            # work it will take itself (see _pg_sql._wake). Refreshed by each
+            # fetch; 0 for a client, or once the loop stops fetching.
+            "spare_orch": 0.0,
+            "spare_act": 0.0,
         }
         self._wakeups = LocalWakeups()
         self._pool: AsyncConnectionPool[Conn] | None = None
@@ -370,6 +376,9 @@ class PostgresProvider(PgActivities, PgOnce, PgInstances):
         async with self._connection() as conn:
             sent = time.time()
             items, db_now = await fetch_orchestrations(conn, self._sql, params)
+        self._wake_params["spare_orch"] = (
+            self.clock() + SPARE_FOR if len(items) < max_items else 0.0
+        )
         if db_now is not None:
             self._skew = db_now - sent
             if self._poll is not None:
