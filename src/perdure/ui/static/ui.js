@@ -87,7 +87,7 @@
 
     function query() {
       const q = new URLSearchParams();
-      for (const key of ["status", "name", "version"]) {
+      for (const key of ["status", "name", "version", "limit"]) {
         const value = params.get(key);
         if (value) q.set(key, value);
       }
