@@ -35,6 +35,12 @@ def parser(doc: str | None, size_name: str = "n", size: int = 1000) -> Any:
     ap = argparse.ArgumentParser(description=(doc or "").strip().splitlines()[0])
     ap.add_argument(size_name, type=int, nargs="?", default=size)
     ap.add_argument("--mem", action="store_true", help="sqlite://:memory:")
+    ap.add_argument(
+        "--durability",
+        choices=("power-loss", "process-crash"),
+        default="power-loss",
+        help="SQLite durability (default: the provider's, power-loss)",
+    )
     ap.add_argument("--oc", type=int, default=DEFAULT_OC, help="orch. concurrency")
     ap.add_argument("--ac", type=int, default=DEFAULT_AC, help="activity concurrency")
     ap.add_argument("--poll", type=float, default=DEFAULT_POLL, help="poll_interval s")
@@ -73,7 +79,10 @@ def storage(args: Any, prefix: str) -> Iterator[str]:
         return
     tmp = tempfile.mkdtemp(prefix=f"perdure-{prefix}-")
     try:
-        yield "sqlite:///" + os.path.join(tmp, "perdure.db")
+        url = "sqlite:///" + os.path.join(tmp, "perdure.db")
+        if getattr(args, "durability", "power-loss") != "power-loss":
+            url += f"?durability={args.durability}"
+        yield url
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -94,6 +103,7 @@ def options(args: Any) -> dict[str, Any]:
     """The storage and Runtime options, as JSON fields."""
     return {
         "storage": "sqlite-mem" if args.mem else "sqlite-file",
+        "durability": getattr(args, "durability", "power-loss"),
         "oc": args.oc,
         "ac": args.ac,
         "poll_s": args.poll,

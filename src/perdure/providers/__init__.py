@@ -9,6 +9,8 @@ suite in `perdure.providers.conformance` (see docs/providers.md).
 
 from __future__ import annotations
 
+from typing import Any
+
 from perdure._errors import StorageError
 from perdure.providers._base import (
     ActivityHeartbeat,
@@ -65,6 +67,8 @@ def open_provider(url_or_provider: str | Provider) -> Provider:
     - ``sqlite:///relative/path.db`` and ``sqlite:////absolute/path.db``
       (three slashes, then the path; a fourth slash makes it absolute);
     - ``sqlite://:memory:`` or ``sqlite:///:memory:`` (private, in memory);
+    - a SQLite URL may end with ``?durability=process-crash`` (see
+      `perdure.providers.sqlite.SqliteProvider`);
     - ``postgresql://...`` or ``postgres://...`` (needs the ``postgres``
       extra);
     - an object that already is a `Provider`, returned as is.
@@ -95,7 +99,10 @@ def open_provider(url_or_provider: str | Provider) -> Provider:
     if scheme == "sqlite":
         from perdure.providers.sqlite import SqliteProvider
 
-        return SqliteProvider(_sqlite_path(url, rest))
+        rest, _, query = rest.partition("?")
+        return SqliteProvider(
+            _sqlite_path(url, rest), durability=_durability(url, query)
+        )
     if scheme in ("postgresql", "postgres"):
         try:
             from perdure.providers.postgres import (  # type: ignore[import-not-found, unused-ignore]
@@ -111,6 +118,18 @@ def open_provider(url_or_provider: str | Provider) -> Provider:
         f"unknown storage URL scheme {scheme!r} in {redact_url(url)!r};"
         " expected 'sqlite://' or 'postgresql://'"
     )
+
+
+def _durability(url: str, query: str) -> Any:
+    """The ``durability`` of a SQLite URL's query (``?durability=...``)."""
+    options = dict(part.partition("=")[::2] for part in query.split("&") if part)
+    unknown = set(options) - {"durability"}
+    if unknown:
+        raise ValueError(
+            f"SQLite URL {redact_url(url)!r}: unknown option(s)"
+            f" {', '.join(sorted(unknown))}; only 'durability' is known"
+        )
+    return options.get("durability", "power-loss")
 
 
 def _sqlite_path(url: str, rest: str) -> str:

@@ -21,7 +21,7 @@ import os
 import sqlite3
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from perdure._errors import StorageError
 from perdure.providers._base import Channel
@@ -37,6 +37,15 @@ _T = TypeVar("_T")
 # every ~256 KiB of WAL (1 KiB pages) instead of ~10 MiB, and cut the WAL
 # file back to 256 KiB whenever it restarts, so that it never again takes
 # the room the database needs.
+#: How much a committed write survives (``SqliteProvider(durability=...)``).
+Durability = Literal["power-loss", "process-crash"]
+# "power-loss": every commit group is fsynced before it is acknowledged
+# (WAL, synchronous=FULL), like PostgreSQL, Temporal and Restate; one
+# fsync covers all the writes of one loop tick (group commit).
+# "process-crash": WAL with synchronous=NORMAL: a killed process loses
+# nothing, a power loss or OS crash can undo the last commits.
+_SYNCHRONOUS: dict[str, str] = {"power-loss": "FULL", "process-crash": "NORMAL"}
+
 _TIGHT_PRAGMAS = (
     "PRAGMA wal_autocheckpoint = 256",
     f"PRAGMA journal_size_limit = {256 * 1024}",
@@ -74,8 +83,15 @@ class SqliteConnection:
         path: str,
         *,
         clock: Callable[[], float] | None = None,
+        durability: Durability = "power-loss",
     ) -> None:
+        if durability not in _SYNCHRONOUS:
+            raise ValueError(
+                "durability must be 'power-loss' or 'process-crash',"
+                f" not {durability!r}"
+            )
         self.path = path
+        self.durability: Durability = durability
         self._clock = clock if clock is not None else time.time
         # Set by a write that failed with "disk full"; see _after_failure.
         self._disk_full = False
@@ -271,7 +287,7 @@ class SqliteConnection:
             conn.execute("PRAGMA page_size = 1024")
             if self.path != ":memory:":
                 conn.execute("PRAGMA journal_mode = WAL")
-            conn.execute("PRAGMA synchronous = NORMAL")
+            conn.execute(f"PRAGMA synchronous = {_SYNCHRONOUS[self.durability]}")
             # A larger page cache and rarer checkpoints: the hot tables stay
             # in memory and the WAL is folded back in bigger, fewer batches
             # (measured: commits ~40% cheaper on the race workload).

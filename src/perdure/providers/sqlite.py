@@ -33,6 +33,7 @@ from perdure.providers._base import (
     QueuedMessage,
     TurnCommit,
 )
+from perdure.providers._sqlite_conn import Durability
 from perdure.providers._sqlite_instances import SqliteInstances
 from perdure.providers._sqlite_routing import takes
 from perdure.providers._sqlite_schema import (
@@ -72,6 +73,11 @@ class SqliteProvider(SqliteInstances):
             database (gone on `close`; not shared with other objects).
         clock: Returns the current Unix time (default `time.time`); every
             time the provider stamps (enqueue, leases, delays) comes from it.
+        durability: ``"power-loss"`` (default): a commit is on disk (fsynced)
+            before it is acknowledged, so a result a client saw survives a
+            power cut. ``"process-crash"``: faster (no fsync per commit); a
+            killed process loses nothing, but a power loss or OS crash can
+            undo the last commits. In a URL: ``?durability=process-crash``.
 
     Call `open` before anything else and `close` at the end. Errors from
     SQLite surface as `StorageError`.
@@ -82,8 +88,9 @@ class SqliteProvider(SqliteInstances):
         path: str,
         *,
         clock: Callable[[], float] | None = None,
+        durability: Durability = "power-loss",
     ) -> None:
-        super().__init__(path, clock=clock)
+        super().__init__(path, clock=clock, durability=durability)
 
     def __repr__(self) -> str:
         return f"SqliteProvider({self.path!r})"
