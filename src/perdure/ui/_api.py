@@ -24,6 +24,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from .._cli_commands import state_json as cli_state_json
 from .._client import Client
 from .._core._history import event_to_json
 from .._errors import InstanceNotFound, PerdureError
@@ -52,19 +53,15 @@ class _BadRequest(Exception):
 
 
 def state_json(state: OrchestrationState[Any]) -> dict[str, Any]:
-    """An instance's state as JSON values (times in Unix seconds)."""
-    return {
-        "instance_id": state.instance_id,
-        "name": state.name,
-        "version": state.version,
-        "execution_id": state.execution_id,
-        "status": state.status,
-        "output": state.output,
-        "error": None if state.error is None else state.error.to_json(),
-        "custom_status": state.custom_status,
-        "created_at": state.created_at.timestamp(),
-        "updated_at": state.updated_at.timestamp(),
-    }
+    """An instance's state as JSON values (times in Unix seconds).
+
+    The fields of ``perdure status --json``; only the times differ (the
+    browser's clock arithmetic wants numbers).
+    """
+    data = cli_state_json(state)
+    data["created_at"] = state.created_at.timestamp()
+    data["updated_at"] = state.updated_at.timestamp()
+    return data
 
 
 def _error(status: int, message: str) -> JSONResponse:
