@@ -63,7 +63,9 @@ async def test_list_instances_filters_and_limits(storage_url: str) -> None:
         assert [s.instance_id for s in cancelled] == ["cancelled"]
         assert (await client.list_instances(status="Failed")).items == []
         two = await client.list_instances(limit=2)
-        assert [s.instance_id for s in two] == [s.instance_id for s in everything[:2]]
+        assert [s.instance_id for s in two] == [
+            s.instance_id for s in everything.items[:2]
+        ]
         assert len(await client.list_instances(status="Completed", limit=1)) == 1
 
 

@@ -58,7 +58,8 @@ def take(out: Path) -> list[Path]:
                     driver,
                     lambda d: (
                         d.execute_script(
-                            "return document.querySelectorAll('#timeline .tl-row').length"
+                            "return document.querySelectorAll("
+                            "'#timeline .tl-row').length"
                         )
                         == 5
                     ),
