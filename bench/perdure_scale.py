@@ -43,15 +43,13 @@ async def main() -> None:
             t_started = c.now()
             while began < args.n:
                 await asyncio.sleep(0.01)
-            running = await client.list_instances(status="Running", limit=args.n + 1)
+            running = [s async for s in client.iter_instances(status="Running")]
             while (
                 sum(1 for s in running if s.updated_at != s.created_at) < args.n
                 and c.now() - t0 < 600
             ):
                 await asyncio.sleep(0.05)
-                running = await client.list_instances(
-                    status="Running", limit=args.n + 1
-                )
+                running = [s async for s in client.iter_instances(status="Running")]
             t1 = c.now()
             gc.collect()
             waiting_rss = c.current_rss_kb()
