@@ -52,6 +52,7 @@ from perdure.providers._pg_once import PgOnce
 from perdure.providers._pg_open import AdaptivePoll, open_sessions
 from perdure.providers._pg_schema import channel_names, describe, quote_ident, split_url
 from perdure.providers._pg_sql import SPARE_FOR, PgSql, message_params
+from perdure.providers._pg_vacuum import QueueVacuum
 from perdure.providers.helpers import (
     LocalWakeups,
     check_events,
@@ -160,6 +161,9 @@ class PostgresProvider(PgActivities, PgOnce, PgInstances):
         self._pool: AsyncConnectionPool[Conn] | None = None
         self._listener: Listener | None = None
         self._opening: asyncio.Task[None] | None = None
+        # Vacuums the queue tables when dead rows pile up (_pg_vacuum);
+        # started by the first fetch: runtimes run it, clients do not.
+        self._vacuum = QueueVacuum(self.schema, self._connection)
         # Database clock minus this machine's (see clock()); measured at
         # open and refreshed by every fetch that returns work.
         self._skew = 0.0
@@ -254,6 +258,7 @@ class PostgresProvider(PgActivities, PgOnce, PgInstances):
 
     async def close(self) -> None:
         """Close the pool and the LISTEN connection (idempotent)."""
+        await self._vacuum.stop()
         pool, self._pool = self._pool, None
         listener, self._listener = self._listener, None
         if listener is not None:
@@ -365,6 +370,7 @@ class PostgresProvider(PgActivities, PgOnce, PgInstances):
         """
         if max_items <= 0:
             return []
+        self._vacuum.start()
         params = {
             "scan": max_items * 4,
             "n": max_items,

@@ -1,0 +1,112 @@
+"""Keeping the PostgreSQL queue tables small without trusting autovacuum's timing.
+
+Every message and activity is one insert and one delete, so ``messages`` and
+``activities`` leave a dead row per step. When autovacuum is off (as on some
+servers), or cannot keep up, those dead rows pile up, every fetch walks
+them, fetches slow down, the backlog grows: the "queue death spiral"
+(issue 17's soak: 820,000 dead rows against ~150 live ones, fetches 0.19 s).
+
+So a runtime vacuums its own hot tables: every `CHECK_EVERY` seconds the
+`QueueVacuum` of a provider that fetches work reads ``pg_stat_user_tables``
+and runs ``VACUUM`` on a queue table whose dead rows exceed both
+`DEAD_ROWS` and its live rows. One runtime at a time does it (an advisory
+lock per schema), on an autocommit pooled connection (VACUUM cannot run in a
+transaction). This is in addition to autovacuum, not instead of it: a
+transaction held open elsewhere (the xmin horizon) still keeps dead rows
+alive, and only ending it helps (``perdure doctor`` reports it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+from typing import Any
+
+import psycopg
+
+from perdure._outage import log_failure
+from perdure.providers._pg_schema import quote_ident
+
+__all__ = ["CHECK_EVERY", "DEAD_ROWS", "QueueVacuum", "vacuum_queues"]
+
+_log = logging.getLogger("perdure.providers.postgres")
+
+#: Seconds between two looks at the queue tables' dead rows.
+CHECK_EVERY = 30.0
+#: Dead rows of a queue table above which (and above its live rows) it is
+#: vacuumed.
+DEAD_ROWS = 10_000
+_TABLES = ("messages", "activities")
+
+Conn = psycopg.AsyncConnection[Any]
+
+
+async def vacuum_queues(
+    conn: Conn, schema: str, dead_rows: int = DEAD_ROWS
+) -> list[str]:
+    """Vacuum the queue tables of *schema* that need it; return their names.
+
+    *conn* must be in autocommit mode. Does nothing (returns ``[]``) while
+    another session holds this schema's vacuum lock.
+    """
+    key = f"perdure-vacuum:{schema}"
+    cursor = await conn.execute("SELECT pg_try_advisory_lock(hashtext(%s))", (key,))
+    row = await cursor.fetchone()
+    if not row or not row[0]:
+        return []
+    vacuumed: list[str] = []
+    try:
+        cursor = await conn.execute(
+            "SELECT relname, n_dead_tup, n_live_tup FROM pg_stat_user_tables"
+            " WHERE schemaname = %s AND relname = ANY(%s)",
+            (schema, list(_TABLES)),
+        )
+        for table, dead, live in await cursor.fetchall():
+            if dead >= dead_rows and dead > live:
+                await conn.execute(f"VACUUM {quote_ident(schema)}.{quote_ident(table)}")
+                vacuumed.append(str(table))
+    finally:
+        await conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", (key,))
+    return vacuumed
+
+
+class QueueVacuum:
+    """The vacuum loop of one provider object (started by its first fetch)."""
+
+    def __init__(
+        self,
+        schema: str,
+        connection: Callable[[], AbstractAsyncContextManager[Conn]],
+        every: float = CHECK_EVERY,
+    ) -> None:
+        self._schema = schema
+        self._connection = connection
+        self._every = every
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        """Start the loop if it is not running."""
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="perdure-pg-vacuum")
+
+    async def stop(self) -> None:
+        """Stop the loop."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self._every)
+            try:
+                async with self._connection() as conn:
+                    done = await vacuum_queues(conn, self._schema)
+                if done:
+                    _log.info("vacuumed %s (dead rows piled up)", ", ".join(done))
+            except Exception as exc:
+                log_failure(_log, exc, "vacuuming the queue tables failed")
