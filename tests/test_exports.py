@@ -48,6 +48,7 @@ def test_the_surface_is_pinned() -> None:
         "PerdureError",
         "RetryPolicy",
         "Runtime",
+        "ScheduleInfo",
         "StartSpec",
         "StorageError",
         "SubOrchestrationFailed",

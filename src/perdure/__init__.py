@@ -50,6 +50,7 @@ from ._errors import (
 from ._registry import activity, orchestration
 from ._retry import RetryPolicy
 from ._runtime import Runtime
+from ._schedules import ScheduleInfo
 from ._state import OrchestrationState
 from ._structured import TaskGroup
 from ._sync_client import SyncClient
@@ -81,6 +82,7 @@ __all__ = [
     "PerdureError",
     "RetryPolicy",
     "Runtime",
+    "ScheduleInfo",
     "StartSpec",
     "StorageError",
     "SubOrchestrationFailed",

@@ -232,7 +232,7 @@ class Registry:
         """
         versions = self.orchestrations.get(name)
         if not versions:
-            known = ", ".join(sorted(self.orchestrations)) or "none"
+            known = ", ".join(_user(self.orchestrations)) or "none"
             raise HandlerNotFound(
                 f"orchestration {name!r} is not registered with this runtime "
                 f"(registered: {known})"
@@ -268,7 +268,7 @@ class Registry:
         """
         found = self.activities.get(name)
         if found is None:
-            known = ", ".join(sorted(self.activities)) or "none"
+            known = ", ".join(_user(self.activities)) or "none"
             raise HandlerNotFound(
                 f"activity {name!r} is not registered with this runtime "
                 f"(registered: {known})"
@@ -279,3 +279,8 @@ class Registry:
         """Return hint of a registered activity (for decoding results), or None."""
         found = self.activities.get(name)
         return found.return_hint if found is not None else None
+
+
+def _user(names: Iterable[str]) -> list[str]:
+    """*names* sorted, without the built-in ``perdure.*`` handlers (schedules)."""
+    return sorted(name for name in names if not name.startswith("perdure."))

@@ -15,6 +15,7 @@ from ._dispatcher import Dispatcher, DispatcherOptions
 from ._registry import Registry
 from ._retention import Retention
 from ._retry import seconds
+from ._schedules import is_running_activity, schedule_orchestration
 from ._supervise import RuntimeFailed, supervise
 from .providers import open_provider
 from .providers._base import Provider, WorkRef
@@ -102,9 +103,13 @@ class Runtime:
         ):
             if value < 1:
                 raise ValueError(f"{name} must be >= 1")
-        self.registry = Registry(orchestrations, activities)
         self._storage = storage
         self._provider: Provider = open_provider(storage)
+        # Every runtime runs schedules (docs/schedules.md).
+        self.registry = Registry(
+            [*orchestrations, schedule_orchestration],
+            [*activities, is_running_activity(self._provider)],
+        )
         self._owns_provider = self._provider is not storage
         self._role = role
         lock = seconds(lock_timeout, "lock_timeout")

@@ -22,6 +22,7 @@ from typing import Any, TypeVar, overload
 from ._client import Client
 from ._client_retry import DEFAULT_RETRY_TIMEOUT
 from ._client_types import IfExists, InstancePage, StartSpec
+from ._schedules import Overlap, ScheduleInfo
 from ._state import OrchestrationState
 from .events import AnyEvent
 from .providers._base import InstanceStatus, Provider
@@ -176,6 +177,64 @@ class SyncClient:
         self._run(lambda: self._client.delete_instance(instance_id, force=force))
 
     # -------------------------------------------------------------- queries
+    # ------------------------------------------------------------ schedules
+    def create_schedule(
+        self,
+        schedule_id: str,
+        orchestration: str | Callable[..., Any],
+        *,
+        cron: str | None = None,
+        every: float | timedelta | None = None,
+        input: Any = None,
+        overlap: Overlap = "skip",
+        start_at: datetime | float | None = None,
+        version: str | None = None,
+    ) -> None:
+        """Start *orchestration* on a timetable, durably (docs/schedules.md).
+
+        See `Client.create_schedule`.
+        """
+        self._run(
+            lambda: self._client.create_schedule(
+                schedule_id,
+                orchestration,
+                cron=cron,
+                every=every,
+                input=input,
+                overlap=overlap,
+                start_at=start_at,
+                version=version,
+            )
+        )
+
+    def list_schedules(self) -> list[ScheduleInfo]:
+        """Every schedule with its state (next fire, paused, last run).
+
+        See `Client.list_schedules`.
+        """
+        return self._run(self._client.list_schedules)
+
+    def pause_schedule(self, schedule_id: str) -> None:
+        """Stop a schedule firing until `resume_schedule`.
+
+        See `Client.pause_schedule`.
+        """
+        self._run(lambda: self._client.pause_schedule(schedule_id))
+
+    def resume_schedule(self, schedule_id: str) -> None:
+        """Resume a paused schedule; slots that passed meanwhile are skipped.
+
+        See `Client.resume_schedule`.
+        """
+        self._run(lambda: self._client.resume_schedule(schedule_id))
+
+    def delete_schedule(self, schedule_id: str) -> None:
+        """Delete a schedule; the runs it started are left alone.
+
+        See `Client.delete_schedule`.
+        """
+        self._run(lambda: self._client.delete_schedule(schedule_id))
+
     def get_status(self, instance_id: str) -> OrchestrationState | None:
         """Return the instance's state, or ``None`` if it does not exist.
 
