@@ -30,6 +30,7 @@ from psycopg.conninfo import conninfo_to_dict
 from perdure._errors import StorageError
 
 __all__ = [
+    "FLAP_WINDOW",
     "Outage",
     "PgSettings",
     "TransientStorageError",
@@ -179,30 +180,43 @@ def storage_error(where: str, exc: psycopg.Error, *, sent: bool) -> StorageError
     return TransientStorageError(message, maybe_applied=sent and not refused)
 
 
+#: Seconds after the database came back during which a new failure counts
+#: as the same outage (a failover's connections fail, succeed and fail
+#: again while the standby is promoted).
+FLAP_WINDOW = 10.0
+
+
 class Outage:
     """Logs one warning when the database goes away and one when it is back."""
 
     def __init__(self, where: str) -> None:
         self._where = where
         self._since: float | None = None
+        self._back_at = -FLAP_WINDOW
 
     def failed(self, exc: BaseException) -> None:
         """A call failed with a transient error."""
-        if self._since is None:
-            self._since = time.monotonic()
-            text = " ".join(str(exc).split())
-            _log.warning(
-                "PostgreSQL %s unreachable (%s); retrying until it is back",
-                self._where,
-                text,
-            )
+        if self._since is not None:
+            return
+        now = time.monotonic()
+        self._since = now
+        if now - self._back_at < FLAP_WINDOW:
+            return  # a failover flaps: still the same outage, already logged
+        text = " ".join(str(exc).split())
+        _log.warning(
+            "PostgreSQL %s unreachable (%s); retrying until it is back",
+            self._where,
+            text,
+        )
 
     def succeeded(self) -> None:
         """A call went through."""
         if self._since is not None:
+            now = time.monotonic()
             _log.warning(
                 "PostgreSQL %s reachable again after %.1f s",
                 self._where,
-                time.monotonic() - self._since,
+                now - self._since,
             )
             self._since = None
+            self._back_at = now
