@@ -30,7 +30,7 @@ from . import _messages as m
 from ._activity_context import ActivityContext
 from ._codec import from_json, loads, to_json
 from ._errors import ErrorInfo, HandlerNotFound, format_stack
-from ._leases import Leases, label
+from ._leases import Absorb, Leases, label
 from ._outage import log_failure
 from ._registry import Registry
 from ._retry import RetryPolicy
@@ -58,12 +58,17 @@ class ActivityWorker:
     """Runs activity work items from one provider."""
 
     def __init__(
-        self, provider: Provider, registry: Registry, options: WorkerOptions
+        self,
+        provider: Provider,
+        registry: Registry,
+        options: WorkerOptions,
+        absorb: Absorb | None = None,
     ) -> None:
         self._provider = provider
         self._registry = registry
         self._options = options
-        self._leases = Leases(provider, options.lock_timeout)
+        # absorb: results are committed with the turns they wake (`_fused`).
+        self._leases = Leases(provider, options.lock_timeout, absorb)
         self._tasks: set[asyncio.Task[None]] = set()
         self._slot_free = asyncio.Event()
         self._stopping = False

@@ -23,7 +23,7 @@ import asyncio
 import heapq
 import logging
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from . import _messages as m
@@ -32,6 +32,7 @@ from ._core import _history as h
 from ._core._driver import Driver
 from ._core._rewind import pending_children, plan_rewind
 from ._errors import ErrorInfo, NondeterminismError, StorageError
+from ._fused import by_instance, fused_item, fused_output
 from ._outage import log_failure
 from ._registry import Registry
 from ._telemetry import get as telemetry
@@ -52,8 +53,9 @@ from ._turn import (
     run_turn,
     start_parent,
 )
+from ._waiting import WaitingLog
 from ._watchdog import RunawayTurn, TurnWatchdog
-from .providers._base import OrchestrationItem, Provider, WorkRef
+from .providers._base import ActivityResult, OrchestrationItem, Provider, WorkRef
 
 __all__ = ["Dispatcher", "DispatcherOptions"]
 
@@ -76,10 +78,6 @@ class DispatcherOptions:
     # (name, version) pairs to take (version routing); None: any.
     handlers: tuple[tuple[str, str], ...] | None = None
 
-
-# How long an instance nobody here can run waits before it is logged, and
-# how often that is checked: other runtimes may well have its version.
-_WAITING_AFTER = 30.0
 
 # Instances whose storage-failed dispatches are remembered at most (the
 # oldest are forgotten first; forgetting only makes poison come sooner).
@@ -104,8 +102,7 @@ class Dispatcher:
         self._cache: OrderedDict[str, Driver] = OrderedDict()
         self._timers: list[float] = []
         self._stopping = False
-        self._next_waiting_check = 0.0
-        self._logged_waiting: set[tuple[str, str]] = set()
+        self._waiting = WaitingLog(provider, options.handlers)
         # Dispatches per instance lost to a StorageError since its last
         # committed turn here: they do not count towards max_attempts.
         self._excused: OrderedDict[str, int] = OrderedDict()
@@ -142,41 +139,10 @@ class Dispatcher:
                 await asyncio.sleep(1.0)
                 continue
             if not items:
-                await self._check_waiting()
+                await self._waiting.check()
                 await self._provider.wait("orchestrations", self._idle_timeout())
                 continue
             await self._process(items)
-
-    async def _check_waiting(self) -> None:
-        """Log, once per version, instances no runtime seems to have code for.
-
-        They are not failed (DESIGN §9): they wait as Running and continue
-        when a runtime that registers their version starts.
-        """
-        handlers = self._options.handlers
-        now = self._provider.clock()
-        if handlers is None or now < self._next_waiting_check:
-            return
-        self._next_waiting_check = now + _WAITING_AFTER
-        try:
-            waiting = await self._provider.waiting_instances(handlers, _WAITING_AFTER)
-        except Exception:
-            _log.debug("counting waiting instances failed", exc_info=True)
-            return
-        mine = ", ".join(f"{n} {v!r}" for n, v in handlers) or "none"
-        for name, version, count in waiting:
-            if (name, version) in self._logged_waiting:
-                continue
-            self._logged_waiting.add((name, version))
-            _log.warning(
-                "%d instance(s) of orchestration %r version %r wait for a runtime "
-                "that registers that version (this one has: %s); they stay "
-                "Running and continue when such a runtime starts",
-                count,
-                name,
-                version,
-                mine,
-            )
 
     def _prune_timers(self, now: float) -> None:
         # Fire times already past need no wake-up. Pruned on every push as
@@ -238,6 +204,50 @@ class Dispatcher:
             return
         for output, ok in zip(outputs, results, strict=True):
             self._after_commit(output, ok)
+
+    async def absorb(self, results: Sequence[ActivityResult]) -> list[ActivityResult]:
+        """Commit held activity *results* with the turns they wake (`_fused`).
+
+        Only instances whose driver is cached here are tried; returns the
+        results that were not written, for `Provider.complete_activities`.
+        """
+        rest: list[ActivityResult] = []
+        runs: list[tuple[TurnOutput, list[ActivityResult]]] = []
+        now = self._provider.clock()
+        for iid, mine in by_instance(results).items():
+            driver = self._cache.pop(iid, None)
+            item = None if driver is None else fused_item(driver, mine, now)
+            if driver is None or item is None or self._stopping:
+                if driver is not None:
+                    self._cache[iid] = driver
+                rest.extend(mine)
+                continue
+            inbox = read_inbox(item)
+            if (tel := self._tel) is None:
+                output = self._run(item, inbox, now, [], driver, False)
+            else:
+                with tel.turn(item, Cached(driver), []) as span:
+                    output = self._run(
+                        item, inbox, now, [], driver, False, span.carrier
+                    )
+                    output = span.done(output)
+            fused = fused_output(output, item, mine)
+            if fused is None:
+                rest.extend(mine)  # the driver ran: not cached any more
+            else:
+                runs.append((fused, mine))
+        if not runs:
+            return rest
+        try:
+            oks = await self._provider.commit_turns([o.commit for o, _ in runs])
+        except Exception as exc:
+            log_failure(_log, exc, "committing %d fused turns failed", len(runs))
+            oks = [False] * len(runs)
+        for (output, mine), ok in zip(runs, oks, strict=True):
+            self._after_commit(output, ok)
+            if not ok:
+                rest.extend(mine)
+        return rest
 
     def _after_commit(self, output: TurnOutput, ok: bool) -> None:
         commit = output.commit

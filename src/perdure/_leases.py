@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 from ._activity_context import ActivityContext
 from ._outage import log_failure
@@ -34,7 +34,7 @@ from .providers._base import (
     SavesHeartbeats,
 )
 
-__all__ = ["Key", "Leases", "label"]
+__all__ = ["Absorb", "Key", "Leases", "label"]
 
 _log = logging.getLogger("perdure.worker")
 
@@ -42,6 +42,10 @@ _log = logging.getLogger("perdure.worker")
 EXIT_WRITES = 5.0
 
 Key = tuple[str, int, int]
+
+#: Writes results together with the turns they wake where it can (the
+#: dispatcher's `absorb`); returns the results it did not write.
+Absorb = Callable[[list[ActivityResult]], Awaitable[list[ActivityResult]]]
 
 
 def key(item: ActivityItem) -> Key:
@@ -57,8 +61,11 @@ def label(item: ActivityItem) -> str:
 class Leases:
     """Held activity items: renewed, acknowledged in batches, or given back."""
 
-    def __init__(self, provider: Provider, lock_timeout: float) -> None:
+    def __init__(
+        self, provider: Provider, lock_timeout: float, absorb: Absorb | None = None
+    ) -> None:
         self._provider = provider
+        self._absorb = absorb
         self._lock_timeout = lock_timeout
         self._held: dict[Key, tuple[ActivityItem, ActivityContext]] = {}
         self._acks: list[tuple[ActivityItem, ActivityResult]] = []
@@ -111,7 +118,17 @@ class Leases:
         while self._acks:
             batch, self._acks = self._acks, []
             try:
-                await self._provider.complete_activities([ack for _, ack in batch])
+                if self._absorb is not None:
+                    # Results whose turn committed with them are written.
+                    rest = await self._absorb([ack for _, ack in batch])
+                    left = {id(ack) for ack in rest}
+                    for item, ack in batch:
+                        if id(ack) not in left:
+                            self.release(item)
+                    batch = [(item, ack) for item, ack in batch if id(ack) in left]
+                if batch:
+                    acks = [ack for _, ack in batch]
+                    await self._provider.complete_activities(acks)
             except asyncio.CancelledError:
                 self._acks[:0] = batch  # shutdown flushes them
                 raise

@@ -147,6 +147,7 @@ class Runtime:
                 grace_period=seconds(cancellation_grace_period, "grace period"),
                 poll_interval=poll,
             ),
+            absorb=self._dispatcher.absorb,
         )
         self._client = Client._shared(self._provider)
         self._retention: Retention | None = None

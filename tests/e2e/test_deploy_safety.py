@@ -115,9 +115,9 @@ async def test_an_unregistered_version_waits_running_and_continues_later(
 async def test_a_waiting_version_is_logged_once(
     sqlite_url: str, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from perdure import _dispatcher
+    from perdure import _waiting
 
-    monkeypatch.setattr(_dispatcher, "_WAITING_AFTER", 0.05)
+    monkeypatch.setattr(_waiting, "_WAITING_AFTER", 0.05)
     _, v2 = versions()
     caplog.set_level(logging.WARNING, "perdure.dispatcher")
     async with runtime(sqlite_url, [v2], ACTS) as rt:

@@ -261,6 +261,7 @@ def commit_params(
         ),
         "e": _Columns("e", "idx iid exec eid data"),
         "c": _Columns("c", "idx iid id"),
+        "a": _Columns("a", "idx id token"),
         "w": _Columns("w", "idx iid exec eid name body vis"),
         "k": _Columns("k", "idx iid exec eid"),
         "n": _Columns("n", "idx iid name version parent"),
@@ -295,6 +296,8 @@ def _add_turn(groups: dict[str, _Columns], idx: int, turn: TurnCommit) -> None:
         groups["e"].add(idx, iid, execution_id, event_id, data)
     for message_id in turn.consumed:
         groups["c"].add(idx, iid, message_id)
+    for item_id, token in turn.acks:
+        groups["a"].add(idx, item_id, token)
     cancelled = {
         (ref.instance_id, ref.execution_id, ref.event_id)
         for ref in turn.cancel_activities

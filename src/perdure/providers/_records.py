@@ -273,7 +273,11 @@ class TurnCommit:
     Attributes:
         instance_id: The locked instance.
         lock_token: The token from `OrchestrationItem`; if it no longer holds
-            the lock, the whole turn is rejected.
+            the lock, the whole turn is rejected. ``None``: the turn ran
+            without fetching the instance (a runtime fed it an activity
+            result it holds, see ``acks``): it commits only if nobody holds
+            the instance's lock and no message of the instance is due (one
+            would have come first, DESIGN §7), and takes no lock.
         execution_id: Execution the events belong to. When it is greater
             than the stored one (continue-as-new), the instance row moves to
             it and ``history_start`` must be 0.
@@ -282,6 +286,11 @@ class TurnCommit:
             storage means a concurrent writer: the turn is rejected.
         events: ``(event_id, json_text)`` to append.
         consumed: Ids of the messages the turn processed (deleted).
+        acks: ``(id, lock_token)`` of held activity items whose results the
+            turn consumed without their completion message ever being
+            stored (a fused acknowledgement: one commit, not two). The turn
+            commits only if every one is still held under its token; they
+            are deleted with it.
         activities: Activity work to enqueue.
         cancel_activities: Activity work to delete (queued or running).
         outbound: Messages to other instances (or to itself, e.g. timers).
@@ -297,11 +306,12 @@ class TurnCommit:
     """
 
     instance_id: str
-    lock_token: str
+    lock_token: str | None
     execution_id: int
     history_start: int
     events: list[tuple[int, str]]
     consumed: list[int]
+    acks: list[tuple[int, str]] = field(default_factory=list)
     activities: list[ActivityWork] = field(default_factory=list)
     cancel_activities: list[WorkRef] = field(default_factory=list)
     outbound: list[Outbound] = field(default_factory=list)

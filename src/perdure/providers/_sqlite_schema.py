@@ -11,6 +11,7 @@ from perdure.providers.helpers import INSTANCE_COLUMNS, load_migrations
 
 __all__ = [
     "COMMIT_INSTANCE",
+    "COMMIT_UNLOCKED",
     "INSERT_ACTIVITY",
     "INSERT_EVENT",
     "INSERT_INSTANCE",
@@ -199,6 +200,15 @@ COMMIT_INSTANCE = (
     " WHERE instance_id = :instance_id AND lock_token = :lock_token AND ("
     "  (execution_id = :execution_id AND history_len = :history_start)"
     "  OR (execution_id < :execution_id AND :history_start = 0))"
+)
+# The guard of a turn run without the lock (``TurnCommit.lock_token`` None,
+# a fused activity result): nobody holds the lock, and no message is due
+# that the turn did not see (DESIGN §7: it would have come first).
+COMMIT_UNLOCKED = COMMIT_INSTANCE.replace(
+    "lock_token = :lock_token",
+    "(lock_token IS NULL OR locked_until < :now) AND NOT EXISTS (SELECT 1"
+    " FROM messages AS m WHERE m.instance_id = :instance_id"
+    " AND m.visible_at <= :now)",
 )
 INSERT_EVENT = (
     "INSERT INTO history (instance_id, execution_id, event_id, data)"

@@ -13,6 +13,7 @@ import sqlite3
 from perdure.providers._base import ActivityResult, NewInstance, TurnCommit
 from perdure.providers._sqlite_schema import (
     COMMIT_INSTANCE,
+    COMMIT_UNLOCKED,
     INSERT_ACTIVITY,
     INSERT_EVENT,
     INSERT_INSTANCE,
@@ -73,11 +74,14 @@ def apply_turn(conn: sqlite3.Connection, now: float, turn: TurnCommit) -> bool:
     """Write one turn if its guard holds; ``False`` (nothing written) if not.
 
     The guard is `COMMIT_INSTANCE`: lock held, and the stored history the
-    one the turn was computed against. Write order follows the commit rules
-    of `perdure.providers._base`.
+    one the turn was computed against (`COMMIT_UNLOCKED` for a turn run
+    without the lock); every acknowledged item still held. Write order
+    follows the commit rules of `perdure.providers._base`.
     """
+    if turn.acks and not _acks_held(conn, turn.acks):
+        return False
     guard = conn.execute(
-        COMMIT_INSTANCE,
+        COMMIT_INSTANCE if turn.lock_token is not None else COMMIT_UNLOCKED,
         {
             "instance_id": turn.instance_id,
             "lock_token": turn.lock_token,
@@ -100,6 +104,10 @@ def apply_turn(conn: sqlite3.Connection, now: float, turn: TurnCommit) -> bool:
         conn.executemany(
             INSERT_EVENT,
             [(instance_id, execution_id, eid, data) for eid, data in turn.events],
+        )
+    if turn.acks:
+        conn.executemany(
+            "DELETE FROM activities WHERE id = ? AND lock_token = ?", turn.acks
         )
     if turn.consumed:
         conn.executemany(
@@ -146,6 +154,18 @@ def apply_turn(conn: sqlite3.Connection, now: float, turn: TurnCommit) -> bool:
             "DELETE FROM messages WHERE instance_id = ? AND key = ?",
             turn.drop_messages,
         )
+    return True
+
+
+def _acks_held(conn: sqlite3.Connection, acks: list[tuple[int, str]]) -> bool:
+    """Whether every acknowledged item is still held under its token."""
+    for item_id, token in acks:
+        row = conn.execute(
+            "SELECT 1 FROM activities WHERE id = ? AND lock_token = ?",
+            (item_id, token),
+        ).fetchone()
+        if row is None:
+            return False
     return True
 
 

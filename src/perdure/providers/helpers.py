@@ -246,8 +246,9 @@ class LocalWakeups:
         """
         if not turns:
             return
-        finished = False
+        finished = released = False
         for turn in turns:
+            released = released or turn.lock_token is not None
             for out in turn.outbound:
                 self.due("orchestrations", out.message.visible_at)
             for child in turn.new_instances:
@@ -255,10 +256,12 @@ class LocalWakeups:
             for work in turn.activities:
                 self.due("activities", work.visible_at)
             finished = finished or turn.status != "Running"
-        # Always "orchestrations": releasing a lock can make messages that
-        # arrived during the turn fetchable again. "instances" only when a
+        # "orchestrations" whenever a lock was released: messages that
+        # arrived during the turn may be fetchable now (a fused turn, run
+        # without the lock, releases none). "instances" only when a
         # status changed: waiting clients need not wake for every turn.
-        self.notify("orchestrations")
+        if released:
+            self.notify("orchestrations")
         if finished:
             self.notify("instances")
         if "activities" not in prewoken and any(turn.activities for turn in turns):

@@ -243,9 +243,14 @@ class SqliteProvider(SqliteInstances):
             conn.execute("RELEASE batch")
             return results
 
-        wake: tuple[Channel, ...] = ("orchestrations",)
+        # A fused turn (no lock) wakes the dispatcher only if it sends.
+        wake: tuple[Channel, ...] = ()
+        if any(
+            t.lock_token is not None or t.outbound or t.new_instances for t in turns
+        ):
+            wake = ("orchestrations",)
         if any(turn.activities for turn in turns):
-            wake = ("orchestrations", "activities")
+            wake = (*wake, "activities")
         results = await self._transaction(tx, wake)
         committed = [turn for turn, ok in zip(turns, results, strict=True) if ok]
         self._wakeups.committed(committed, prewoken=wake)

@@ -35,6 +35,7 @@ from perdure.providers.conformance._fixtures import (
     provider,
     run,
 )
+from perdure.providers.conformance._fused import *
 from perdure.providers.conformance._heartbeats import *
 from perdure.providers.conformance._instances import *
 from perdure.providers.conformance._lifecycle import *
@@ -51,6 +52,12 @@ __all__ = [
     "LEASE",
     "provider",
     "run",
+    "test_a_fused_turn_commits_and_deletes_its_items",
+    "test_a_fused_turn_on_a_locked_instance_is_rejected",
+    "test_a_fused_turn_with_a_due_message_is_rejected",
+    "test_a_fused_turn_with_a_lost_item_is_rejected",
+    "test_a_fused_turn_on_a_stale_history_is_rejected",
+    "test_a_locked_turn_may_acknowledge_items_too",
     "test_a_second_provider_object_reads_the_details",
     "test_abandon_releases_keeps_attempt_and_delays",
     "test_abandon_with_a_stale_token_does_nothing",

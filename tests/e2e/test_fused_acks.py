@@ -1,0 +1,122 @@
+"""Fused acknowledgements: a result and the turn it wakes in one commit (issue 17).
+
+When the instance's driver is cached in the runtime that ran the activity,
+the result is never stored as a message: the turn it wakes commits without
+the instance's lock, acknowledging the item (`perdure._fused`). Each result
+goes exactly one way, the outcome and the history are those of the usual
+path, and anything that came first (a due message, a lock held elsewhere)
+sends the result the usual way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from _helpers import WAIT, reached, runtime
+
+import perdure
+from perdure import OrchestrationContext, events as h
+from perdure.providers import ActivityResult, Provider, TurnCommit, open_provider
+from perdure.testing import replay
+
+
+@perdure.activity(name="Inc")
+def inc(_: perdure.ActivityContext, x: int) -> int:
+    return x + 1
+
+
+@perdure.orchestration(name="Steps")
+async def steps(ctx: OrchestrationContext, n: int) -> int:
+    x = 0
+    for _ in range(n):
+        x = await ctx.schedule_activity(inc, x)
+    return x
+
+
+release = threading.Event()
+
+
+@perdure.activity(name="Gate")
+def gate(_: perdure.ActivityContext) -> str:
+    release.wait(WAIT)
+    return "work"
+
+
+@perdure.orchestration(name="EventOrGate")
+async def event_or_gate(ctx: OrchestrationContext) -> list[Any]:
+    index, value = await ctx.select2(
+        ctx.schedule_activity(gate), ctx.schedule_wait("e")
+    )
+    return [index, value]
+
+
+class Counting:
+    """Counts how results were written: fused into a turn, or as messages."""
+
+    def __init__(self, provider: Provider) -> None:
+        self.fused = 0
+        self.rejected = 0
+        self.completed = 0
+        commit, complete = provider.commit_turns, provider.complete_activities
+
+        async def commit_turns(turns: Sequence[TurnCommit]) -> list[bool]:
+            oks = await commit(turns)
+            for turn, ok in zip(turns, oks, strict=True):
+                if turn.acks:
+                    if ok:
+                        self.fused += len(turn.acks)
+                    else:
+                        self.rejected += len(turn.acks)
+            return oks
+
+        async def complete_activities(results: Sequence[ActivityResult]) -> None:
+            self.completed += len(results)
+            await complete(results)
+
+        # Wraps the verbs on this one object.
+        provider.commit_turns = commit_turns  # type: ignore[method-assign]
+        provider.complete_activities = complete_activities  # type: ignore[method-assign]
+
+
+async def test_sequential_steps_commit_with_their_results(storage_url: str) -> None:
+    provider = open_provider(storage_url)
+    counting = Counting(provider)
+    n = 20
+    async with runtime(provider, [steps], [inc]) as rt:
+        await rt.client.start_orchestration("s", steps, n)
+        state = await rt.client.wait_for_orchestration("s", timeout=WAIT)
+        history = await rt.client.get_history("s")
+    await provider.close()
+    assert (state.status, state.output) == ("Completed", n)
+    # Every result was written exactly once, one way or the other, and the
+    # driver stays cached between steps, so most went the fused way.
+    assert counting.fused + counting.completed - counting.rejected == n
+    assert counting.fused > n // 2, vars(counting)
+    # The history is the usual one: it replays to the same outcome.
+    again = replay(steps, history, activities=[inc])
+    assert (again.status, again.output) == ("Completed", n)
+    kinds = [type(e) for e in history]
+    assert kinds.count(h.ActivityCompleted) == n
+
+
+async def test_a_message_that_came_first_is_delivered_first(storage_url: str) -> None:
+    release.clear()
+    provider = open_provider(storage_url)
+    counting = Counting(provider)
+    async with runtime(provider, [event_or_gate], [gate]) as rt:
+        client = rt.client
+        await client.start_orchestration("g", event_or_gate)
+        await reached(client, "g", h.EventWaitStarted)
+        await client.raise_event("g", "e", "event")
+        # The event is stored (due) before the activity returns: the
+        # result must not overtake it through a fused turn.
+        await asyncio.sleep(0.2)
+        release.set()
+        state = await client.wait_for_orchestration("g", timeout=WAIT)
+    await provider.close()
+    assert state.status == "Completed", state
+    assert state.output == [1, "event"]
+    assert counting.fused == 0
