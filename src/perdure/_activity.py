@@ -70,6 +70,7 @@ class ActivityWorker:
         # absorb: results are committed with the turns they wake (`_fused`).
         self._leases = Leases(provider, options.lock_timeout, absorb)
         self._tasks: set[asyncio.Task[None]] = set()
+        self._reserved = 0  # slots promised to claimed items in flight
         self._slot_free = asyncio.Event()
         self._stopping = False
         self._finished = asyncio.Event()
@@ -129,7 +130,7 @@ class ActivityWorker:
     async def _fetch_loop(self) -> None:
         options = self._options
         while not self._stopping:
-            free = options.concurrency - len(self._tasks)
+            free = options.concurrency - len(self._tasks) - self._reserved
             if free <= 0:
                 self._slot_free.clear()
                 await self._slot_free.wait()
@@ -149,25 +150,55 @@ class ActivityWorker:
                 await self._leases.give_back(items)
                 return
             for item in items:
-                # Registered before its task first runs, so a cancellation
-                # this process commits in between still reaches it.
-                ctx = ActivityContext(
-                    item.instance_id,
-                    item.execution_id,
-                    item.name,
-                    item.attempt,
-                    event_id=item.event_id,
-                )
-                ctx._grace = self._options.grace_period
-                self._leases.hold(item, ctx)
-                task = asyncio.create_task(self._execute(item, ctx))
-                self._tasks.add(task)
-                task.add_done_callback(self._task_done)
+                self._start(item)
             if len(items) < free:
                 # The queue is drained: wait for new work (the provider
                 # reports work enqueued since this fetch at once) instead
                 # of paying for an empty fetch.
                 await self._provider.wait("activities", options.poll_interval)
+
+    def reserve(self, name: str) -> bool:
+        """Reserve a slot for an item a turn here will insert held (claimed).
+
+        ``False`` when the worker is full or stopping, or does not have the
+        activity: the item is then enqueued for any worker to fetch.
+        """
+        options = self._options
+        busy = len(self._tasks) + self._reserved
+        if self._stopping or busy >= options.concurrency:
+            return False
+        if name not in self._registry.activities:
+            return False
+        self._reserved += 1
+        return True
+
+    def claimed(self, items: list[ActivityItem], unused: int) -> None:
+        """Run *items* (inserted held by a committed turn); free *unused* slots."""
+        self._reserved -= len(items) + unused
+        if self._stopping:
+            # stop() began meanwhile: their leases expire and another
+            # worker runs them (rare; shutdown gives back what it can).
+            return
+        for item in items:
+            self._start(item)
+        if unused:
+            self._slot_free.set()
+
+    def _start(self, item: ActivityItem) -> None:
+        # Registered before its task first runs, so a cancellation this
+        # process commits in between still reaches it.
+        ctx = ActivityContext(
+            item.instance_id,
+            item.execution_id,
+            item.name,
+            item.attempt,
+            event_id=item.event_id,
+        )
+        ctx._grace = self._options.grace_period
+        self._leases.hold(item, ctx)
+        task = asyncio.create_task(self._execute(item, ctx))
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
 
     def _stopped(self) -> bool:
         # (A method: mypy would keep `self._stopping` narrowed across awaits.)

@@ -27,14 +27,22 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from . import _messages as m
-from ._commit import child_answer, failure_commit, finished_commit, suspend_commit
+from ._commit import failure_commit, finished_commit, suspend_commit
 from ._core import _history as h
 from ._core._driver import Driver
-from ._core._rewind import pending_children, plan_rewind
+from ._core._rewind import plan_rewind
 from ._errors import ErrorInfo, NondeterminismError, StorageError
-from ._fused import by_instance, fused_item, fused_output
+from ._fused import (
+    LocalWorker,
+    by_instance,
+    claim_work,
+    fused_item,
+    fused_output,
+    hand_over,
+)
 from ._outage import log_failure
 from ._registry import Registry
+from ._rewind_turn import rewind_inbox
 from ._telemetry import get as telemetry
 from ._turn import (
     Cached,
@@ -110,6 +118,8 @@ class Dispatcher:
         if options.turn_timeout is not None:
             self._watchdog = TurnWatchdog(options.turn_timeout, on_stuck)
         self._tel = telemetry()
+        #: This runtime's activity worker: takes the work turns here schedule.
+        self.worker: LocalWorker | None = None
 
     def stop(self) -> None:
         """Ask `run` to return after the batch in progress."""
@@ -192,10 +202,10 @@ class Dispatcher:
             tel.depth("orchestrations", -len(items))
         if not outputs:
             return
-        commits = [output.commit for output in outputs]
         try:
-            results = await self._provider.commit_turns(commits)
+            outputs, results = await self._commit(outputs)
         except Exception as exc:
+            commits = [output.commit for output in outputs]
             log_failure(_log, exc, "committing %d turns failed", len(commits))
             for commit in commits:
                 self._cache.pop(commit.instance_id, None)
@@ -239,15 +249,32 @@ class Dispatcher:
         if not runs:
             return rest
         try:
-            oks = await self._provider.commit_turns([o.commit for o, _ in runs])
+            outputs, oks = await self._commit([o for o, _ in runs])
         except Exception as exc:
             log_failure(_log, exc, "committing %d fused turns failed", len(runs))
-            oks = [False] * len(runs)
-        for (output, mine), ok in zip(runs, oks, strict=True):
+            outputs, oks = [o for o, _ in runs], [False] * len(runs)
+        for output, (_, mine), ok in zip(outputs, runs, oks, strict=True):
             self._after_commit(output, ok)
             if not ok:
                 rest.extend(mine)
         return rest
+
+    async def _commit(
+        self, outputs: list[TurnOutput]
+    ) -> tuple[list[TurnOutput], list[bool]]:
+        """Commit turns; work due now goes to this runtime's worker if it has room."""
+        worker = self.worker
+        if worker is not None:
+            lease = self._options.lock_timeout
+            outputs = [claim_work(output, worker, lease) for output in outputs]
+        commits = [output.commit for output in outputs]
+        oks: list[bool] = [False] * len(commits)
+        try:
+            oks = await self._provider.commit_turns(commits)
+        finally:
+            if worker is not None:
+                hand_over(worker, commits, oks)
+        return outputs, oks
 
     def _after_commit(self, output: TurnOutput, ok: bool) -> None:
         commit = output.commit
@@ -318,7 +345,7 @@ class Dispatcher:
                 events = await self._read_events(iid)
                 rewind = step.rewind and plan_rewind(events) is not None
                 if rewind:
-                    inbox = await self._rewind_inbox(item, inbox, events, now)
+                    inbox = await rewind_inbox(self._provider, item, inbox, events, now)
         if (tel := self._tel) is None:
             return self._run(item, inbox, now, events, source, rewind)
         with tel.turn(item, step, events) as span:
@@ -442,37 +469,6 @@ class Dispatcher:
         driver = build_driver(self._registry, instance_id, execution_id, events[0])
         driver.replay(events, rewind=rewind)
         return driver
-
-    async def _rewind_inbox(
-        self, item: OrchestrationItem, inbox: Inbox, events: list[h.Event], now: float
-    ) -> Inbox:
-        """The messages of a rewind turn: *inbox* and the children's answers.
-
-        The failure cancelled the children still running, and a child that
-        ended while the instance had failed had its answer dropped; so each
-        child the rewound history still waits for is read here (keeping the
-        driver pure), and a finished one's answer is delivered now, in
-        occurrence order with the rest. A running child answers later.
-        """
-        record = item.instance
-        iid, exe = record.instance_id, record.execution_id
-        plan = plan_rewind(events)
-        assert plan is not None
-        _log.info(
-            "instance %s rewound: its failure (event %d) is voided and the code "
-            "deployed now goes on from before it",
-            iid,
-            plan.failed,
-        )
-        answers: Inbox = []
-        for event_id, child_id in pending_children(events, plan.voided):
-            child = await self._provider.get_instance(child_id)
-            answer = child_answer(iid, exe, event_id, child_id, child)
-            if answer is not None:
-                answers.append((answer, child.updated_at if child else None))
-        merged = answers + inbox
-        merged.sort(key=lambda pair: now if pair[1] is None else pair[1])
-        return merged
 
     def _fail(
         self,

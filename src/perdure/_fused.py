@@ -15,23 +15,39 @@ runtime's turn, a timer that fired first: DESIGN §7 order is kept).
 A crash before the commit leaves the items held, so they run again when
 their leases expire, exactly as when a crash comes before an
 acknowledgement is written.
+
+The other half: work a turn schedules is claimed for this runtime's own
+worker while it has room (`claim_work`, `hand_over`), so the step after
+costs no fetch either.
 """
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 from dataclasses import replace
+from typing import Protocol
 
 from ._core._driver import Driver
 from ._turn import TurnOutput
 from .providers._base import (
+    ActivityClaim,
+    ActivityItem,
     ActivityResult,
     InstanceRecord,
     OrchestrationItem,
     QueuedMessage,
+    TurnCommit,
 )
 
-__all__ = ["by_instance", "fused_item", "fused_output"]
+__all__ = [
+    "LocalWorker",
+    "by_instance",
+    "claim_work",
+    "fused_item",
+    "fused_output",
+    "hand_over",
+]
 
 
 def by_instance(results: Sequence[ActivityResult]) -> dict[str, list[ActivityResult]]:
@@ -91,3 +107,62 @@ def fused_output(
     return replace(
         output, commit=replace(commit, lock_token=None, consumed=[], acks=acks)
     )
+
+
+class LocalWorker(Protocol):
+    """The part of this runtime's activity worker that takes claimed items."""
+
+    def reserve(self, name: str) -> bool:
+        """Reserve a slot for an item of activity *name*; False: no room."""
+
+    def claimed(self, items: list[ActivityItem], unused: int) -> None:
+        """Run *items*, inserted held; free *unused* reserved slots."""
+
+
+def claim_work(output: TurnOutput, worker: LocalWorker, lease: float) -> TurnOutput:
+    """*output* with the work it schedules claimed for *worker* where it has room.
+
+    Work due now that this runtime's worker can run is inserted held by it
+    (`ActivityClaim`) and handed over after the commit (`hand_over`): no
+    fetch, no wake-up of other runtimes.
+    """
+    commit = output.commit
+    if not commit.activities:
+        return output
+    works = [
+        replace(w, claim=ActivityClaim(uuid.uuid4().hex, lease))
+        if w.visible_at is None and worker.reserve(w.name)
+        else w
+        for w in commit.activities
+    ]
+    return replace(output, commit=replace(commit, activities=works))
+
+
+def hand_over(
+    worker: LocalWorker, commits: Sequence[TurnCommit], oks: Sequence[bool]
+) -> None:
+    """Give *worker* the claimed items of the committed turns; free the rest."""
+    items: list[ActivityItem] = []
+    unused = 0
+    for commit, ok in zip(commits, oks, strict=True):
+        for w in commit.activities:
+            claim = w.claim
+            if claim is None:
+                continue
+            if not ok or claim.id is None:
+                unused += 1
+                continue
+            items.append(
+                ActivityItem(
+                    id=claim.id,
+                    instance_id=w.instance_id,
+                    execution_id=w.execution_id,
+                    event_id=w.event_id,
+                    name=w.name,
+                    body=w.body,
+                    lock_token=claim.lock_token,
+                    attempt=1,
+                )
+            )
+    if items or unused:
+        worker.claimed(items, unused)

@@ -149,6 +149,7 @@ class Runtime:
             ),
             absorb=self._dispatcher.absorb,
         )
+        self._dispatcher.worker = self._worker
         self._client = Client._shared(self._provider)
         self._retention: Retention | None = None
         if retention is not None:

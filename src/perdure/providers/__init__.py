@@ -13,6 +13,7 @@ from typing import Any
 
 from perdure._errors import StorageError
 from perdure.providers._base import (
+    ActivityClaim,
     ActivityHeartbeat,
     ActivityItem,
     ActivityResult,
@@ -39,6 +40,7 @@ __all__ = [
     "ActivityHeartbeat",
     "ActivityItem",
     "ActivityResult",
+    "ActivityClaim",
     "ActivityWork",
     "Channel",
     "Handlers",

@@ -71,6 +71,7 @@ from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
 from perdure.providers._records import (
+    ActivityClaim,
     ActivityHeartbeat,
     ActivityItem,
     ActivityResult,
@@ -94,6 +95,7 @@ __all__ = [
     "ActivityHeartbeat",
     "ActivityItem",
     "ActivityResult",
+    "ActivityClaim",
     "ActivityWork",
     "Channel",
     "InstanceBatch",

@@ -198,7 +198,19 @@ async def _execute(
     cursor = await conn.execute(sql, {**commit_params(turns, indexes), **wake})
     row = await cursor.fetchone()
     assert row is not None
+    if row[2]:
+        _answer_claims(turns, indexes, dict(zip(row[2], row[3], strict=True)))
     return set(row[0])
+
+
+def _answer_claims(
+    turns: Sequence[TurnCommit], indexes: Sequence[int], ids: dict[str, int]
+) -> None:
+    """Tell each `ActivityClaim` of the committed turns its item's id."""
+    for index in indexes:
+        for work in turns[index].activities:
+            if work.claim is not None:
+                work.claim.id = ids.get(work.claim.lock_token)
 
 
 def rounds(turns: Sequence[TurnCommit]) -> list[list[int]]:
@@ -262,7 +274,7 @@ def commit_params(
         "e": _Columns("e", "idx iid exec eid data"),
         "c": _Columns("c", "idx iid id"),
         "a": _Columns("a", "idx id token"),
-        "w": _Columns("w", "idx iid exec eid name body vis"),
+        "w": _Columns("w", "idx iid exec eid name body vis token lease"),
         "k": _Columns("k", "idx iid exec eid"),
         "n": _Columns("n", "idx iid name version parent"),
         "q": _Columns("q", "idx mode child target kind body vis key"),
@@ -305,7 +317,16 @@ def _add_turn(groups: dict[str, _Columns], idx: int, turn: TurnCommit) -> None:
     for work in turn.activities:
         ref_key = (work.instance_id, work.execution_id, work.event_id)
         if ref_key not in cancelled:
-            groups["w"].add(idx, *ref_key, work.name, work.body, work.visible_at)
+            claim = work.claim if work.visible_at is None else None
+            groups["w"].add(
+                idx,
+                *ref_key,
+                work.name,
+                work.body,
+                work.visible_at,
+                None if claim is None else claim.lock_token,
+                None if claim is None else claim.lease,
+            )
     for ref in turn.cancel_activities:
         groups["k"].add(idx, ref.instance_id, ref.execution_id, ref.event_id)
     dropped = set(turn.drop_messages)

@@ -351,14 +351,20 @@ def _commit(s: str) -> str:
         f" consumed AS (DELETE FROM {s}.messages m USING unnest(%(c_idx)s::int[],"
         " %(c_iid)s::text[], %(c_id)s::bigint[]) AS c(idx, iid, id)"
         f" WHERE m.id = c.id AND m.instance_id = c.iid AND c.idx {in_ok}),"
+        # Work with a token is inserted held by this runtime's worker
+        # (ActivityClaim): leased, attempt 1, its id returned.
         f" work AS (INSERT INTO {s}.activities (instance_id, execution_id, event_id,"
-        f" name, body, visible_at) SELECT w.iid, w.exec, w.eid, w.name, w.body,"
-        f" coalesce(w.vis, {NOW}) FROM unnest(%(w_idx)s::int[], %(w_iid)s::text[],"
+        " name, body, visible_at, lock_token, attempt) SELECT w.iid, w.exec, w.eid,"
+        f" w.name, w.body, CASE WHEN w.token IS NULL THEN coalesce(w.vis, {NOW})"
+        f" ELSE {NOW} + w.lease END, w.token, CASE WHEN w.token IS NULL THEN 0"
+        " ELSE 1 END FROM unnest(%(w_idx)s::int[], %(w_iid)s::text[],"
         " %(w_exec)s::bigint[], %(w_eid)s::int[], %(w_name)s::text[],"
-        " %(w_body)s::text[], %(w_vis)s::float8[]) WITH ORDINALITY"
-        f" AS w(idx, iid, exec, eid, name, body, vis, pos) WHERE w.idx {in_ok}"
-        " ORDER BY w.pos ON CONFLICT (instance_id, execution_id, event_id)"
-        " DO NOTHING RETURNING visible_at),"
+        " %(w_body)s::text[], %(w_vis)s::float8[], %(w_token)s::text[],"
+        " %(w_lease)s::float8[]) WITH ORDINALITY"
+        " AS w(idx, iid, exec, eid, name, body, vis, token, lease, pos)"
+        f" WHERE w.idx {in_ok} ORDER BY w.pos"
+        " ON CONFLICT (instance_id, execution_id, event_id)"
+        " DO NOTHING RETURNING visible_at, id, lock_token),"
         f" cancels AS (DELETE FROM {s}.activities a USING unnest(%(k_idx)s::int[],"
         " %(k_iid)s::text[], %(k_exec)s::bigint[], %(k_eid)s::int[])"
         " AS k(idx, iid, exec, eid) WHERE a.instance_id = k.iid"
@@ -404,7 +410,9 @@ def _commit(s: str) -> str:
             ),
             targeted=s,
         )
-        + " SELECT array(SELECT idx FROM ok), (SELECT count(*) FROM wake)"
+        + " SELECT array(SELECT idx FROM ok), (SELECT count(*) FROM wake),"
+        " array(SELECT lock_token FROM work WHERE lock_token IS NOT NULL),"
+        " array(SELECT id FROM work WHERE lock_token IS NOT NULL)"
     )
 
 

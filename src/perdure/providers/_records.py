@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 __all__ = [
+    "ActivityClaim",
     "ActivityHeartbeat",
     "ActivityItem",
     "ActivityResult",
@@ -186,9 +187,31 @@ class OrchestrationItem:
     attempt: int
 
 
+@dataclass(eq=False, slots=True)
+class ActivityClaim:
+    """A request to insert an activity item already held by the committer.
+
+    The runtime whose turn schedules an activity runs it itself when its
+    worker has room: the item is inserted held under ``lock_token`` for
+    ``lease`` seconds (attempt 1) and handed to that worker, so no fetch
+    is needed. Not a value but a reply slot (hence not frozen):
+    ``commit_turns`` sets ``id`` to the new item's id; read it only if the
+    turn committed (``None`` then means the item already existed).
+    """
+
+    lock_token: str
+    lease: float
+    id: int | None = None
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ActivityWork:
-    """An activity to enqueue. ``body`` holds input and options as JSON text."""
+    """An activity to enqueue. ``body`` holds input and options as JSON text.
+
+    Attributes:
+        claim: Insert the item held by the committing runtime's worker
+            (see `ActivityClaim`); ignored when ``visible_at`` is set.
+    """
 
     instance_id: str
     execution_id: int
@@ -196,6 +219,7 @@ class ActivityWork:
     name: str
     body: str
     visible_at: float | None = None
+    claim: ActivityClaim | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

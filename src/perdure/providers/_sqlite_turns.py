@@ -10,11 +10,17 @@ from __future__ import annotations
 
 import sqlite3
 
-from perdure.providers._base import ActivityResult, NewInstance, TurnCommit
+from perdure.providers._base import (
+    ActivityResult,
+    ActivityWork,
+    NewInstance,
+    TurnCommit,
+)
 from perdure.providers._sqlite_schema import (
     COMMIT_INSTANCE,
     COMMIT_UNLOCKED,
     INSERT_ACTIVITY,
+    INSERT_CLAIMED,
     INSERT_EVENT,
     INSERT_INSTANCE,
     INSERT_MESSAGE,
@@ -117,6 +123,7 @@ def apply_turn(conn: sqlite3.Connection, now: float, turn: TurnCommit) -> bool:
     # Inserts before deletes: work scheduled and cancelled (or a timer
     # set and dropped) within the same turn must end up gone.
     if turn.activities:
+        claimed = [w for w in turn.activities if _claimed(w)]
         conn.executemany(
             INSERT_ACTIVITY,
             [
@@ -129,8 +136,26 @@ def apply_turn(conn: sqlite3.Connection, now: float, turn: TurnCommit) -> bool:
                     now if w.visible_at is None else w.visible_at,
                 )
                 for w in turn.activities
+                if not _claimed(w)
             ],
         )
+        for w in claimed:
+            claim = w.claim
+            assert claim is not None
+            row = conn.execute(
+                INSERT_CLAIMED,
+                (
+                    w.instance_id,
+                    w.execution_id,
+                    w.event_id,
+                    w.name,
+                    w.body,
+                    now + claim.lease,
+                    claim.lock_token,
+                ),
+            ).fetchone()
+            # Set before the commit; only read by the caller if it commits.
+            claim.id = None if row is None else row[0]
     if turn.cancel_activities:
         conn.executemany(
             "DELETE FROM activities"
@@ -155,6 +180,10 @@ def apply_turn(conn: sqlite3.Connection, now: float, turn: TurnCommit) -> bool:
             turn.drop_messages,
         )
     return True
+
+
+def _claimed(work: ActivityWork) -> bool:
+    return work.claim is not None and work.visible_at is None
 
 
 def _acks_held(conn: sqlite3.Connection, acks: list[tuple[int, str]]) -> bool:

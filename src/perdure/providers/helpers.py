@@ -40,6 +40,7 @@ __all__ = [
     "check_events",
     "instance_record",
     "load_migrations",
+    "unclaimed_work",
 ]
 
 # --- rows -----------------------------------------------------------------
@@ -163,6 +164,11 @@ def _resolve(fut: asyncio.Future[bool], value: bool) -> None:
         fut.set_result(value)
 
 
+def unclaimed_work(turn: TurnCommit) -> bool:
+    """Whether *turn* enqueues work some worker must fetch (not claimed)."""
+    return any(w.claim is None or w.visible_at is not None for w in turn.activities)
+
+
 class LocalWakeups:
     """Per-channel wake-ups for the waiters of this process.
 
@@ -254,7 +260,8 @@ class LocalWakeups:
             for child in turn.new_instances:
                 self.due("orchestrations", child.start.visible_at)
             for work in turn.activities:
-                self.due("activities", work.visible_at)
+                if work.claim is None or work.visible_at is not None:
+                    self.due("activities", work.visible_at)  # else: ours
             finished = finished or turn.status != "Running"
         # "orchestrations" whenever a lock was released: messages that
         # arrived during the turn may be fetchable now (a fused turn, run
@@ -264,7 +271,7 @@ class LocalWakeups:
             self.notify("orchestrations")
         if finished:
             self.notify("instances")
-        if "activities" not in prewoken and any(turn.activities for turn in turns):
+        if "activities" not in prewoken and any(map(unclaimed_work, turns)):
             self.notify("activities")
 
     async def wait(self, channel: Channel, timeout: float) -> None:

@@ -58,6 +58,7 @@ from perdure.providers.helpers import (
     activity_items,
     check_events,
     instance_record,
+    unclaimed_work,
 )
 
 __all__ = ["SqliteProvider"]
@@ -249,7 +250,7 @@ class SqliteProvider(SqliteInstances):
             t.lock_token is not None or t.outbound or t.new_instances for t in turns
         ):
             wake = ("orchestrations",)
-        if any(turn.activities for turn in turns):
+        if any(map(unclaimed_work, turns)):
             wake = (*wake, "activities")
         results = await self._transaction(tx, wake)
         committed = [turn for turn, ok in zip(turns, results, strict=True) if ok]

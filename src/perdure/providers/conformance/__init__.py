@@ -59,6 +59,8 @@ __all__ = [
     "test_a_fused_turn_on_a_stale_history_is_rejected",
     "test_a_locked_turn_may_acknowledge_items_too",
     "test_a_second_provider_object_reads_the_details",
+    "test_an_expired_claim_is_fetched_by_others",
+    "test_claimed_work_is_inserted_held",
     "test_abandon_releases_keeps_attempt_and_delays",
     "test_abandon_with_a_stale_token_does_nothing",
     "test_abandoned_activity_comes_back_after_delay",

@@ -12,9 +12,15 @@ from __future__ import annotations
 import asyncio
 import json
 
-from perdure.providers import ActivityItem, OrchestrationItem, Provider, TurnCommit
+from perdure.providers import (
+    ActivityClaim,
+    ActivityItem,
+    OrchestrationItem,
+    Provider,
+    TurnCommit,
+)
 from perdure.providers.conformance._fixtures import Kit, Run
-from perdure.providers.conformance._queues import schedule, work
+from perdure.providers.conformance._queues import result, schedule, work
 
 __all__ = [
     "test_a_fused_turn_commits_and_deletes_its_items",
@@ -23,6 +29,8 @@ __all__ = [
     "test_a_fused_turn_with_a_lost_item_is_rejected",
     "test_a_fused_turn_on_a_stale_history_is_rejected",
     "test_a_locked_turn_may_acknowledge_items_too",
+    "test_an_expired_claim_is_fetched_by_others",
+    "test_claimed_work_is_inserted_held",
 ]
 
 
@@ -144,5 +152,45 @@ def test_a_locked_turn_may_acknowledge_items_too(run: Run, kit: type[Kit]) -> No
         assert await p.renew_activity_locks([(held.id, held.lock_token)], 5) == [
             held.id
         ]
+
+    run(body)
+
+
+def test_claimed_work_is_inserted_held(run: Run, kit: type[Kit]) -> None:
+    async def body(p: Provider) -> None:
+        claim = ActivityClaim("tok-1", 0.3)
+        await schedule(p, kit, "a", work("a", 2, claim=claim), work("a", 3))
+        assert claim.id is not None
+        # Only the unclaimed item can be fetched; the claimed one is held.
+        [other] = await p.fetch_activities(10, kit.lease)
+        assert (other.event_id, other.attempt) == (3, 1)
+        # Its holder completes it with the claimed id and token.
+        held = ActivityItem(
+            id=claim.id,
+            instance_id="a",
+            execution_id=1,
+            event_id=2,
+            name="act",
+            body="{}",
+            lock_token="tok-1",
+            attempt=1,
+        )
+        assert await p.renew_activity_locks([(held.id, "tok-1")], 0.3) == []
+        await p.complete_activities([result(held, "claimed")])
+        item = await kit.fetch_one(p, "a")
+        assert [json.loads(m.body) for m in item.messages] == ["claimed"]
+
+    run(body)
+
+
+def test_an_expired_claim_is_fetched_by_others(run: Run, kit: type[Kit]) -> None:
+    async def body(p: Provider) -> None:
+        claim = ActivityClaim("tok-1", 0.2)
+        await schedule(p, kit, "a", work("a", 2, claim=claim))
+        assert await p.fetch_activities(10, kit.lease) == []
+        await asyncio.sleep(0.3)
+        [taken] = await p.fetch_activities(10, kit.lease)
+        assert (taken.id, taken.attempt) == (claim.id, 2)
+        assert taken.lock_token != "tok-1"
 
     run(body)
