@@ -15,6 +15,7 @@ import resource
 import shutil
 import tempfile
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -35,6 +36,10 @@ def parser(doc: str | None, size_name: str = "n", size: int = 1000) -> Any:
     ap = argparse.ArgumentParser(description=(doc or "").strip().splitlines()[0])
     ap.add_argument(size_name, type=int, nargs="?", default=size)
     ap.add_argument("--mem", action="store_true", help="sqlite://:memory:")
+    ap.add_argument(
+        "--url",
+        help="a postgresql:// URL: run on a fresh schema there (dropped after)",
+    )
     ap.add_argument(
         "--durability",
         choices=("power-loss", "process-crash"),
@@ -77,6 +82,14 @@ def storage(args: Any, prefix: str) -> Iterator[str]:
     if args.mem:
         yield "sqlite://:memory:"
         return
+    if getattr(args, "url", None):
+        schema = f"bench_{prefix}_{uuid.uuid4().hex[:8]}"
+        sep = "&" if "?" in args.url else "?"
+        try:
+            yield f"{args.url}{sep}schema={schema}"
+        finally:
+            _drop(args.url, schema)
+        return
     tmp = tempfile.mkdtemp(prefix=f"perdure-{prefix}-")
     try:
         url = "sqlite:///" + os.path.join(tmp, "perdure.db")
@@ -85,6 +98,13 @@ def storage(args: Any, prefix: str) -> Iterator[str]:
         yield url
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _drop(url: str, schema: str) -> None:
+    import psycopg
+
+    with psycopg.connect(url.split("?", 1)[0], autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
 def runtime(url: str, args: Any, **kwargs: Any) -> perdure.Runtime:
@@ -102,7 +122,13 @@ def runtime(url: str, args: Any, **kwargs: Any) -> perdure.Runtime:
 def options(args: Any) -> dict[str, Any]:
     """The storage and Runtime options, as JSON fields."""
     return {
-        "storage": "sqlite-mem" if args.mem else "sqlite-file",
+        "storage": (
+            "postgres"
+            if getattr(args, "url", None)
+            else "sqlite-mem"
+            if args.mem
+            else "sqlite-file"
+        ),
         "durability": getattr(args, "durability", "power-loss"),
         "oc": args.oc,
         "ac": args.ac,

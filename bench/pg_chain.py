@@ -96,10 +96,44 @@ async def ready(procs: list[asyncio.subprocess.Process]) -> None:
     )
 
 
+async def commits(url: str) -> int:
+    """The database's ``xact_commit`` so far (every transaction, reads too)."""
+    import psycopg
+
+    plain = url.split("?", 1)[0]  # without the provider's own parameters
+    async with await psycopg.AsyncConnection.connect(plain, autocommit=True) as conn:
+        cursor = await conn.execute(
+            "SELECT xact_commit FROM pg_stat_database"
+            " WHERE datname = current_database()"
+        )
+        row = await cursor.fetchone()
+        assert row is not None
+        return int(row[0])
+
+
+def count_calls(client: perdure.Client) -> dict[str, int]:
+    """Count the client's storage calls (each one transaction) by verb."""
+    calls: dict[str, int] = {}
+    provider = client._provider
+    assert provider is not None
+    for verb in ("create_instance", "get_instance", "enqueue"):
+        original = getattr(provider, verb)
+
+        def counted(*a: object, _f: object = original, _v: str = verb) -> object:
+            calls[_v] = calls.get(_v, 0) + 1
+            return _f(*a)  # type: ignore[operator]
+
+        setattr(provider, verb, counted)
+    return calls
+
+
 async def drive(args: argparse.Namespace, url: str) -> dict[str, object]:
     procs: list[asyncio.subprocess.Process] = []
+    before = await commits(url)
     try:
         async with perdure.Client(url) as client:
+            await client.get_status("none")  # opens the provider
+            calls = count_calls(client)
             if args.prestart:
                 await start_all(client, args.n, max(args.start_tasks, 20))
                 procs = await spawn(args, url)
@@ -123,6 +157,8 @@ async def drive(args: argparse.Namespace, url: str) -> dict[str, object]:
             proc.send_signal(signal.SIGTERM)
         await asyncio.gather(*(proc.wait() for proc in procs))
     wall = t1 - t0
+    total = await commits(url) - before - 1  # less this call's own
+    mine = sum(calls.values())
     return {
         "peer": "perdure",
         "workload": "chain",
@@ -137,6 +173,10 @@ async def drive(args: argparse.Namespace, url: str) -> dict[str, object]:
         "orch_per_s": round(args.n / wall, 2),
         "acts_per_s": round(3 * args.n / wall, 2),
         "errors": bad,
+        # Transactions per activity: all of them, and the runtimes' alone
+        # (less the client's starts and status reads, one each).
+        "commits_per_activity": round(total / (3 * args.n), 3),
+        "runtime_commits_per_activity": round((total - mine) / (3 * args.n), 3),
     }
 
 

@@ -71,6 +71,7 @@ class ActivityWorker:
         self._leases = Leases(provider, options.lock_timeout, absorb)
         self._tasks: set[asyncio.Task[None]] = set()
         self._reserved = 0  # slots promised to claimed items in flight
+        self._running = False  # run() has begun: claimed items may come
         self._slot_free = asyncio.Event()
         self._stopping = False
         self._finished = asyncio.Event()
@@ -86,6 +87,7 @@ class ActivityWorker:
 
     async def run(self) -> None:
         """Fetch and run work until `stop` is called."""
+        self._running = True
         loops = [
             asyncio.create_task(self._leases.renew_loop()),
         ]
@@ -165,7 +167,7 @@ class ActivityWorker:
         """
         options = self._options
         busy = len(self._tasks) + self._reserved
-        if self._stopping or busy >= options.concurrency:
+        if not self._running or self._stopping or busy >= options.concurrency:
             return False
         if name not in self._registry.activities:
             return False

@@ -23,6 +23,7 @@ costs no fetch either.
 
 from __future__ import annotations
 
+import itertools
 import uuid
 from collections.abc import Sequence
 from dataclasses import replace
@@ -109,6 +110,12 @@ def fused_output(
     )
 
 
+# Claim tokens: unique, not secret (a lease is no capability), so a random
+# per-process prefix and a counter; uuid4 per item cost ~10 us a step.
+_TOKENS = f"c{uuid.uuid4().hex[:16]}-"
+_counter = itertools.count()
+
+
 class LocalWorker(Protocol):
     """The part of this runtime's activity worker that takes claimed items."""
 
@@ -130,7 +137,7 @@ def claim_work(output: TurnOutput, worker: LocalWorker, lease: float) -> TurnOut
     if not commit.activities:
         return output
     works = [
-        replace(w, claim=ActivityClaim(uuid.uuid4().hex, lease))
+        replace(w, claim=ActivityClaim(f"{_TOKENS}{next(_counter):x}", lease))
         if w.visible_at is None and worker.reserve(w.name)
         else w
         for w in commit.activities

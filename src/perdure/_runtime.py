@@ -149,7 +149,10 @@ class Runtime:
             ),
             absorb=self._dispatcher.absorb,
         )
-        self._dispatcher.worker = self._worker
+        if role == "all":
+            # Turns hand the work they schedule to this worker (_fused);
+            # an orchestrator-only runtime runs no activities.
+            self._dispatcher.worker = self._worker
         self._client = Client._shared(self._provider)
         self._retention: Retention | None = None
         if retention is not None:

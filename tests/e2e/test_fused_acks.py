@@ -120,3 +120,31 @@ async def test_a_message_that_came_first_is_delivered_first(storage_url: str) ->
     assert state.status == "Completed", state
     assert state.output == [1, "event"]
     assert counting.fused == 0
+
+
+ran: list[int] = []
+
+
+@perdure.activity(name="Note")
+def note(_: perdure.ActivityContext, x: int) -> int:
+    ran.append(x)
+    return x
+
+
+@perdure.orchestration(name="OneNote")
+async def one_note(ctx: OrchestrationContext, x: int) -> int:
+    return int(await ctx.schedule_activity(note, x))
+
+
+async def test_an_orchestrator_only_runtime_claims_no_work(sqlite_url: str) -> None:
+    # Regression: a turn handed its work to the worker of a runtime started
+    # with role="orchestrator", which then ran activities it must not run.
+    ran.clear()
+    async with runtime(sqlite_url, [one_note], [note], role="orchestrator") as rt:
+        await rt.client.start_orchestration("n", one_note, 7)
+        await reached(rt.client, "n", h.ActivityScheduled)
+        await asyncio.sleep(0.3)
+        assert ran == []
+    async with runtime(sqlite_url, [one_note], [note]) as rt:
+        state = await rt.client.wait_for_orchestration("n", timeout=WAIT)
+    assert (state.status, state.output, ran) == ("Completed", 7, [7])
