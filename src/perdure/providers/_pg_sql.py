@@ -22,6 +22,7 @@ from perdure.providers._base import (
     Message,
     QueuedMessage,
 )
+from perdure.providers._pg_members import ALIVE
 from perdure.providers._pg_schema import quote_ident
 from perdure.providers.helpers import INSTANCE_COLUMNS
 
@@ -49,7 +50,7 @@ NOW = "extract(epoch FROM statement_timestamp())::float8"
 SPARE_FOR = 1.0
 
 
-def _wake(*pairs: tuple[str, str], targeted: str = "") -> str:
+def _wake(*pairs: tuple[str, str], targeted: str = "", extra: str = "") -> str:
     """A CTE ``wake`` notifying each ``(channel parameter, condition)`` that holds.
 
     *targeted*, the schema of a statement whose ``sent`` rows (``visible_at``,
@@ -60,6 +61,7 @@ def _wake(*pairs: tuple[str, str], targeted: str = "") -> str:
     local waiters were woken directly), and anyone for unowned instances
     unless this provider's own dispatcher has room (``spare_orch``: until
     then, database time). The payload is ``sender:target`` (see `Listener`).
+    *extra* is one more ``SELECT pg_notify(...)`` to add.
     """
     rows = ", ".join(f"(%({param})s::text, {cond})" for param, cond in pairs)
     wake = (
@@ -74,6 +76,8 @@ def _wake(*pairs: tuple[str, str], targeted: str = "") -> str:
             f" WHERE m.visible_at <= {NOW} AND o.owner IS DISTINCT FROM %(origin)s"
             f" AND (o.owner IS NOT NULL OR %(spare_orch)s <= {NOW})) t"
         )
+    if extra:
+        wake += " UNION ALL " + extra
     return wake + ")"
 
 
@@ -230,19 +234,29 @@ class PgSql:
 
 
 def _create_instance(s: str) -> str:
+    # home: a live runtime chosen by rendezvous hashing on the instance id
+    # (_pg_members); it owns the new instance, so only it is woken and the
+    # others leave it alone for "affinity" seconds. No live runtime: no
+    # owner, and the wake-up goes to everyone.
     return (
-        f"WITH made AS (INSERT INTO {s}.instances (instance_id, name, version,"
-        " execution_id, status, parent_instance_id, created_at, updated_at)"
+        f"WITH home AS (SELECT origin FROM {s}.runtimes"
+        f" WHERE seen_at > {NOW} - {ALIVE} ORDER BY md5(origin || %(iid)s) LIMIT 1),"
+        f" made AS (INSERT INTO {s}.instances (instance_id, name, version,"
+        " execution_id, status, parent_instance_id, created_at, updated_at, owner)"
         " VALUES (%(iid)s, %(name)s, %(version)s, 1, 'Running', %(parent)s,"
-        f" {NOW}, {NOW})"
+        f" {NOW}, {NOW}, (SELECT origin FROM home))"
         " ON CONFLICT (instance_id) DO NOTHING RETURNING instance_id),"
         f" sent AS (INSERT INTO {s}.messages (instance_id, kind, body, visible_at, key,"
         " occurred_at) SELECT instance_id, %(kind)s, %(body)s,"
         f" coalesce(%(vis)s, {NOW}), %(key)s, coalesce(%(vis)s, {NOW})"
         " FROM made RETURNING visible_at), "
         + _wake(
-            ("ch_orch", f"EXISTS (SELECT 1 FROM sent WHERE visible_at <= {NOW})"),
             ("ch_inst", "EXISTS (SELECT 1 FROM made)"),
+            extra=(
+                "SELECT pg_notify(%(ch_orch)s, %(origin)s || ':'"
+                " || coalesce((SELECT origin FROM home), ''))"
+                f" WHERE EXISTS (SELECT 1 FROM sent WHERE visible_at <= {NOW})"
+            ),
         )
         + " SELECT (SELECT count(*) FROM made), (SELECT count(*) FROM wake)"
     )

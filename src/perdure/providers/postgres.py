@@ -48,10 +48,11 @@ from perdure.providers._pg_conn import (
 from perdure.providers._pg_fetch import fetch_orchestrations
 from perdure.providers._pg_instances import PgInstances, handler_params
 from perdure.providers._pg_listen import Listener
+from perdure.providers._pg_members import Membership
 from perdure.providers._pg_once import PgOnce
 from perdure.providers._pg_open import AdaptivePoll, open_sessions
 from perdure.providers._pg_schema import channel_names, describe, quote_ident, split_url
-from perdure.providers._pg_sql import SPARE_FOR, PgSql, message_params
+from perdure.providers._pg_sql import NOW, SPARE_FOR, PgSql, message_params
 from perdure.providers._pg_vacuum import QueueVacuum
 from perdure.providers.helpers import (
     LocalWakeups,
@@ -164,6 +165,10 @@ class PostgresProvider(PgActivities, PgOnce, PgInstances):
         # Vacuums the queue tables when dead rows pile up (_pg_vacuum);
         # started by the first fetch: runtimes run it, clients do not.
         self._vacuum = QueueVacuum(self.schema, self._connection)
+        # Announces a fetching runtime, so that starts are homed here.
+        self._members = Membership(
+            quote_ident(self.schema), self._origin, self._connection, NOW
+        )
         # Database clock minus this machine's (see clock()); measured at
         # open and refreshed by every fetch that returns work.
         self._skew = 0.0
@@ -259,6 +264,8 @@ class PostgresProvider(PgActivities, PgOnce, PgInstances):
     async def close(self) -> None:
         """Close the pool and the LISTEN connection (idempotent)."""
         await self._vacuum.stop()
+        if self._pool is not None:
+            await self._members.leave()
         pool, self._pool = self._pool, None
         listener, self._listener = self._listener, None
         if listener is not None:
@@ -371,6 +378,7 @@ class PostgresProvider(PgActivities, PgOnce, PgInstances):
         if max_items <= 0:
             return []
         self._vacuum.start()
+        await self._members.beat()
         params = {
             "scan": max_items * 4,
             "n": max_items,
