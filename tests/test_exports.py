@@ -54,6 +54,7 @@ def test_the_surface_is_pinned() -> None:
         "SubOrchestrationFailed",
         "SyncClient",
         "TaskGroup",
+        "ValueTooLarge",
         "activity",
         "durable_async",
         "orchestration",

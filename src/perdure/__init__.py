@@ -46,6 +46,7 @@ from ._errors import (
     PerdureError,
     StorageError,
     SubOrchestrationFailed,
+    ValueTooLarge,
 )
 from ._registry import activity, orchestration
 from ._retry import RetryPolicy
@@ -88,6 +89,7 @@ __all__ = [
     "SubOrchestrationFailed",
     "SyncClient",
     "TaskGroup",
+    "ValueTooLarge",
     "activity",
     "durable_async",
     "orchestration",

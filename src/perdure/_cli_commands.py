@@ -32,6 +32,7 @@ __all__ = [
     "cmd_rewind",
     "cmd_start",
     "cmd_status",
+    "cmd_values",
     "cmd_wait",
     "iso",
     "parse_json",
@@ -349,4 +350,11 @@ async def cmd_history(args: argparse.Namespace, client: Client) -> int:
     if execution != state.execution_id:
         title = f"instance {args.instance_id}  execution {execution}"
     sys.stdout.write(render_history(events, title=title, ascii=use_ascii()))
+    return 0
+
+
+async def cmd_values(args: argparse.Namespace, client: Client) -> int:
+    """``perdure values INSTANCE``: the instance's values as one JSON object."""
+    values = await client.get_values(args.instance_id)
+    print(json.dumps(values, ensure_ascii=use_ascii(), indent=2))
     return 0

@@ -14,7 +14,7 @@ from ._client_queries import ClientQueries
 from ._client_retry import DEFAULT_RETRY_TIMEOUT, Retry, client_provider
 from ._client_schedules import ClientSchedules
 from ._client_types import IfExists, StartSpec, unix_time
-from ._codec import to_json
+from ._codec import loads, to_json
 from ._core._history import event_from_json
 from ._errors import InstanceExists, InstanceNotFound, PerdureError
 from ._names import check_name
@@ -321,6 +321,23 @@ class Client(ClientSchedules, ClientQueries):
         store = await self._store()
         record = await self._get(store, instance_id)
         return OrchestrationState.from_record(record) if record is not None else None
+
+    async def get_values(self, instance_id: str) -> dict[str, Any]:
+        """Return the instance's values (``ctx.set_value``), as JSON values.
+
+        Read from the instance's row, without running the orchestration:
+        what its last committed turn left, in any status (a finished
+        instance keeps its last values). Empty if none were set.
+
+        Raises:
+            InstanceNotFound: Unknown instance.
+        """
+        store = await self._store()
+        text = await self._retry.call(lambda: store.read_values(instance_id))
+        if text is None:
+            raise InstanceNotFound(instance_id)
+        values: dict[str, Any] = loads(text)
+        return values
 
     @overload
     async def wait_for_orchestration(

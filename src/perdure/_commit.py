@@ -158,6 +158,7 @@ def to_commit(facts: TurnFacts, result: TurnResult) -> TurnCommit:
                 tuple(result.carried_events),
                 parent,
                 start.trace if start is not None else None,
+                result.values,
             )
             outbound.append(Outbound(instance_id=iid, message=following.message()))
             if facts.carry_cancel is not None:
@@ -186,6 +187,7 @@ def to_commit(facts: TurnFacts, result: TurnResult) -> TurnCommit:
         output=output,
         error=error,
         custom_status=custom_status,
+        state_values=None if result.values is None else dumps(result.values),
     )
 
 

@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal, NoReturn, TypeVar, overload
 
 from ._codec import from_json, to_json
+from ._context_values import InstanceValues
 from ._core import _history as h
 from ._core._combinators import JoinFuture, SelectFuture
 from ._core._driver import ContinueAsNewSignal, Driver
@@ -41,7 +42,7 @@ R = TypeVar("R")
 _log = logging.getLogger("perdure.orchestration")
 
 
-class OrchestrationContext:
+class OrchestrationContext(InstanceValues):
     """The orchestration's handle on the engine; every call is deterministic.
 
     Scheduling calls return a `DurableFuture` at once and start the work at

@@ -11,6 +11,7 @@
     ├── InstanceExists             start_orchestration with an id in use
     ├── InstanceNotFound           an operation on an unknown instance id
     ├── PayloadError               a value cannot be encoded, decoded or is too big
+    │   └── ValueTooLarge          an instance value (ctx.set_value) over a limit
     ├── HandlerNotFound            no orchestration/activity registered by that name
     └── StorageError               the provider failed or stored data is corrupt
     BaseException
@@ -44,6 +45,7 @@ __all__ = [
     "PerdureError",
     "StorageError",
     "SubOrchestrationFailed",
+    "ValueTooLarge",
     "format_stack",
 ]
 
@@ -307,6 +309,15 @@ class InstanceNotFound(PerdureError):
 
 class PayloadError(PerdureError, ValueError):
     """A value could not be encoded or decoded, or is larger than allowed."""
+
+
+class ValueTooLarge(PayloadError):
+    """``ctx.set_value`` was given a key or value over its size limit.
+
+    A key has at most 256 characters, one value's JSON at most 64 KiB, and
+    an instance's keys and values together at most 256 KiB (UTF-8 bytes).
+    Nothing is recorded: the call fails, the values stay as they were.
+    """
 
 
 class HandlerNotFound(PerdureError, LookupError):

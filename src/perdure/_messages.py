@@ -130,6 +130,8 @@ class ContinueAsNew:
         carried: External events not consumed, as ``(name, data)``.
         parent: The parent's link, inherited from the first execution.
         trace: The trace context, inherited from the first execution.
+        values: The instance's values the old execution ended with
+            (``ctx.set_value``); None when there are none.
     """
 
     name: str
@@ -139,6 +141,7 @@ class ContinueAsNew:
     carried: tuple[tuple[str, Any], ...] = ()
     parent: ParentLink | None = None
     trace: dict[str, str] | None = None
+    values: dict[str, Any] | None = None
 
     def message(self) -> Message:
         """The queue message."""
@@ -152,6 +155,8 @@ class ContinueAsNew:
         }
         if self.trace is not None:
             body["trace"] = self.trace
+        if self.values:
+            body["values"] = self.values
         return message(CONTINUE_AS_NEW, body)
 
 
@@ -317,6 +322,7 @@ def _continue_as_new(body: dict[str, Any]) -> ContinueAsNew:
         tuple((name, data) for name, data in body.get("carried", [])),
         body.get("parent"),
         body.get("trace"),
+        body.get("values"),
     )
 
 

@@ -242,6 +242,13 @@ class SyncClient:
         """
         return self._run(lambda: self._client.get_status(instance_id))
 
+    def get_values(self, instance_id: str) -> dict[str, Any]:
+        """Return the instance's values (``ctx.set_value``), as JSON values.
+
+        See `Client.get_values`.
+        """
+        return self._run(lambda: self._client.get_values(instance_id))
+
     @overload
     def wait_for_orchestration(
         self,

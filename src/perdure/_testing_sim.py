@@ -17,6 +17,7 @@ from ._codec import to_json
 from ._core import _history as h
 from ._core._driver import Driver, Outcome
 from ._core._rewind import voided_ids
+from ._core._values import fold_values
 from ._errors import ErrorInfo, NondeterminismError
 from ._registry import Registry, name_of
 from ._scope_log import log_unobserved
@@ -57,6 +58,7 @@ class ReplayResult:
         history: The execution's events.
         carried_events: ContinuedAsNew only: unconsumed external events, as
             ``(name, data)``, handed to the next execution.
+        values: The instance's values (``ctx.set_value``) at this point.
     """
 
     status: str
@@ -65,6 +67,7 @@ class ReplayResult:
     custom_status: Any = None
     history: tuple[h.Event, ...] = field(default=(), repr=False)
     carried_events: tuple[tuple[str, Any], ...] = ()
+    values: dict[str, Any] = field(default_factory=dict)
 
     @property
     def is_finished(self) -> bool:
@@ -436,8 +439,11 @@ def result_of(
     for event in history:
         if isinstance(event, h.CustomStatusUpdated):
             custom = event.value
+    values = fold_values(history)
     if outcome is None:
-        return ReplayResult("Running", custom_status=custom, history=tuple(history))
+        return ReplayResult(
+            "Running", custom_status=custom, history=tuple(history), values=values
+        )
     return ReplayResult(
         outcome.status,
         output=outcome.output,
@@ -445,6 +451,7 @@ def result_of(
         custom_status=custom,
         history=tuple(history),
         carried_events=carried,
+        values=values,
     )
 
 

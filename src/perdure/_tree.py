@@ -58,7 +58,13 @@ _CANCEL_TYPES = (
 )
 _FAILURE_TYPES = (h.ActivityFailed, h.SubOrchestrationFailed)
 # Recorded by code, but nothing to wait for: never pending, outcome ✓.
-_NOTE_TYPES = (h.OrchestrationChained, h.CustomStatusUpdated, h.PatchApplied)
+_NOTE_TYPES = (
+    h.OrchestrationChained,
+    h.CustomStatusUpdated,
+    h.PatchApplied,
+    h.StateValueSet,
+    h.StateValueCleared,
+)
 _UNICODE = {
     "ok": "✓",
     "bad": "✗",
@@ -286,6 +292,8 @@ class _Renderer:
                 line += f"  input {summarize(start.input, 70)}"
             if start.parent:
                 line += f"  parent {summarize(start.parent)}"
+            if start.values:  # carried over by a continue-as-new
+                line += f"  values {summarize(start.values, 70)}"
             self.lines.append(line)
         root = self.b.scopes["0"]
         self.lines.append(f"scope 0  {self._root_status()}")
@@ -439,6 +447,10 @@ def _describe(event: h.Event) -> str:
         return f"custom status = {summarize(event.value, 40)}"
     if isinstance(event, h.PatchApplied):
         return f"patched {event.patch_id!r}"
+    if isinstance(event, h.StateValueSet):
+        return f"set value {event.key!r} = {summarize(event.value, 40)}"
+    if isinstance(event, h.StateValueCleared):
+        return f"cleared value {event.key!r}"
     if isinstance(event, h.EventRaised):
         return f"event {event.name!r} raised"
     if isinstance(event, h.OrchestrationCancelRequested):

@@ -48,7 +48,8 @@ def history_tree(events: Sequence[h.Event]) -> Json:
 
     Returns:
         A JSON-ready dict: ``orchestration`` (``name``, ``version``,
-        ``input``, ``parent``; ``None`` for an empty history), ``status``
+        ``input``, ``parent``, ``values`` carried over by a continue-as-new;
+        ``None`` for an empty history), ``status``
         and ``reason`` of the execution, ``root`` (the scope ``0``: a node
         with ``kind`` ``"scope"``, its ``path``, ``status``, ``reason``,
         ``shielded`` and ``items``, each a scope or a work node), ``end``
@@ -82,6 +83,7 @@ class _Converter:
                 "version": start.version,
                 "input": start.input,
                 "parent": start.parent,
+                "values": start.values,
             },
             "status": status,
             "reason": reason,

@@ -269,6 +269,8 @@ def _begin_fresh(
     """A new driver whose turn has begun with the execution's first events."""
     version = fresh.version or registry.latest_version(fresh.name) or ""
     trace = fresh.trace or trace
+    # A continue-as-new carries the instance's values on (None: none).
+    values = (fresh.values or None) if isinstance(fresh, m.ContinueAsNew) else None
     start = h.OrchestrationStarted(
         event_id=1,
         timestamp=now,
@@ -278,6 +280,7 @@ def _begin_fresh(
         parent=fresh.parent,
         engine=h.ENGINE_VERSION,
         trace=trace,
+        values=values,
     )
     driver = build_driver(registry, instance_id, fresh.execution_id, start)
     driver.begin_turn(now)
@@ -289,6 +292,7 @@ def _begin_fresh(
         parent=start.parent,
         engine=h.ENGINE_VERSION,
         trace=trace,
+        values=values,
     )
     if isinstance(fresh, m.ContinueAsNew):
         for name, data in fresh.carried:

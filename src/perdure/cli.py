@@ -2,7 +2,7 @@
 
 Subcommands: ``demo``, ``worker``, ``check``, ``start``, ``status``,
 ``wait``, ``raise``, ``cancel``, ``resume``, ``rewind``, ``list``,
-``delete``, ``purge``, ``history``, ``doctor`` and ``ui``.
+``delete``, ``purge``, ``history``, ``values``, ``doctor`` and ``ui``.
 Storage comes from ``--db`` (before or after the subcommand), else the
 ``PERDURE_DB`` environment variable, else ``sqlite:///perdure.db``; a plain
 file path is taken as a SQLite file. Errors print one line to stderr and exit non-zero
@@ -237,6 +237,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="execution id (default: latest)",
     )
 
+    values = sub.add_parser(
+        "values",
+        parents=[common],
+        help="print an instance's values (ctx.set_value) as JSON",
+        description="Print the values the instance's orchestration stored with "
+        "ctx.set_value, as one JSON object, read from storage (the instance "
+        "does not run for it).",
+    )
+    values.add_argument("instance_id", metavar="INSTANCE")
+
     doctor = sub.add_parser(
         "doctor",
         parents=[common],
@@ -262,6 +272,7 @@ _COMMANDS: dict[str, Command] = {
     "delete": op.cmd_delete,
     "purge": op.cmd_purge,
     "history": c.cmd_history,
+    "values": c.cmd_values,
 }
 
 

@@ -36,6 +36,8 @@ from ._core._history import (
     OrchestrationFailed,
     OrchestrationStarted,
     PatchApplied,
+    StateValueCleared,
+    StateValueSet,
     SubOrchestrationCancelRequested,
     SubOrchestrationCompleted,
     SubOrchestrationFailed,
@@ -65,6 +67,8 @@ __all__ = [
     "OrchestrationFailed",
     "OrchestrationStarted",
     "PatchApplied",
+    "StateValueCleared",
+    "StateValueSet",
     "SubOrchestrationCancelRequested",
     "SubOrchestrationCompleted",
     "SubOrchestrationFailed",
@@ -93,6 +97,8 @@ AnyEvent: _typing.TypeAlias = (
     | OrchestrationChained
     | CustomStatusUpdated
     | PatchApplied
+    | StateValueSet
+    | StateValueCleared
     | OrchestrationCancelRequested
     | OrchestrationContinuedAsNew
     | OrchestrationCompleted
@@ -100,4 +106,4 @@ AnyEvent: _typing.TypeAlias = (
     | OrchestrationCancelled
     | ExecutionRewound
 )
-"""Any concrete history event (the union of the 24 classes)."""
+"""Any concrete history event (the union of the 26 classes)."""

@@ -175,6 +175,11 @@ class FaultyProvider:
             "get_instance", lambda: self.inner.get_instance(instance_id)
         )
 
+    async def read_values(self, instance_id: str) -> str | None:
+        return await self._call(
+            "read_values", lambda: self.inner.read_values(instance_id)
+        )
+
     async def list_instances(
         self, *, status: InstanceStatus | None = None, limit: int = 100
     ) -> list[InstanceRecord]:

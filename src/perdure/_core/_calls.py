@@ -24,6 +24,7 @@ from ._rewind import Rewind
 from ._runner import Runner
 from ._seeds import Seeds
 from ._tasks import CANCELLED, PENDING, DurableFuture, WorkFuture
+from ._values import Values
 
 __all__ = ["Calls"]
 
@@ -45,6 +46,10 @@ class Calls(Runner):
         self._patches = Patches()
         # From replay(..., rewind=True) to the end of the rewind turn.
         self._rewind: Rewind | None = None
+        # The instance's values (ctx.set_value), and whether this turn
+        # changed them (reset by ``begin_turn``).
+        self.values = Values()
+        self.values_changed = False
 
     def schedule(
         self,
@@ -90,6 +95,33 @@ class Calls(Runner):
         """Emit an action that creates no work (custom status, detached start)."""
         if self._require_task() is not None:
             self._emitted.append(Action(cls(event_id=0, timestamp=0.0, **fields), None))
+
+    def set_value(self, key: str, value: Any) -> None:
+        """Store JSON *value* under *key* and emit its `StateValueSet`.
+
+        Raises:
+            ValueTooLarge: Over a size limit (`._values`): nothing emitted.
+            Cancelled: Called inside a cancelled task, as a scheduling call.
+        """
+        task = self._require_task()
+        if task is None:
+            return
+        self.values.set(key, value)
+        self.values_changed = True
+        event = h.StateValueSet(
+            event_id=0, timestamp=0.0, key=key, value=value, scope=task.path
+        )
+        self._emitted.append(Action(event, None))
+
+    def clear_value(self, key: str) -> None:
+        """Remove *key*'s value and emit its `StateValueCleared`."""
+        task = self._require_task()
+        if task is None:
+            return
+        self.values.clear(key)
+        self.values_changed = True
+        event = h.StateValueCleared(event_id=0, timestamp=0.0, key=key, scope=task.path)
+        self._emitted.append(Action(event, None))
 
     def patched(self, patch_id: str) -> bool:
         """Answer ``ctx.patched(patch_id)``; see `._patches` for the rules.

@@ -153,6 +153,7 @@ class Driver(Calls):
         self.now = now
         self._new = []
         self._options = {}
+        self.values_changed = False
         rewinding = self._rewind
         if rewinding is not None and not rewinding.begun:
             rewinding.begun = True
@@ -236,6 +237,7 @@ class Driver(Calls):
                 )
             )
         carried: list[tuple[str, Any]] = []
+        continued = False
         if self.outcome is not None and not self._terminal_seen:
             self._terminal_seen = True
             if self.root is not None:
@@ -243,10 +245,19 @@ class Driver(Calls):
             self._push(terminal_event(self.outcome, self.history_len + 1, self.now))
             if self.outcome.status == "ContinuedAsNew":
                 carried = self._inbox.unconsumed()
+                continued = True
         rewinding, self._rewind = self._rewind, None
         reissue = rewinding.still_open(self._work) if rewinding else []
+        # The values, when the commit needs them: changed by the turn,
+        # carried on by a continue-as-new, or a rewind turn (written again
+        # so that they match the history the rewind leaves).
+        values = (
+            self.values.snapshot()
+            if self.values_changed or continued or rewinding is not None
+            else None
+        )
         return TurnResult(
-            self._new, self.outcome, self._options, carried, targets, reissue
+            self._new, self.outcome, self._options, carried, targets, reissue, values
         )
 
     def child_id(self, event_id: int) -> str:
@@ -308,6 +319,7 @@ class Driver(Calls):
                 "corrupted history: a second OrchestrationStarted"
             )
         self.started = event
+        self.values.load(event.values)
         try:
             coro = self.body(event.input)
         except Exception as exc:

@@ -16,12 +16,13 @@ elsewhere derives from it: each class says its `Role` in replay, the
 from __future__ import annotations
 
 import dataclasses
-import enum
 import json
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from typing import Any
 
 from .._errors import StorageError
+from ._event_base import Event, ExecutionStatus, Role, WorkKind
+from ._history_values import StateValueCleared, StateValueSet
 
 __all__ = [
     "CANCEL_EVENT",
@@ -33,6 +34,7 @@ __all__ = [
     "MARKER_TYPES",
     "SCHEDULING_TYPES",
     "TERMINAL_TYPES",
+    "VALUE_TYPES",
     "ActivityCancelRequested",
     "ActivityCompleted",
     "ActivityFailed",
@@ -52,6 +54,8 @@ __all__ = [
     "OrchestrationStarted",
     "PatchApplied",
     "Role",
+    "StateValueCleared",
+    "StateValueSet",
     "SubOrchestrationCancelRequested",
     "SubOrchestrationCompleted",
     "SubOrchestrationFailed",
@@ -72,67 +76,14 @@ __all__ = [
 #: without one, and only code calling ``ctx.patched`` (which an older
 #: perdure does not have) writes one; bumping would make every execution
 #: an upgraded runtime starts unreplayable by the runtimes not upgraded yet.
-#: Nor did `ExecutionRewound`, which only a rewind writes.
+#: Nor did `ExecutionRewound`, which only a rewind writes, nor the value
+#: events (`._history_values`), which only code calling ``ctx.set_value``
+#: writes, nor ``OrchestrationStarted.values``, which only those carry on.
 ENGINE_VERSION = 2
 
 
-class WorkKind(enum.StrEnum):
-    """The kinds of durable work a task can own (and cancel)."""
-
-    ACTIVITY = "activity"
-    TIMER = "timer"
-    WAIT = "wait"
-    SUB = "sub"
-
-
-#: How an execution ended (``Outcome.status``, a terminal event's ``status``).
-ExecutionStatus = Literal["Completed", "Failed", "Cancelled", "ContinuedAsNew"]
-
-#: What an event does in replay. ``scheduling``: produced by orchestration
-#: code, matched in order against what it emits; ``completion``: resolves
-#: the work its ``source_event_id`` names; ``cancel``: records that code
-#: cancelled that work; ``delivered``: any other message from outside;
-#: ``terminal``: the execution's end; ``start``: the first event;
-#: ``marker``: produced by orchestration code with its scheduling events
-#: (in emission order) but never matched: replay reads the markers of the
-#: whole execution before running the code, then passes over them;
-#: ``rewind``: `ExecutionRewound`, read up front too (`._rewind`).
-Role = Literal[
-    "scheduling",
-    "completion",
-    "cancel",
-    "delivered",
-    "terminal",
-    "start",
-    "marker",
-    "rewind",
-]
-
 _REGISTRY: dict[str, type[Event]] = {}
 _ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Event:
-    """Fields every history event has."""
-
-    event_id: int
-    timestamp: float
-    source_event_id: int | None = None
-
-    kind: ClassVar[str] = "Event"
-    role: ClassVar[Role]
-    # The work it schedules, completes or cancels; None for the others.
-    work: ClassVar[WorkKind | None] = None
-    # Scheduling events: the fields a replayed one must match (DESIGN §2).
-    match_keys: ClassVar[tuple[str, ...]] = ()
-    # Terminal events: the status the execution ended with.
-    status: ClassVar[ExecutionStatus | None] = None
-
-    @property
-    def type(self) -> str:
-        """The event kind name (``"ActivityScheduled"``, ...)."""
-        return self.kind
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -150,6 +101,9 @@ class OrchestrationStarted(Event):
     engine: int | None = None
     # W3C trace context (``traceparent``...) its turns' spans link to.
     trace: dict[str, str] | None = None
+    # The instance's values (``ctx.set_value``) the execution starts with:
+    # carried over by a continue-as-new; None when there are none.
+    values: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -449,6 +403,8 @@ TERMINAL_TYPES = _with_role("terminal")
 CANCEL_EVENT: dict[WorkKind, type[Event]] = {
     c.work: c for c in CANCEL_TYPES if c.work is not None
 }
+#: Events that change the instance's values (``ctx.set_value``).
+VALUE_TYPES = frozenset((StateValueSet, StateValueCleared))
 
 
 _FIELDS: dict[type[Event], tuple[tuple[str, Any], ...]] = {}

@@ -49,6 +49,9 @@ class TurnResult:
     # A rewind turn: the activities and timers scheduled before the rewind
     # and still open, to send again, as (scheduling event, activity options)
     reissue: list[tuple[h.Event, Any]] = field(default_factory=list)
+    # The instance's values after the turn (ctx.set_value) when the commit
+    # must write them (changed, carried on, rewound); None: unchanged
+    values: dict[str, Any] | None = None
 
 
 def terminal_event(outcome: Outcome, event_id: int, timestamp: float) -> h.Event:

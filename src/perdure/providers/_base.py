@@ -157,6 +157,14 @@ class Provider(Protocol):
     async def get_instance(self, instance_id: str) -> InstanceRecord | None:
         """Return the instance row, or ``None``."""
 
+    async def read_values(self, instance_id: str) -> str | None:
+        """Return the JSON text of the instance's values, or ``None`` if unknown.
+
+        The values are the object the last committed turn that changed them
+        wrote (`TurnCommit.state_values`); ``"{}"`` when none was ever
+        written. They stay with the row whatever its status or execution.
+        """
+
     async def list_instances(
         self, *, status: InstanceStatus | None = None, limit: int = 100
     ) -> list[InstanceRecord]:

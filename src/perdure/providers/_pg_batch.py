@@ -269,7 +269,8 @@ def commit_params(
     """
     groups = {
         "t": _Columns(
-            "t", "idx iid token exec start len name version status output error custom"
+            "t",
+            "idx iid token exec start len name version status output error custom vals",
         ),
         "e": _Columns("e", "idx iid exec eid data"),
         "c": _Columns("c", "idx iid id"),
@@ -303,6 +304,7 @@ def _add_turn(groups: dict[str, _Columns], idx: int, turn: TurnCommit) -> None:
         turn.output,
         turn.error,
         turn.custom_status,
+        turn.state_values,
     )
     for event_id, data in turn.events:
         groups["e"].add(idx, iid, execution_id, event_id, data)

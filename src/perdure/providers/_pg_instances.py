@@ -121,6 +121,17 @@ class PgInstances:
             row = await cursor.fetchone()
         return None if row is None else instance_record(row)
 
+    async def read_values(self, instance_id: str) -> str | None:
+        """See `Provider.read_values`."""
+        sql = (
+            f"SELECT coalesce(state_values, '{{}}') FROM"
+            f" {quote_ident(self.schema)}.instances WHERE instance_id = %s"
+        )
+        async with self._connection() as conn:
+            cursor = await conn.execute(sql, (instance_id,))
+            row = await cursor.fetchone()
+        return None if row is None else str(row[0])
+
     async def list_instances(
         self, *, status: InstanceStatus | None = None, limit: int = 100
     ) -> list[InstanceRecord]:

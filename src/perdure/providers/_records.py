@@ -327,6 +327,8 @@ class TurnCommit:
         output: JSON text of the output when Completed.
         error: JSON text of the error when Failed/Cancelled.
         custom_status: JSON text; ``None`` leaves the stored value alone.
+        state_values: JSON text of the instance's values (an object, see
+            `Provider.read_values`); ``None`` leaves the stored ones alone.
     """
 
     instance_id: str
@@ -347,3 +349,4 @@ class TurnCommit:
     output: str | None = None
     error: str | None = None
     custom_status: str | None = None
+    state_values: str | None = None

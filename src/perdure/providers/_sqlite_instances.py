@@ -1,4 +1,4 @@
-"""SQLite verbs on instance rows: list, page, read history, delete, purge.
+"""SQLite verbs on instance rows: list, page, read history and values, delete, purge.
 
 `SqliteProvider` inherits `SqliteInstances`; listing pages with a keyset
 (`perdure.providers._instance_query`), so a page costs the same at any size.
@@ -50,6 +50,14 @@ class SqliteInstances(SqliteRouting):
         )
         rows = await self._call(lambda: self._db().execute(sql, params).fetchall())
         return [instance_record(row) for row in rows]
+
+    async def read_values(self, instance_id: str) -> str | None:
+        """See `Provider.read_values`."""
+        sql = "SELECT coalesce(state_values, '{}') FROM instances WHERE instance_id = ?"
+        row = await self._call(
+            lambda: self._db().execute(sql, (instance_id,)).fetchone()
+        )
+        return None if row is None else str(row[0])
 
     async def read_history(
         self, instance_id: str, execution_id: int | None = None

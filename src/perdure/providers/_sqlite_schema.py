@@ -196,6 +196,7 @@ COMMIT_INSTANCE = (
     " name = coalesce(:name, name), version = coalesce(:version, version),"
     " status = :status, output = :output, error = :error,"
     " custom_status = coalesce(:custom_status, custom_status),"
+    " state_values = coalesce(:state_values, state_values),"
     " updated_at = :now, history_len = :history_len,"
     " lock_token = NULL, locked_until = NULL, attempt = 0"
     " WHERE instance_id = :instance_id AND lock_token = :lock_token AND ("

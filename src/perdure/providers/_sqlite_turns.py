@@ -100,6 +100,7 @@ def apply_turn(conn: sqlite3.Connection, now: float, turn: TurnCommit) -> bool:
             "output": turn.output,
             "error": turn.error,
             "custom_status": turn.custom_status,
+            "state_values": turn.state_values,
             "now": now,
         },
     )

@@ -44,6 +44,7 @@ from perdure.providers.conformance._queries import *
 from perdure.providers.conformance._queues import *
 from perdure.providers.conformance._routing import *
 from perdure.providers.conformance._turns import *
+from perdure.providers.conformance._values import *
 
 __all__ = [
     "Backend",
@@ -122,6 +123,8 @@ __all__ = [
     "test_query_pages_through_everything_newest_first",
     "test_read_history_in_event_order",
     "test_read_history_of_unknown_instance_is_empty",
+    "test_read_values_of_unknown_instance_is_none",
+    "test_rejected_turn_writes_no_values",
     "test_renew_activity_locks_keeps_held_items",
     "test_renewed_fetch_after_expiry_does_not_touch_the_new_lease",
     "test_reopening_a_store_keeps_data_and_migrations_idempotent",
@@ -133,6 +136,9 @@ __all__ = [
     "test_turn_failure_stores_error",
     "test_turn_writes_all_its_parts",
     "test_unconsumed_messages_stay_queued",
+    "test_values_are_written_with_their_turn",
+    "test_values_in_one_batch_stay_with_their_turn",
+    "test_values_move_with_the_instance_and_go_with_it",
     "test_wait_does_not_lose_a_write_between_fetch_and_wait",
     "test_wait_times_out_without_writes",
     "test_wait_wakes_activity_worker_on_scheduling",
