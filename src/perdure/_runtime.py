@@ -15,7 +15,11 @@ from ._dispatcher import Dispatcher, DispatcherOptions
 from ._registry import Registry
 from ._retention import Retention
 from ._retry import seconds
-from ._schedules import is_running_activity, schedule_orchestration
+from ._schedules import (
+    is_running_activity,
+    schedule_orchestration,
+    schedule_orchestration_v1,
+)
 from ._supervise import RuntimeFailed, supervise
 from .providers import open_provider
 from .providers._base import Provider, WorkRef
@@ -107,7 +111,7 @@ class Runtime:
         self._provider: Provider = open_provider(storage)
         # Every runtime runs schedules (docs/schedules.md).
         self.registry = Registry(
-            [*orchestrations, schedule_orchestration],
+            [*orchestrations, schedule_orchestration_v1, schedule_orchestration],
             [*activities, is_running_activity(self._provider)],
         )
         self._owns_provider = self._provider is not storage

@@ -14,13 +14,14 @@ never one per missed slot. Cron expressions need the ``schedules`` extra
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
+from . import _schedule_slots
 from ._registry import activity, orchestration
 from ._retry import seconds
+from ._schedule_slots import first_slot, next_slot, run_id
 
 if TYPE_CHECKING:
     from ._activity_context import ActivityContext
@@ -32,8 +33,11 @@ __all__ = [
     "CONTROL_EVENT",
     "FIRES_PER_EXECUTION",
     "IS_RUNNING",
+    "LEGACY_VERSION",
     "PREFIX",
     "SCHEDULE",
+    "SLOTS_PER_REFILL",
+    "VERSION",
     "Overlap",
     "ScheduleInfo",
     "first_slot",
@@ -41,6 +45,7 @@ __all__ = [
     "next_slot",
     "run_id",
     "schedule_orchestration",
+    "schedule_orchestration_v1",
     "schedule_spec",
 ]
 
@@ -54,6 +59,12 @@ CONTROL_EVENT = "perdure.schedule.control"
 PREFIX = "schedule:"
 #: Fires per execution before the schedule continues as new.
 FIRES_PER_EXECUTION = 50
+#: Cron slots computed at a time (the next fire and the queue after it).
+SLOTS_PER_REFILL = FIRES_PER_EXECUTION
+#: The built-in orchestration's version: cron slots recorded in its input.
+VERSION = "2.0.0"
+#: Its first version, which computed cron slots in the loop (replay only).
+LEGACY_VERSION = "1.0.0"
 
 #: What a fire does while the previous run is still running.
 Overlap = Literal["skip", "allow"]
@@ -142,7 +153,9 @@ def schedule_spec(
         if not interval > 0:
             raise ValueError(f"every must be > 0, not {every!r}")
     if cron is not None:
-        _cron_after(cron, datetime.now(UTC))  # raises on a bad expression
+        _schedule_slots.cron_after(
+            cron, datetime.now(UTC)
+        )  # raises on a bad expression
     return {
         "schedule_id": schedule_id,
         "orchestration": orchestration,
@@ -154,6 +167,7 @@ def schedule_spec(
         "start_at": start_at,
         "anchor": None,
         "next": None,
+        "slots": None,
         "paused": False,
         "last_run": None,
         "fires": 0,
@@ -161,50 +175,8 @@ def schedule_spec(
     }
 
 
-def _cron_after(expr: str, after: datetime) -> datetime:
-    """The first time strictly after *after* that matches cron *expr* (UTC)."""
-    try:
-        from cronsim import CronSim, CronSimError
-    except ImportError as exc:  # pragma: no cover - the extra is installed in CI
-        raise ImportError(
-            "cron schedules need the 'schedules' extra: pip install perdure[schedules]"
-        ) from exc
-    try:
-        return next(CronSim(expr, after.astimezone(UTC)))
-    except CronSimError as exc:
-        raise ValueError(f"bad cron expression {expr!r}: {exc}") from None
-
-
-def _at(unix: float) -> datetime:
-    return datetime.fromtimestamp(unix, UTC)
-
-
-def first_slot(spec: dict[str, Any], now: float) -> float:
-    """The first fire time of a new schedule (sets the interval's anchor)."""
-    start = spec["start_at"]
-    if spec["every"] is not None:
-        anchor = start if start is not None else now + spec["every"]
-        spec["anchor"] = anchor
-        return float(anchor)
-    # A cron slot at exactly start_at counts: search from just before it.
-    base = now if start is None or start <= now else start - 1e-6
-    return _cron_after(spec["cron"], _at(base)).timestamp()
-
-
-def next_slot(spec: dict[str, Any], now: float, slot: float | None) -> float:
-    """The first fire time after both *now* and *slot* (missed ones skipped)."""
-    base = now if slot is None else max(now, slot)
-    every = spec["every"]
-    if every is not None:
-        anchor = spec["anchor"]
-        k = math.floor((base - anchor) / every) + 1
-        return round(float(anchor + k * every), 6)
-    return _cron_after(spec["cron"], _at(base)).timestamp()
-
-
-def run_id(schedule_id: str, slot: float) -> str:
-    """The instance id of the run for one slot: the same on every replay."""
-    return f"{schedule_id}:{_at(slot).isoformat()}"
+def _iso(unix: float) -> str:
+    return datetime.fromtimestamp(unix, UTC).isoformat()
 
 
 def _publish(ctx: OrchestrationContext, spec: dict[str, Any]) -> None:
@@ -217,7 +189,7 @@ def _publish(ctx: OrchestrationContext, spec: dict[str, Any]) -> None:
             "every": spec["every"],
             "overlap": spec["overlap"],
             "paused": spec["paused"],
-            "next_fire": None if nxt is None else _at(nxt).isoformat(),
+            "next_fire": None if nxt is None else _iso(nxt),
             "last_run": spec["last_run"],
             "fires": spec["fires"],
             "skipped": spec["skipped"],
@@ -225,12 +197,35 @@ def _publish(ctx: OrchestrationContext, spec: dict[str, Any]) -> None:
     )
 
 
-@orchestration(name=SCHEDULE)
+@orchestration(name=SCHEDULE, version=LEGACY_VERSION)
+async def schedule_orchestration_v1(ctx: OrchestrationContext, spec: Any) -> None:
+    """Version 1.0.0: cron slots computed in the loop; kept for its histories.
+
+    Executions that started as 1.0.0 replay on this code until their next
+    continue-as-new, which starts them on `schedule_orchestration`.
+    """
+    await _schedule(ctx, dict(spec), recorded=False)
+
+
+@orchestration(name=SCHEDULE, version=VERSION)
 async def schedule_orchestration(ctx: OrchestrationContext, spec: Any) -> None:
     """Start ``spec["orchestration"]`` on its timetable until deleted."""
-    spec = dict(spec)
+    await _schedule(ctx, dict(spec), recorded=True)
+
+
+async def _schedule(
+    ctx: OrchestrationContext, spec: dict[str, Any], *, recorded: bool
+) -> None:
+    # recorded: cron slots come from the execution's input (spec["next"]
+    # and the queue spec["slots"]); when they run out, they are computed in
+    # a turn that ends the execution (`_refill`), so that replay never
+    # computes one. Interval slots are plain arithmetic either way.
     if spec["next"] is None:
-        spec["next"] = first_slot(spec, ctx.utc_now().timestamp())
+        now = ctx.utc_now().timestamp()
+        if recorded and spec["cron"] is not None:
+            _refill(ctx, spec, _schedule_slots.cron_base(spec, now))
+            return  # the expression has no more matches
+        spec["next"] = first_slot(spec, now)
     fired = 0
     while True:
         _publish(ctx, spec)
@@ -239,7 +234,8 @@ async def schedule_orchestration(ctx: OrchestrationContext, spec: Any) -> None:
             if command == "resume":
                 spec["paused"] = False
                 # Slots that passed while paused are not caught up.
-                spec["next"] = next_slot(spec, ctx.utc_now().timestamp(), None)
+                if not _advance(ctx, spec, None, recorded=recorded):
+                    return
             continue
         delay = spec["next"] - ctx.utc_now().timestamp()
         timer = ctx.schedule_timer(max(delay, 0.0))
@@ -250,11 +246,55 @@ async def schedule_orchestration(ctx: OrchestrationContext, spec: Any) -> None:
             continue
         slot = spec["next"]
         await _fire(ctx, spec, slot)
-        spec["next"] = next_slot(spec, ctx.utc_now().timestamp(), slot)
+        if not _advance(ctx, spec, slot, recorded=recorded):
+            return
         fired += 1
         if fired >= FIRES_PER_EXECUTION:
             _publish(ctx, spec)
             ctx.continue_as_new(spec)
+
+
+def _advance(
+    ctx: OrchestrationContext,
+    spec: dict[str, Any],
+    slot: float | None,
+    *,
+    recorded: bool,
+) -> bool:
+    """Set ``spec["next"]``: the first slot after now and *slot*.
+
+    False when a cron expression has no more matches (the schedule ends).
+    """
+    now = ctx.utc_now().timestamp()
+    if not recorded or spec["cron"] is None:
+        spec["next"] = next_slot(spec, now, slot)
+        return True
+    base = now if slot is None else max(now, slot)
+    queue = [t for t in spec.get("slots") or () if t > base]
+    if not queue:
+        _refill(ctx, spec, base)
+        return False
+    spec["next"], spec["slots"] = queue[0], queue[1:]
+    return True
+
+
+def _refill(ctx: OrchestrationContext, spec: dict[str, Any], base: float) -> None:
+    """Compute the next cron slots after *base*, then continue as new.
+
+    The slots go into the new execution's input, which history records:
+    its replays read them, whatever cron library runs then. This turn
+    computes them but is never replayed, since it ends the execution.
+    Returns only if the expression has no match left (cronsim stops at a
+    year limit): the schedule then ends.
+    """
+    found = _schedule_slots.cron_slots(spec["cron"], base, SLOTS_PER_REFILL)
+    if not found:  # pragma: no cover - needs a date past cronsim's limit
+        spec["next"], spec["slots"] = None, []
+        _publish(ctx, spec)
+        return
+    spec["next"], spec["slots"] = found[0], found[1:]
+    _publish(ctx, spec)
+    ctx.continue_as_new(spec)
 
 
 async def _fire(ctx: OrchestrationContext, spec: dict[str, Any], slot: float) -> None:

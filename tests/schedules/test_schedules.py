@@ -237,3 +237,39 @@ def test_sync_client_schedules(sqlite_url: str) -> None:
         client.resume_schedule("y")
         client.delete_schedule("y")
         assert client.list_schedules() == []
+
+
+async def test_cron_with_seconds_on_a_runtime(storage_url: str) -> None:
+    async with runtime(storage_url) as rt:
+        client = rt.client
+        await client.create_schedule("cs", tick, cron="* * * * * *")
+        await at_least(client, "cs", 3)
+        state = await client.get_status("schedule:cs")
+        assert state is not None
+        # Execution 1 computed the slots and continued as new.
+        assert (state.version, state.execution_id) == (_schedules.VERSION, 2)
+        listed = await info(client, "cs")
+        assert listed.cron == "* * * * * *" and listed.next_fire is not None
+        await client.delete_schedule("cs")
+
+
+async def test_a_1_0_0_schedule_moves_to_2_0_0(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_schedules, "FIRES_PER_EXECUTION", 2)
+    spec = _schedules.schedule_spec(
+        "old", "tick", cron="* * * * * *", every=None, input=None,
+        overlap="allow", start_at=None, version=None,
+    )  # fmt: skip
+    del spec["slots"]  # as 1.0.0 wrote it
+    async with runtime(sqlite_url) as rt:
+        client = rt.client
+        await client.start_orchestration(
+            "schedule:old", _schedules.SCHEDULE, spec, version="1.0.0"
+        )
+        await at_least(client, "old", 4)
+        state = await client.get_status("schedule:old")
+        assert state is not None and state.version == _schedules.VERSION
+        await client.delete_schedule("old")
+        ids = await runs(client, "old")
+    assert len(ids) == len(set(ids))
