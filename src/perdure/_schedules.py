@@ -2,14 +2,19 @@
 
 A schedule is an ordinary durable instance, ``schedule:<schedule_id>``,
 running the orchestration ``perdure.schedule`` that every `Runtime`
-registers. It loops: compute the next fire time from ``ctx.utc_now()``, wait
-on a durable timer (raced with a control event: pause, resume), then start
-the target detached as ``<schedule_id>:<fire time ISO>``. That id is the
-exactly-once guard: a fire replayed after a crash starts nothing new. Every
-`FIRES_PER_EXECUTION` fires it continues as new, so its history stays small.
-Missed fires after downtime give one catch-up fire (the slot that was due),
-never one per missed slot. Cron expressions need the ``schedules`` extra
-(``cronsim``).
+registers. It loops: take the next fire time, wait on a durable timer
+(raced with a control event: pause, resume), then start the target detached
+as ``<schedule_id>:<fire time ISO>``. That id is the exactly-once guard: a
+fire replayed after a crash starts nothing new. Every `FIRES_PER_EXECUTION`
+fires it continues as new, so its history stays small. Missed fires after
+downtime give one catch-up fire (the slot that was due), never one per
+missed slot. Cron expressions need the ``schedules`` extra (``cronsim``).
+
+Version 2.0.0 (`VERSION`) never computes a cron slot in a turn that could
+be replayed: slots come from the execution's input, and new ones are
+computed in a turn that continues as new (`_refill`). Version 1.0.0
+(`LEGACY_VERSION`) computed them in the loop; it stays registered so its
+running executions replay, and moves to 2.0.0 at its next continue-as-new.
 """
 
 from __future__ import annotations
