@@ -2,7 +2,8 @@
 
 Subcommands: ``demo``, ``worker``, ``check``, ``start``, ``status``,
 ``wait``, ``raise``, ``cancel``, ``resume``, ``rewind``, ``list``,
-``delete``, ``purge``, ``history``, ``values``, ``doctor`` and ``ui``.
+``delete``, ``purge``, ``history``, ``values``, ``schedule``, ``doctor`` and
+``ui``.
 Storage comes from ``--db`` (before or after the subcommand), else the
 ``PERDURE_DB`` environment variable, else ``sqlite:///perdure.db``; a plain
 file path is taken as a SQLite file. Errors print one line to stderr and exit non-zero
@@ -19,7 +20,7 @@ import sys
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
-from . import _cli_commands as c, _cli_operate as op, _cli_ui
+from . import _cli_commands as c, _cli_operate as op, _cli_schedule, _cli_ui
 from ._cli_check import CHECK_HELP, run_check
 from ._cli_worker import CliError, load_handlers, run_worker
 from ._client import Client
@@ -220,6 +221,7 @@ def build_parser() -> argparse.ArgumentParser:
     rewind.add_argument("instance_id", metavar="INSTANCE")
 
     op.add_parsers(sub, [common], as_json)
+    _cli_schedule.add_parser(sub, [common], as_json)
 
     history = sub.add_parser(
         "history",
@@ -273,13 +275,16 @@ _COMMANDS: dict[str, Command] = {
     "purge": op.cmd_purge,
     "history": c.cmd_history,
     "values": c.cmd_values,
+    "schedule": _cli_schedule.cmd_schedule,
 }
 
 
 async def _client_command(args: argparse.Namespace, url: str) -> int:
     path = _sqlite_file(url)
-    creates = args.command == "start" or (
-        args.command == "raise" and args.start is not None
+    creates = (
+        args.command == "start"
+        or (args.command == "raise" and args.start is not None)
+        or (args.command == "schedule" and args.schedule_command == "create")
     )
     if not creates and path is not None and not path.exists():
         raise CliError(f"no database at {path} (use --db or set PERDURE_DB)")
