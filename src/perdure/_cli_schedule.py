@@ -176,7 +176,7 @@ async def _create(args: argparse.Namespace, client: Client) -> int:
         raise CliUsageError(str(exc)) from None
     except ImportError as exc:  # cron without the 'schedules' extra
         raise CliError(str(exc)) from None
-    timetable = f"every {args.every:g} s" if args.cron is None else f"cron {args.cron}"
+    timetable = f"every {args.every:g}s" if args.cron is None else f"cron {args.cron}"
     after = "" if start_at is None else f", from {iso(start_at)}"
     print(
         printable(

@@ -56,7 +56,7 @@ def test_create_list_show_pause_resume_delete(
         capsys, *db, "schedule", "create", "CliTick", "s1",
         "--every", "0.2", "--input", '{"n": 1}',
     )  # fmt: skip
-    assert (code, out, err) == (0, "created schedule s1: CliTick every 0.2 s\n", "")
+    assert (code, out, err) == (0, "created schedule s1: CliTick every 0.2s\n", "")
     code, out, _ = run(capsys, *db, "schedule", "list")
     assert code == 0
     assert out.splitlines()[1].split() == ["s1", "-", "-", "new", "-", "0"]
