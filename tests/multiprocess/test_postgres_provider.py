@@ -164,6 +164,9 @@ async def test_notify_wakes_another_provider_object() -> None:
 async def test_other_schemas_do_not_wake_us() -> None:
     async with providers() as (ours,), providers() as (theirs,):
         await ours.fetch_orchestrations(10, LEASE)
+        # The first wait on a kind starts listening to it and returns at
+        # once (what came before was not heard); the second one waits.
+        await ours.wait("orchestrations", 0.5)
         waiting = asyncio.ensure_future(elapsed(ours.wait("orchestrations", 0.5)))
         await asyncio.sleep(0.05)
         await theirs.create_instance(new("a"))
@@ -316,3 +319,23 @@ async def test_a_deadlocked_batch_is_retried_turn_by_turn(
         assert await p.commit_turns(turns) == [True, True]
         assert calls == [[0, 1], [0], [0], [1]]
         assert await p.read_history("a") == await p.read_history("b") == ['"e1"']
+
+
+async def test_a_provider_listens_only_to_what_it_waits_for() -> None:
+    # Every notification costs each backend listening on its channel a
+    # transaction (issue 17): a client waiting for instances must not hear
+    # the runtimes' orchestration and activity wake-ups, nor they its.
+    async with providers(2) as (runtime, client):
+        listener = client._listener
+        assert listener is not None
+        await client.wait("instances", 0.5)  # the first wait: starts listening
+        assert listener.hears("instances")
+        assert not listener.hears("orchestrations")
+        assert not listener.hears("activities")
+        # A targeted wake-up still reaches a runtime on its own channel.
+        await runtime.fetch_orchestrations(10, LEASE)  # announces it
+        await runtime.wait("orchestrations", 0.5)
+        waiting = asyncio.ensure_future(elapsed(runtime.wait("orchestrations", 10)))
+        await asyncio.sleep(0.1)
+        await client.create_instance(new("homed"))
+        assert await waiting < 5

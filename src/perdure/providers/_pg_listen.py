@@ -12,11 +12,23 @@ import psycopg
 
 from perdure.providers._base import Channel
 
-__all__ = ["Listener"]
+__all__ = ["Listener", "private_channel"]
 
 _log = logging.getLogger("perdure.providers.postgres")
 
 _ALL: tuple[Channel, ...] = ("orchestrations", "activities", "instances")
+
+
+#: Notification channel of targeted orchestration wake-ups for one provider
+#: object (see `_pg_sql._wake`): only its own LISTEN connection hears them.
+def private_channel(origin: str) -> str:
+    """The channel a provider object with this origin id hears alone."""
+    return f"perdure:{origin}"
+
+
+# How long one wait for notifications lasts before channels wanted since
+# are listened to (`Listener.want`).
+_TURN = 0.25
 
 
 class Listener:
@@ -27,8 +39,15 @@ class Listener:
     provider object it is meant for; our own writes already woke local
     waiters directly) calls ``on_notify(channel)``. If the connection
     drops, it reconnects with backoff and then reports every channel once,
-    since notifications
-    sent meanwhile are lost; callers poll with a timeout anyway.
+    since notifications sent meanwhile are lost; callers poll with a
+    timeout anyway.
+
+    A shared channel is listened to only once something here waits on its
+    kind (`listen`): every notification costs each backend that LISTENs on
+    its channel a transaction, so a client that only waits for instances to
+    finish must not hear every turn's wake-ups, nor a runtime every status
+    change. Targeted orchestration wake-ups come on a channel of this
+    provider object's own (`private_channel`), heard by no other backend.
 
     Args:
         conninfo: libpq connection string or URL.
@@ -49,11 +68,32 @@ class Listener:
     ) -> None:
         self._conninfo = conninfo
         self._kwargs = connect_kwargs or {"autocommit": True}
-        self._kinds = {name: kind for kind, name in channels.items()}
+        self._channels = channels
+        self._private = private_channel(origin)
+        self._kinds: dict[str, Channel] = {self._private: "orchestrations"}
+        self._listening: set[str] = set()
         self._origin = origin
         self._on_notify = on_notify
         self._conn: psycopg.AsyncConnection[Any] | None = None
         self._task: asyncio.Task[None] | None = None
+
+    def hears(self, kind: Channel) -> bool:
+        """Whether *kind*'s shared channel is listened to."""
+        return self._channels[kind] in self._listening
+
+    async def listen(self, kind: Channel) -> None:
+        """Hear *kind*'s shared channel from now on; wait until it is heard.
+
+        Takes up to `_TURN` seconds (the loop applies new channels between
+        waits); gives up silently after a few turns (a lost connection: the
+        reconnect listens to it).
+        """
+        channel = self._channels[kind]
+        self._kinds.setdefault(channel, kind)
+        for _ in range(int(4 * _TURN / 0.01)):
+            if channel in self._listening or self._task is None:
+                return
+            await asyncio.sleep(0.01)
 
     async def start(self) -> None:
         """Connect and LISTEN (errors propagate), then consume in the background."""
@@ -74,14 +114,20 @@ class Listener:
 
     async def _connect(self) -> psycopg.AsyncConnection[Any]:
         conn = await psycopg.AsyncConnection.connect(self._conninfo, **self._kwargs)
+        self._listening = set()
         try:
-            for name in self._kinds:
-                quoted = '"' + name.replace('"', '""') + '"'
-                await conn.execute(f"LISTEN {quoted}")
+            await self._listen(conn)
         except BaseException:
             await conn.close()
             raise
         return conn
+
+    async def _listen(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        for name in list(self._kinds):
+            if name not in self._listening:
+                quoted = '"' + name.replace('"', '""') + '"'
+                await conn.execute(f"LISTEN {quoted}")
+                self._listening.add(name)
 
     def _for_us(self, payload: str) -> bool:
         # "sender" or "sender:target" (see _pg_sql._wake): our own writes
@@ -101,11 +147,15 @@ class Listener:
                     for kind in _ALL:
                         self._on_notify(kind)
                     delay = 0.1
-                async for note in conn.notifies():
-                    woken = self._kinds.get(note.channel)
-                    if woken is not None and self._for_us(note.payload):
-                        self._on_notify(woken)
-                raise psycopg.OperationalError("the notification stream ended")
+                while True:
+                    if len(self._listening) < len(self._kinds):
+                        await self._listen(conn)
+                    async for note in conn.notifies(timeout=_TURN):
+                        woken = self._kinds.get(note.channel)
+                        if woken is not None and self._for_us(note.payload):
+                            self._on_notify(woken)
+                    if conn.closed:
+                        raise psycopg.OperationalError("the connection closed")
             except asyncio.CancelledError:
                 raise
             except Exception as exc:

@@ -22,6 +22,7 @@ from perdure.providers._base import (
     Message,
     QueuedMessage,
 )
+from perdure.providers._pg_listen import private_channel
 from perdure.providers._pg_members import ALIVE
 from perdure.providers._pg_schema import quote_ident
 from perdure.providers.helpers import INSTANCE_COLUMNS
@@ -44,6 +45,8 @@ __all__ = [
 ]
 
 NOW = "extract(epoch FROM statement_timestamp())::float8"
+# The private channel of a provider object, less its origin id.
+PRIVATE = private_channel("")
 #: Seconds a fetch that found less than it asked for counts as "this
 #: runtime has room" (`_wake`'s ``spare_orch``/``spare_act``): a loop that
 #: stops fetching stops counting within this time.
@@ -70,7 +73,10 @@ def _wake(*pairs: tuple[str, str], targeted: str = "", extra: str = "") -> str:
     )
     if targeted:
         wake += (
-            " UNION ALL SELECT pg_notify(%(ch_orch)s, %(origin)s || ':' || t.target)"
+            # A targeted wake-up goes to the target's own channel: only its
+            # LISTEN backend pays a transaction for it (_pg_listen).
+            " UNION ALL SELECT pg_notify(CASE t.target WHEN '' THEN %(ch_orch)s"
+            f" ELSE '{PRIVATE}' || t.target END, %(origin)s || ':' || t.target)"
             " FROM (SELECT DISTINCT coalesce(o.owner, '') AS target FROM sent m"
             f" LEFT JOIN {targeted}.instances o ON o.instance_id = m.instance_id"
             f" WHERE m.visible_at <= {NOW} AND o.owner IS DISTINCT FROM %(origin)s"
@@ -253,7 +259,8 @@ def _create_instance(s: str) -> str:
         + _wake(
             ("ch_inst", "EXISTS (SELECT 1 FROM made)"),
             extra=(
-                "SELECT pg_notify(%(ch_orch)s, %(origin)s || ':'"
+                f"SELECT pg_notify(coalesce('{PRIVATE}' || (SELECT origin FROM home),"
+                " %(ch_orch)s), %(origin)s || ':'"
                 " || coalesce((SELECT origin FROM home), ''))"
                 f" WHERE EXISTS (SELECT 1 FROM sent WHERE visible_at <= {NOW})"
             ),

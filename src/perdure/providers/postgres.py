@@ -472,4 +472,10 @@ class PostgresProvider(PgActivities, PgOnce, PgInstances):
         """
         if self._poll is not None:
             timeout = self._poll.cap(channel, timeout)
+        elif self._listener is not None and not self._listener.hears(channel):
+            # The first wait on this kind: hear other processes from now on.
+            # What they wrote before we listened was not heard: return, so
+            # the caller looks (an early return is always allowed).
+            await self._listener.listen(channel)
+            return
         await self._wakeups.wait(channel, timeout)
