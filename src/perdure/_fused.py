@@ -138,7 +138,11 @@ def claim_work(output: TurnOutput, worker: LocalWorker, lease: float) -> TurnOut
         return output
     works = [
         replace(w, claim=ActivityClaim(f"{_TOKENS}{next(_counter):x}", lease))
-        if w.visible_at is None and worker.reserve(w.name)
+        # Tagged and session work is routed by the fetch (docs/routing.md).
+        if w.visible_at is None
+        and w.tag is None
+        and w.session is None
+        and worker.reserve(w.name)
         else w
         for w in commit.activities
     ]
