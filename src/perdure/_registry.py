@@ -150,6 +150,7 @@ def activity(
     Raises:
         ValueError: *concurrency* or *rate_limit* is out of range.
     """
+    check_limits(name or "activity", concurrency, rate_limit)  # fail early
 
     def mark(func: F) -> F:
         sig = _signature(func)
