@@ -12,7 +12,7 @@ ALTER TABLE activities ADD COLUMN tag text;
 ALTER TABLE activities ADD COLUMN session text;
 ALTER TABLE activities ADD COLUMN priority integer NOT NULL DEFAULT 0;
 CREATE INDEX activities_by_route ON activities (name, priority DESC, visible_at, id);
-CREATE INDEX activities_leased ON activities (name) WHERE lock_token IS NOT NULL;
+CREATE INDEX activities_leased ON activities (name, visible_at) WHERE lock_token IS NOT NULL;
 
 -- One row per limited activity name. Fetches that declare a limit for the
 -- name lock the row first, so checking and taking are serialised; starts

@@ -11,7 +11,7 @@ ALTER TABLE activities ADD COLUMN tag TEXT;
 ALTER TABLE activities ADD COLUMN session TEXT;
 ALTER TABLE activities ADD COLUMN priority INTEGER NOT NULL DEFAULT 0;
 CREATE INDEX activities_by_route ON activities (name, priority DESC, visible_at);
-CREATE INDEX activities_leased ON activities (name) WHERE lock_token IS NOT NULL;
+CREATE INDEX activities_leased ON activities (name, visible_at) WHERE lock_token IS NOT NULL;
 
 -- One row per limited activity name: the start times (JSON list of Unix
 -- times, newest last) its rate limit counts, at most as many as the
