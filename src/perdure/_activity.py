@@ -36,7 +36,8 @@ from ._registry import Registry
 from ._retry import RetryPolicy
 from ._telemetry import get as telemetry
 from ._threads import ActivityThreads, Job
-from .providers._base import ActivityItem, Provider
+from ._worker_routing import WorkerRouting
+from .providers._base import ActivityItem, ActivityRouting, Provider
 
 __all__ = ["ActivityContext", "ActivityWorker", "WorkerOptions"]
 
@@ -52,6 +53,8 @@ class WorkerOptions:
     max_attempts: int
     grace_period: float
     poll_interval: float
+    #: What to fetch (`._worker_routing`); None: everything.
+    routing: ActivityRouting | None = None
 
 
 class ActivityWorker:
@@ -69,6 +72,7 @@ class ActivityWorker:
         self._options = options
         # absorb: results are committed with the turns they wake (`_fused`).
         self._leases = Leases(provider, options.lock_timeout, absorb)
+        self._routing = WorkerRouting(provider, options.routing, options.lock_timeout)
         self._tasks: set[asyncio.Task[None]] = set()
         self._reserved = 0  # slots promised to claimed items in flight
         self._running = False  # run() has begun: claimed items may come
@@ -90,6 +94,7 @@ class ActivityWorker:
         self._running = True
         loops = [
             asyncio.create_task(self._leases.renew_loop()),
+            asyncio.create_task(self._routing.renew_loop()),
         ]
         try:
             await self._fetch_loop()
@@ -119,6 +124,7 @@ class ActivityWorker:
             if pending:
                 await asyncio.wait(pending, timeout=1.0)
         await self._leases.close()
+        await self._routing.close()
         self._finished.set()
         self._threads.shutdown()
         hung = self._threads.running()
@@ -138,14 +144,13 @@ class ActivityWorker:
                 await self._slot_free.wait()
                 continue
             try:
-                items = await self._provider.fetch_activities(
-                    free, options.lock_timeout
-                )
+                items = await self._routing.fetch(free)
             except Exception as exc:
                 log_failure(_log, exc, "fetching activities failed; retrying")
                 await asyncio.sleep(1.0)
                 continue
             if not items:
+                await self._routing.check_waiting()
                 await self._provider.wait("activities", options.poll_interval)
                 continue
             if self._stopped():  # stop() began during the fetch
@@ -163,13 +168,15 @@ class ActivityWorker:
         """Reserve a slot for an item a turn here will insert held (claimed).
 
         ``False`` when the worker is full or stopping, or does not have the
-        activity: the item is then enqueued for any worker to fetch.
+        activity, or the activity has limits (only a fetch checks them):
+        the item is then enqueued for any worker to fetch.
         """
         options = self._options
         busy = len(self._tasks) + self._reserved
         if not self._running or self._stopping or busy >= options.concurrency:
             return False
-        if name not in self._registry.activities:
+        found = self._registry.activities.get(name)
+        if found is None or found.limit is not None:
             return False
         self._reserved += 1
         return True
@@ -211,6 +218,12 @@ class ActivityWorker:
         self._slot_free.set()
 
     async def _execute(self, item: ActivityItem, ctx: ActivityContext) -> None:
+        try:
+            await self._run(item, ctx)
+        finally:
+            self._routing.finished(item)
+
+    async def _run(self, item: ActivityItem, ctx: ActivityContext) -> None:
         body = loads(item.body)
         if (tel := self._tel) is None:
             await self._attempt(item, ctx, body)

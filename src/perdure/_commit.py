@@ -16,6 +16,7 @@ from ._codec import dumps, loads
 from ._core import _history as h
 from ._core._driver import Outcome, TurnResult
 from ._errors import ErrorInfo, format_stack
+from ._routing import split_routing
 from .providers._base import (
     ActivityWork,
     InstanceRecord,
@@ -205,6 +206,8 @@ def _work(
     scheduling turn's span), the body carries it and the task scope path
     for the activity's span.
     """
+    # Tag, session and priority route the item (columns), not run it.
+    options, routing = split_routing(options)
     body = {"input": event.input, "options": options, "scheduled_at": event.timestamp}
     if trace is not None:
         body["trace"] = trace
@@ -215,6 +218,7 @@ def _work(
         event_id=event.event_id,
         name=event.name,
         body=dumps(body),
+        **routing,
     )
 
 

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import functools
 import inspect
 import logging
 import random as _random
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal, NoReturn, TypeVar, overload
 
-from ._codec import from_json, to_json
+from ._codec import to_json
+from ._context_args import await_it, decoder, flatten
 from ._context_values import InstanceValues
 from ._core import _history as h
 from ._core._combinators import JoinFuture, SelectFuture
@@ -19,6 +19,7 @@ from ._core._tasks import DurableFuture
 from ._names import check_name
 from ._registry import Registry, name_of
 from ._retry import RetryPolicy, seconds
+from ._routing import activity_options, routing_options
 from ._scope_log import ReplaySafeLogger
 from ._structured import (
     AsCompleted,
@@ -169,6 +170,9 @@ class OrchestrationContext(InstanceValues):
         retry: RetryPolicy | None = None,
         timeout: float | timedelta | None = None,
         heartbeat_timeout: float | timedelta | None = None,
+        tag: str | None = None,
+        session: str | None = None,
+        priority: int = 0,
     ) -> DurableFuture[R]: ...
     @overload
     def schedule_activity(
@@ -179,6 +183,9 @@ class OrchestrationContext(InstanceValues):
         retry: RetryPolicy | None = None,
         timeout: float | timedelta | None = None,
         heartbeat_timeout: float | timedelta | None = None,
+        tag: str | None = None,
+        session: str | None = None,
+        priority: int = 0,
     ) -> DurableFuture[R]: ...
     @overload
     def schedule_activity(
@@ -188,6 +195,9 @@ class OrchestrationContext(InstanceValues):
         retry: RetryPolicy | None = None,
         timeout: float | timedelta | None = None,
         heartbeat_timeout: float | timedelta | None = None,
+        tag: str | None = None,
+        session: str | None = None,
+        priority: int = 0,
     ) -> DurableFuture[R]: ...
     @overload
     def schedule_activity(
@@ -197,6 +207,9 @@ class OrchestrationContext(InstanceValues):
         retry: RetryPolicy | None = None,
         timeout: float | timedelta | None = None,
         heartbeat_timeout: float | timedelta | None = None,
+        tag: str | None = None,
+        session: str | None = None,
+        priority: int = 0,
     ) -> DurableFuture[R]: ...
     @overload
     def schedule_activity(
@@ -207,6 +220,9 @@ class OrchestrationContext(InstanceValues):
         retry: RetryPolicy | None = None,
         timeout: float | timedelta | None = None,
         heartbeat_timeout: float | timedelta | None = None,
+        tag: str | None = None,
+        session: str | None = None,
+        priority: int = 0,
     ) -> DurableFuture[Any]: ...
     def schedule_activity(
         self,
@@ -216,6 +232,9 @@ class OrchestrationContext(InstanceValues):
         retry: RetryPolicy | None = None,
         timeout: float | timedelta | None = None,
         heartbeat_timeout: float | timedelta | None = None,
+        tag: str | None = None,
+        session: str | None = None,
+        priority: int = 0,
     ) -> DurableFuture[Any]:
         """Schedule an activity; awaiting gives its result.
 
@@ -228,9 +247,15 @@ class OrchestrationContext(InstanceValues):
                 `ActivityContext.heartbeat` for this long (seconds or
                 `timedelta`) fails with a `TimeoutError` and is retried per
                 *retry*.
+            tag: Run it only on runtimes started with this tag in
+                ``activity_tags`` (docs/routing.md).
+            session: Run the activities of one session on one runtime
+                process while it lives (then on another).
+            priority: Higher runs first among activities waiting to run.
 
         Raises:
             PayloadError: *input* cannot be serialised (nothing is scheduled).
+            ValueError: An option is out of range (nothing is scheduled).
             Cancelled: Called inside a cancelled task.
         """
         activity_name = check_name(name_of(name), "activity name")
@@ -240,22 +265,14 @@ class OrchestrationContext(InstanceValues):
             if not isinstance(name, str)
             else self._registry.activity_return_hint(name)
         )
-        options: dict[str, Any] | None = None
-        if retry is not None or timeout is not None:
-            options = {
-                "retry": retry.to_json() if retry is not None else None,
-                "timeout": seconds(timeout, "timeout") if timeout is not None else None,
-            }
-        if heartbeat_timeout is not None:
-            quiet = seconds(heartbeat_timeout, "heartbeat_timeout")
-            if quiet <= 0:
-                raise ValueError("heartbeat_timeout must be > 0 seconds")
-            options = {**(options or {}), "heartbeat_timeout": quiet}
+        options = activity_options(
+            retry, timeout, heartbeat_timeout, routing_options(tag, session, priority)
+        )
         return self._driver.schedule(
             h.ActivityScheduled,
             {"name": activity_name, "input": payload},
             activity_name,
-            decode=_decoder(hint),
+            decode=decoder(hint),
             options=options,
         )
 
@@ -374,7 +391,7 @@ class OrchestrationContext(InstanceValues):
             ValueError: No future given, or one was already handed to a
                 select/join (then none of them is taken).
         """
-        return SelectFuture(self._driver, _flatten(futures))
+        return SelectFuture(self._driver, flatten(futures))
 
     def join(
         self, *futures: Any, return_exceptions: bool = False
@@ -385,7 +402,7 @@ class OrchestrationContext(InstanceValues):
         and the failure raised, unless *return_exceptions* is true, in which
         case nothing is cancelled and failures appear in the list.
         """
-        return JoinFuture(self._driver, _flatten(futures), return_exceptions)
+        return JoinFuture(self._driver, flatten(futures), return_exceptions)
 
     # ------------------------------------------------ structured concurrency
     @overload
@@ -429,7 +446,7 @@ class OrchestrationContext(InstanceValues):
         done first, in argument order); ``await`` it for its value or
         failure. Cancels nothing.
         """
-        return AsCompleted(self._driver, _flatten(futures))
+        return AsCompleted(self._driver, flatten(futures))
 
     def task_group(self) -> TaskGroup:
         """A group of tasks that ends together: ``async with ctx.task_group() as tg``.
@@ -464,29 +481,5 @@ def durable_async(ctx: OrchestrationContext, coro: Awaitable[T]) -> DurableFutur
     if not isinstance(ctx, OrchestrationContext):
         raise TypeError("durable_async(ctx, coro): ctx must be an OrchestrationContext")
     if not inspect.iscoroutine(coro):
-        coro = _await(coro)
+        coro = await_it(coro)
     return ctx._driver.create_task(coro)
-
-
-async def _await(awaitable: Awaitable[T]) -> T:
-    return await awaitable
-
-
-def _flatten(futures: Iterable[Any]) -> list[DurableFuture[Any]]:
-    items = list(futures)
-    if len(items) == 1 and isinstance(items[0], list | tuple):
-        items = list(items[0])
-    for item in items:
-        if not isinstance(item, DurableFuture):
-            raise TypeError(
-                "select, join and as_completed take durable futures, got "
-                f"{type(item).__name__}; "
-                "wrap coroutines with durable_async(ctx, coro)"
-            )
-    return items
-
-
-def _decoder(hint: Any) -> Callable[[Any], Any] | None:
-    if hint is None or hint in (str, int, float, bool, dict, list, Any):
-        return None
-    return functools.partial(from_json, hint=hint)

@@ -136,12 +136,15 @@ def claim_work(output: TurnOutput, worker: LocalWorker, lease: float) -> TurnOut
     commit = output.commit
     if not commit.activities:
         return output
-    works = [
-        replace(w, claim=ActivityClaim(f"{_TOKENS}{next(_counter):x}", lease))
-        if w.visible_at is None and worker.reserve(w.name)
-        else w
-        for w in commit.activities
-    ]
+    works = list(commit.activities)
+    # Highest priority first, when there is room for only some of them;
+    # tagged and session work is left to the routed fetch (docs/routing.md).
+    for i in sorted(range(len(works)), key=lambda i: -works[i].priority):
+        w = works[i]
+        routed = w.tag is not None or w.session is not None
+        if w.visible_at is None and not routed and worker.reserve(w.name):
+            token = f"{_TOKENS}{next(_counter):x}"
+            works[i] = replace(w, claim=ActivityClaim(token, lease))
     return replace(output, commit=replace(commit, activities=works))
 
 

@@ -7,10 +7,13 @@ import inspect
 import typing
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any, TypeVar, cast, overload
 
 from ._core._traps import IN_ORCHESTRATION
 from ._errors import HandlerNotFound
+from ._routing import check_limits
+from .providers._base import ActivityLimit
 
 __all__ = [
     "ActivityDef",
@@ -61,7 +64,7 @@ class OrchestrationDef:
 
 @dataclass(frozen=True, slots=True)
 class ActivityDef:
-    """A registered activity: name and its (sync or async) function."""
+    """A registered activity: name, its (sync or async) function, its limits."""
 
     name: str
     fn: Callable[..., Any]
@@ -69,6 +72,7 @@ class ActivityDef:
     has_input: bool
     input_hint: Any
     return_hint: Any
+    limit: ActivityLimit | None = None
 
 
 @overload
@@ -114,29 +118,51 @@ def orchestration(
 @overload
 def activity(fn: F, /) -> F: ...
 @overload
-def activity(*, name: str | None = None) -> Callable[[F], F]: ...
-def activity(fn: Any = None, /, *, name: str | None = None) -> Any:
+def activity(
+    *,
+    name: str | None = None,
+    concurrency: int | None = None,
+    rate_limit: tuple[int, float | timedelta] | None = None,
+) -> Callable[[F], F]: ...
+def activity(
+    fn: Any = None,
+    /,
+    *,
+    name: str | None = None,
+    concurrency: int | None = None,
+    rate_limit: tuple[int, float | timedelta] | None = None,
+) -> Any:
     """Mark a function ``(ctx, input)`` as an activity (``async def`` or ``def``).
 
     Args:
         fn: The function (when used without parentheses).
         name: Registered name; the function's name by default.
+        concurrency: At most this many attempts of it run at once, over
+            every runtime sharing the storage (docs/routing.md).
+        rate_limit: ``(count, window)``: at most *count* attempts start in
+            any *window* seconds (or `timedelta`), over every runtime.
 
     Sync activities run in a thread pool. The function stays callable
     (tests, other activities), except from orchestration code: there a
     direct call would run it inline on every replay, so it raises
     `TypeError` saying to schedule it instead.
+
+    Raises:
+        ValueError: *concurrency* or *rate_limit* is out of range.
     """
+    check_limits(name or "activity", concurrency, rate_limit)  # fail early
 
     def mark(func: F) -> F:
         sig = _signature(func)
+        registered = name or func.__name__
         definition = ActivityDef(
-            name or func.__name__,
+            registered,
             func,
             inspect.iscoroutinefunction(func),
             sig.has_input,
             sig.input_hint,
             sig.return_hint,
+            check_limits(registered, concurrency, rate_limit),
         )
         guarded = _guard(func, definition.name, definition.is_async)
         setattr(guarded, _ACT_ATTR, definition)
@@ -274,6 +300,10 @@ class Registry:
                 f"(registered: {known})"
             )
         return found
+
+    def activity_limits(self) -> list[ActivityLimit]:
+        """The declared limits of the registered activities."""
+        return [a.limit for a in self.activities.values() if a.limit is not None]
 
     def activity_return_hint(self, name: str) -> Any:
         """Return hint of a registered activity (for decoding results), or None."""

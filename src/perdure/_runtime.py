@@ -15,6 +15,7 @@ from ._dispatcher import Dispatcher, DispatcherOptions
 from ._registry import Registry
 from ._retention import Retention
 from ._retry import seconds
+from ._routing import check_tags, owner_id, routing_for
 from ._schedules import (
     is_running_activity,
     schedule_orchestration,
@@ -64,11 +65,15 @@ class Runtime:
         retention: Delete finished instances (and their sub-orchestrations)
             this long after they ended, checking every tenth of it (1 s to
             5 min); None (default) keeps them until `Client.purge_instances`.
+        activity_tags: Tags this runtime serves: an activity scheduled with
+            ``tag=`` runs only on a runtime with that tag (untagged ones run
+            on any runtime that registered them). See docs/routing.md.
 
     A runtime takes only instances of the orchestration names and versions
     it registered (an instance started without a version goes to any
     runtime with its name, which picks its newest version); others wait as
-    ``Running`` for a runtime that has them (DESIGN §9).
+    ``Running`` for a runtime that has them (DESIGN §9). Likewise it runs
+    only activities it registered: others wait for a runtime that has them.
 
     Use ``async with Runtime(...) as rt`` or ``await rt.start()`` /
     ``await rt.shutdown()``.
@@ -95,6 +100,7 @@ class Runtime:
         turn_timeout: float | timedelta | None = 10.0,
         suspend_on_error: bool = False,
         retention: float | timedelta | None = None,
+        activity_tags: Iterable[str] | None = None,
     ) -> None:
         if role not in ("all", "orchestrator", "worker"):
             raise ValueError(
@@ -150,6 +156,12 @@ class Runtime:
                 max_attempts=max_attempts,
                 grace_period=seconds(cancellation_grace_period, "grace period"),
                 poll_interval=poll,
+                routing=routing_for(
+                    self.registry.activities,
+                    self.registry.activity_limits(),
+                    check_tags(activity_tags),
+                    owner_id(),
+                ),
             ),
             absorb=self._dispatcher.absorb,
         )

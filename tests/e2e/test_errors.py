@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Any
 
 from _helpers import (
+    WAIT,
     Scenario,
     check_replay,
+    eventually,
     of_type,
     outcome,
     run_to_end,
@@ -16,6 +19,7 @@ from _helpers import (
 
 import perdure
 from perdure import events as h
+from perdure.providers import ActivityRouting, RoutesActivities
 
 
 @perdure.activity
@@ -101,26 +105,34 @@ async def test_activity_error_surfaces_with_original_message(storage_url: str) -
     assert 'raise ValueError("card declined")' in stack
 
 
-async def test_unknown_activity_fails_with_configuration(storage_url: str) -> None:
-    summary, history = await check_replay(
-        storage_url, ORCHS, ACTS, start_and_wait(call_missing, True), "unknown-act"
-    )
-    name, kind, text = summary["output"]
-    assert (name, kind) == ("NoSuchActivity", "HandlerNotFound")
-    assert "NoSuchActivity" in text and "not registered" in text
-    (failed,) = of_type(history, h.ActivityFailed)
-    assert failed.error["category"] == "configuration"
-    assert "NoSuchActivity" in failed.error["message"]
+@perdure.activity(name="NoSuchActivity")
+async def found_later(ctx: perdure.ActivityContext, n: int) -> int:
+    return n + 1
 
 
-async def test_unknown_activity_uncaught_keeps_configuration_category(
+async def test_unknown_activity_waits_for_a_runtime_that_has_it(
     storage_url: str,
 ) -> None:
+    # A runtime never takes an activity it did not register (docs/routing.md):
+    # the item waits, untaken, until a runtime that has it starts.
     async with runtime(storage_url, ORCHS, ACTS) as rt:
-        state = await run_to_end(rt.client, "ua", call_missing, False)
-    assert state.status == "Failed" and state.error is not None
-    assert "NoSuchActivity" in state.error.message
-    assert state.error.category == "configuration"
+        await rt.client.start_orchestration("ua", call_missing, False)
+        routes = rt.provider
+        assert isinstance(routes, RoutesActivities)
+        mine = ActivityRouting(names=("charge",))
+
+        async def untaken() -> bool:
+            waiting = await routes.waiting_activities(mine, 0.0)
+            return waiting == [("NoSuchActivity", None, 1)]
+
+        await eventually(untaken, "the untaken item")
+        await asyncio.sleep(0.3)  # several fetches of this runtime
+        assert await untaken()
+        state = await rt.client.get_status("ua")
+        assert state is not None and state.status == "Running"
+    async with runtime(storage_url, ORCHS, [*ACTS, found_later]) as rt:
+        state = await rt.client.wait_for_orchestration("ua", timeout=WAIT)
+    assert (state.status, state.output) == ("Completed", 2)
 
 
 # Unregistered orchestration versions and changed code (nondeterminism) no

@@ -25,6 +25,7 @@ from perdure import StorageError
 from perdure.providers import (
     ActivityItem,
     ActivityResult,
+    ActivityRouting,
     Channel,
     Handlers,
     InstanceBatch,
@@ -35,6 +36,7 @@ from perdure.providers import (
     NewInstance,
     OrchestrationItem,
     Provider,
+    RoutesActivities,
     TurnCommit,
 )
 
@@ -52,6 +54,10 @@ RUNTIME_VERBS = frozenset(
         "abandon_orchestration",
         "read_history",
         "fetch_activities",
+        "fetch_routed_activities",
+        "renew_activity_sessions",
+        "release_activity_sessions",
+        "waiting_activities",
         "complete_activities",
         "abandon_activity",
         "renew_activity_locks",
@@ -267,6 +273,43 @@ class FaultyProvider:
             "fetch_activities",
             lambda: self.inner.fetch_activities(max_items, lock_timeout),
         )
+
+    async def fetch_routed_activities(
+        self, max_items: int, lock_timeout: float, routing: ActivityRouting
+    ) -> list[ActivityItem]:
+        routes = self._routes()
+        return await self._call(
+            "fetch_routed_activities",
+            lambda: routes.fetch_routed_activities(max_items, lock_timeout, routing),
+        )
+
+    async def renew_activity_sessions(
+        self, owner: str, sessions: Sequence[str], lease: float
+    ) -> list[str]:
+        routes = self._routes()
+        return await self._call(
+            "renew_activity_sessions",
+            lambda: routes.renew_activity_sessions(owner, sessions, lease),
+        )
+
+    async def release_activity_sessions(self, owner: str) -> None:
+        routes = self._routes()
+        await self._call(
+            "release_activity_sessions",
+            lambda: routes.release_activity_sessions(owner),
+        )
+
+    async def waiting_activities(
+        self, routing: ActivityRouting, min_wait: float
+    ) -> list[tuple[str, str | None, int]]:
+        routes = self._routes()
+        return await self._call(
+            "waiting_activities", lambda: routes.waiting_activities(routing, min_wait)
+        )
+
+    def _routes(self) -> RoutesActivities:
+        assert isinstance(self.inner, RoutesActivities), self.inner
+        return self.inner
 
     async def complete_activities(self, results: Sequence[ActivityResult]) -> None:
         await self._call(

@@ -88,7 +88,7 @@ async def test_random_storage_faults_lose_and_duplicate_nothing(
         seed=SEED,
         rate=0.2,
         # The loops sleep a second after a failed fetch: fewer of those.
-        rates={"fetch_orchestrations": 0.02, "fetch_activities": 0.02},
+        rates={"fetch_orchestrations": 0.02, "fetch_routed_activities": 0.02},
         budget=BUDGET,
         slow_rate=0.05,
         max_delay=0.2,

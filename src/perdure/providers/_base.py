@@ -57,6 +57,14 @@ later fetch of the item, whichever runtime fetches it, until the item is
 completed or deleted. A provider without it still works: the runtime then
 keeps no details between attempts (and says so once in its log).
 
+Routing (optional). A provider that also implements `RoutesActivities`
+fetches activity work for one runtime: only the names it registered, the
+tags it serves, sessions it owns (or free ones, which it then owns), within
+the concurrency and rate limits it declares (counted over every runtime),
+highest priority first (docs/routing.md). Without it the runtime fetches
+everything with `Provider.fetch_activities` and ignores tags, sessions,
+limits and priorities.
+
 Wake-ups. `Provider.wait` may return spuriously but must never lose a
 wake-up: a write made after the calling task's previous provider call
 makes it return at once. `perdure.providers.helpers.LocalWakeups` is the
@@ -74,7 +82,9 @@ from perdure.providers._records import (
     ActivityClaim,
     ActivityHeartbeat,
     ActivityItem,
+    ActivityLimit,
     ActivityResult,
+    ActivityRouting,
     ActivityWork,
     Channel,
     Handlers,
@@ -94,8 +104,10 @@ from perdure.providers._records import (
 __all__ = [
     "ActivityHeartbeat",
     "ActivityItem",
+    "ActivityLimit",
     "ActivityResult",
     "ActivityClaim",
+    "ActivityRouting",
     "ActivityWork",
     "Channel",
     "InstanceBatch",
@@ -109,6 +121,7 @@ __all__ = [
     "Outbound",
     "Provider",
     "QueuedMessage",
+    "RoutesActivities",
     "SavesHeartbeats",
     "TurnCommit",
     "WorkRef",
@@ -375,4 +388,47 @@ class SavesHeartbeats(Protocol):
             Ids of the items not held under the beat's token (deleted,
             cancelled or taken by another worker); nothing is written for
             them.
+        """
+
+
+# --- activity routing (optional verbs) ------------------------------------------
+
+
+@runtime_checkable
+class RoutesActivities(Protocol):
+    """The optional routing verbs of a `Provider` (see docs/routing.md)."""
+
+    async def fetch_routed_activities(
+        self, max_items: int, lock_timeout: float, routing: ActivityRouting
+    ) -> list[ActivityItem]:
+        """Lock up to *max_items* visible items that *routing* may take.
+
+        An item is taken only if its name is in ``routing.names``; its tag
+        is ``None`` or in ``routing.tags``; its session is ``None``, owned by
+        ``routing.owner``, or not owned by a live lease (the fetch then makes
+        ``routing.owner`` its owner for ``lock_timeout``); and, for a name
+        in ``routing.limits``, taking it keeps the items of that name leased
+        by anyone at or under ``concurrency`` and the fetches of that name
+        in the last ``per`` seconds at or under ``rate``. Checking a limit
+        and taking items is atomic with respect to every other fetch that
+        declares a limit for the name. Items come highest ``priority``
+        first, then oldest first.
+        """
+
+    async def renew_activity_sessions(
+        self, owner: str, sessions: Sequence[str], lease: float
+    ) -> list[str]:
+        """Extend *owner*'s leases on *sessions*; return those it no longer owns."""
+
+    async def release_activity_sessions(self, owner: str) -> None:
+        """Drop every session lease of *owner* (its next items go to anyone)."""
+
+    async def waiting_activities(
+        self, routing: ActivityRouting, min_wait: float
+    ) -> list[tuple[str, str | None, int]]:
+        """Count unleased items *routing* would never take, by name and tag.
+
+        Returns ``(name, tag, count)`` for items visible for at least
+        *min_wait* seconds whose name is not in ``routing.names`` or whose
+        tag is not in ``routing.tags``.
         """

@@ -275,7 +275,9 @@ def commit_params(
         "e": _Columns("e", "idx iid exec eid data"),
         "c": _Columns("c", "idx iid id"),
         "a": _Columns("a", "idx id token"),
-        "w": _Columns("w", "idx iid exec eid name body vis token lease"),
+        "w": _Columns(
+            "w", "idx iid exec eid name body vis token lease tag session priority"
+        ),
         "k": _Columns("k", "idx iid exec eid"),
         "n": _Columns("n", "idx iid name version parent"),
         "q": _Columns("q", "idx mode child target kind body vis key"),
@@ -328,6 +330,9 @@ def _add_turn(groups: dict[str, _Columns], idx: int, turn: TurnCommit) -> None:
                 work.visible_at,
                 None if claim is None else claim.lock_token,
                 None if claim is None else claim.lease,
+                work.tag,
+                work.session,
+                work.priority,
             )
     for ref in turn.cancel_activities:
         groups["k"].add(idx, ref.instance_id, ref.execution_id, ref.event_id)

@@ -14,7 +14,9 @@ __all__ = [
     "ActivityClaim",
     "ActivityHeartbeat",
     "ActivityItem",
+    "ActivityLimit",
     "ActivityResult",
+    "ActivityRouting",
     "ActivityWork",
     "Channel",
     "Handlers",
@@ -210,7 +212,14 @@ class ActivityWork:
 
     Attributes:
         claim: Insert the item held by the committing runtime's worker
-            (see `ActivityClaim`); ignored when ``visible_at`` is set.
+            (see `ActivityClaim`); ignored when ``visible_at`` is set. The
+            runtime claims only items without a tag or session, of
+            activities it registered without limits (docs/routing.md).
+        tag: Only a fetch whose `ActivityRouting.tags` hold it takes the
+            item; ``None``: any fetch that takes its name.
+        session: Items of one session go to one owner while its session
+            lease lives (`ActivityRouting.owner`); ``None``: no affinity.
+        priority: Visible items are fetched highest priority first.
     """
 
     instance_id: str
@@ -220,6 +229,9 @@ class ActivityWork:
     body: str
     visible_at: float | None = None
     claim: ActivityClaim | None = None
+    tag: str | None = None
+    session: str | None = None
+    priority: int = 0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -230,6 +242,7 @@ class ActivityItem:
         heartbeat_details: The details last stored for the item by
             `SavesHeartbeats.save_activity_heartbeats` (JSON text, opaque),
             or ``None``; always ``None`` from a provider without that verb.
+        session: The item's `ActivityWork.session` (its owner renews it).
     """
 
     id: int
@@ -241,6 +254,49 @@ class ActivityItem:
     lock_token: str
     attempt: int
     heartbeat_details: str | None = None
+    session: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ActivityLimit:
+    """Flow control of one activity name, across every runtime of a storage.
+
+    Attributes:
+        name: The activity.
+        concurrency: At most this many items of the name leased at once
+            (``None``: no limit).
+        rate: At most this many fetches (attempts started) of the name in
+            any window of ``per`` seconds (``None``: no limit).
+        per: The rate window, in seconds.
+    """
+
+    name: str
+    concurrency: int | None = None
+    rate: int | None = None
+    per: float = 1.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ActivityRouting:
+    """What one runtime's `Provider.fetch_activities` may take.
+
+    Attributes:
+        names: The activity names the runtime registered: no other item is
+            fetched (it waits for a runtime that has its name).
+        tags: The tags the runtime serves: a tagged item is fetched only by
+            a runtime with its tag; untagged items by any.
+        limits: The runtime's `ActivityLimit` per limited name, enforced
+            against the items leased (and started) by *every* runtime.
+        owner: Identifies the runtime for session affinity: an item with a
+            session is fetched only by the session's owner while its lease
+            lives (`Provider.renew_activity_sessions`), and the fetch that
+            takes a free session becomes its owner.
+    """
+
+    names: tuple[str, ...]
+    tags: frozenset[str] = frozenset()
+    limits: tuple[ActivityLimit, ...] = ()
+    owner: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

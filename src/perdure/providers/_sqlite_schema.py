@@ -218,15 +218,16 @@ INSERT_EVENT = (
 )
 INSERT_ACTIVITY = (
     "INSERT OR IGNORE INTO activities"
-    " (instance_id, execution_id, event_id, name, body, visible_at)"
-    " VALUES (?, ?, ?, ?, ?, ?)"
+    " (instance_id, execution_id, event_id, name, body, visible_at,"
+    " tag, session, priority)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 # An item inserted held by the committing runtime's worker (ActivityClaim):
 # its visible_at is its lease end, as for a fetched one.
 INSERT_CLAIMED = (
     "INSERT OR IGNORE INTO activities (instance_id, execution_id, event_id,"
-    " name, body, visible_at, lock_token, attempt)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, 1) RETURNING id"
+    " name, body, visible_at, lock_token, attempt, tag, session, priority)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?) RETURNING id"
 )
 # A fetched item's visible_at becomes its lease end (see 0001_initial.sql).
 LOCK_ACTIVITIES = (

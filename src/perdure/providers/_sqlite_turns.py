@@ -135,6 +135,9 @@ def apply_turn(conn: sqlite3.Connection, now: float, turn: TurnCommit) -> bool:
                     w.name,
                     w.body,
                     now if w.visible_at is None else w.visible_at,
+                    w.tag,
+                    w.session,
+                    w.priority,
                 )
                 for w in turn.activities
                 if not _claimed(w)
@@ -153,6 +156,9 @@ def apply_turn(conn: sqlite3.Connection, now: float, turn: TurnCommit) -> bool:
                     w.body,
                     now + claim.lease,
                     claim.lock_token,
+                    w.tag,
+                    w.session,
+                    w.priority,
                 ),
             ).fetchone()
             # Set before the commit; only read by the caller if it commits.

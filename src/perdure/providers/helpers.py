@@ -90,8 +90,9 @@ def activity_items(rows: Iterable[Sequence[Any]]) -> list[ActivityItem]:
     """Map fetched activity rows, oldest (lowest id) first.
 
     Each row is ``(id, instance_id, execution_id, event_id, name, body,
-    lock_token, attempt)``, optionally followed by ``heartbeat_details``;
-    ``RETURNING`` order is unspecified, so rows are sorted by id.
+    lock_token, attempt)``, optionally followed by ``heartbeat_details``
+    and ``session``; ``RETURNING`` order is unspecified, so rows are sorted
+    by id.
     """
     items = [
         ActivityItem(
@@ -104,6 +105,7 @@ def activity_items(rows: Iterable[Sequence[Any]]) -> list[ActivityItem]:
             lock_token=row[6],
             attempt=row[7],
             heartbeat_details=row[8] if len(row) > 8 else None,
+            session=row[9] if len(row) > 9 else None,
         )
         for row in rows
     ]

@@ -51,6 +51,7 @@ from perdure.providers._pg_listen import Listener
 from perdure.providers._pg_members import Membership
 from perdure.providers._pg_once import PgOnce
 from perdure.providers._pg_open import AdaptivePoll, open_sessions
+from perdure.providers._pg_routing import PgActivityRouting
 from perdure.providers._pg_schema import channel_names, describe, quote_ident, split_url
 from perdure.providers._pg_sql import NOW, SPARE_FOR, PgSql, message_params
 from perdure.providers._pg_vacuum import QueueVacuum
@@ -64,7 +65,7 @@ __all__ = ["PostgresProvider"]
 Conn = psycopg.AsyncConnection[Any]
 
 
-class PostgresProvider(PgActivities, PgOnce, PgInstances):
+class PostgresProvider(PgActivities, PgActivityRouting, PgOnce, PgInstances):
     """A `Provider` storing everything in one schema of a PostgreSQL database.
 
     Args:
@@ -159,6 +160,7 @@ class PostgresProvider(PgActivities, PgOnce, PgInstances):
             "spare_act": 0.0,
         }
         self._wakeups = LocalWakeups()
+        self._limit_rows: set[str] = set()  # activity_limits rows created
         self._pool: AsyncConnectionPool[Conn] | None = None
         self._listener: Listener | None = None
         self._opening: asyncio.Task[None] | None = None

@@ -33,6 +33,7 @@ from perdure.providers._base import (
     QueuedMessage,
     TurnCommit,
 )
+from perdure.providers._sqlite_activities import SqliteActivityRouting
 from perdure.providers._sqlite_conn import Durability
 from perdure.providers._sqlite_instances import SqliteInstances
 from perdure.providers._sqlite_routing import takes
@@ -66,7 +67,7 @@ __all__ = ["SqliteProvider"]
 
 # An instance and its sub-orchestrations, recursively (UNION: a cycle of
 # parent links, possible after ids are re-used, ends the recursion).
-class SqliteProvider(SqliteInstances):
+class SqliteProvider(SqliteInstances, SqliteActivityRouting):
     """A `Provider` storing everything in one SQLite file (or in memory).
 
     Args:

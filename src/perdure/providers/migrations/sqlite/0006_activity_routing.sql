@@ -1,0 +1,31 @@
+-- perdure SQLite schema, version 6: activity routing and flow control
+-- (docs/routing.md).
+--
+-- tag, session and priority come from ctx.schedule_activity(...). They are
+-- routing data, not history: the routed fetch reads them, nothing else.
+-- activities_by_route serves the routed fetch, one registered name at a
+-- time, highest priority first, then oldest first (the rowid breaks ties),
+-- so items of names a runtime lacks cost it nothing. activities_leased
+-- counts the leased items of a name for its concurrency limit.
+ALTER TABLE activities ADD COLUMN tag TEXT;
+ALTER TABLE activities ADD COLUMN session TEXT;
+ALTER TABLE activities ADD COLUMN priority INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX activities_by_route ON activities (name, priority DESC, visible_at);
+CREATE INDEX activities_leased ON activities (name, visible_at) WHERE lock_token IS NOT NULL;
+
+-- One row per limited activity name: the start times (JSON list of Unix
+-- times, newest last) its rate limit counts, at most as many as the
+-- largest rate declared for it.
+CREATE TABLE activity_limits (
+    name   TEXT PRIMARY KEY,
+    starts TEXT NOT NULL DEFAULT '[]'
+);
+
+-- Session affinity: the runtime (owner) that runs a session's items, while
+-- its lease (expires_at, renewed by the owner) lives.
+CREATE TABLE activity_sessions (
+    session    TEXT PRIMARY KEY,
+    owner      TEXT NOT NULL,
+    expires_at REAL NOT NULL
+);
+CREATE INDEX activity_sessions_by_owner ON activity_sessions (owner);
