@@ -142,6 +142,13 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--activity-concurrency", type=int, metavar="N")
     worker.add_argument("--cancellation-grace-period", type=float, metavar="S")
     worker.add_argument(
+        "--tag",
+        action="append",
+        dest="activity_tags",
+        metavar="TAG",
+        help="run activities scheduled with this tag too (repeatable; docs/routing.md)",
+    )
+    worker.add_argument(
         "--shutdown-timeout",
         type=float,
         default=10.0,
@@ -303,6 +310,8 @@ def _worker(args: argparse.Namespace, url: str) -> int:
         "cancellation_grace_period",
     )
     options = {n: getattr(args, n) for n in names if getattr(args, n) is not None}
+    if args.activity_tags:
+        options["activity_tags"] = set(args.activity_tags)
     asyncio.run(
         run_worker(
             url,

@@ -137,3 +137,25 @@ def test_worker_process_runs_instances_and_stops_on_sigterm(sqlite_url: str) -> 
             proc.wait()
     assert proc.returncode == 0, err
     assert "perdure worker: stopping..." in err
+
+
+def test_worker_tags_reach_the_runtime(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `perdure worker --tag gpu --tag fast` runs tagged activities too.
+    from perdure import _cli_worker, cli
+
+    seen: dict[str, object] = {}
+
+    async def fake_run_worker(url: str, *_: object, **kw: object) -> None:
+        seen.update(kw)
+
+    monkeypatch.setattr(cli, "run_worker", fake_run_worker)
+    assert _cli_worker.run_worker is not fake_run_worker
+    code = cli.main(
+        ["worker", "--db", sqlite_url, "perdure._demo", "--tag", "gpu", "--tag", "fast"]
+    )
+    assert code == 0
+    options = seen["options"]
+    assert isinstance(options, dict)
+    assert options["activity_tags"] == {"gpu", "fast"}
