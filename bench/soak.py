@@ -2,6 +2,7 @@
 
 Usage: python soak.py [--backend sqlite|postgres] [--rate 300] [--duration 600]
                       [--interval 30] [--url URL] [--durability MODE]
+                      [--hold-xmin START LENGTH]
 
 One runtime and its client in this process. A starter task starts ``--rate``
 instances per second, in rotation: a chain (3 sequential activities), a race
@@ -91,6 +92,25 @@ async def dead_rows(url: str | None, schema: str | None) -> int | None:
         return int(row[0]) if row else 0
 
 
+async def hold_xmin(url: str, start: float, length: float) -> None:
+    """From *start* s on, hold a snapshot open for *length* s.
+
+    A REPEATABLE READ transaction that has read something keeps the xmin
+    horizon back: no VACUUM can remove rows deleted after it began (the
+    production case of a forgotten transaction or a long report).
+    """
+    import psycopg
+
+    await asyncio.sleep(start)
+    async with await psycopg.AsyncConnection.connect(url.split("?")[0]) as conn:
+        await conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
+        await conn.execute("SELECT count(*) FROM pg_class")
+        print(json.dumps({"xmin_held_from_s": start}), flush=True)
+        await asyncio.sleep(length)
+        await conn.execute("ROLLBACK")
+        print(json.dumps({"xmin_released_at_s": start + length}), flush=True)
+
+
 async def soak(
     args: argparse.Namespace, url: str, pg: str | None, schema: str | None
 ) -> None:
@@ -128,6 +148,9 @@ async def soak(
 
         checkers = [asyncio.create_task(checker()) for _ in range(50)]
         start_task = asyncio.create_task(starter())
+        holder = None
+        if pg is not None and args.hold_xmin:
+            holder = asyncio.create_task(hold_xmin(pg, *args.hold_xmin))
         rss_120: int | None = None
         next_report = t0 + args.interval
         while time.monotonic() < deadline or finished < started:
@@ -146,6 +169,8 @@ async def soak(
             if now > deadline + 600:
                 break  # the backlog never drained: reported below
         await start_task
+        if holder is not None:
+            await holder
         for task in checkers:
             task.cancel()
         print(json.dumps({
@@ -164,6 +189,13 @@ async def main() -> None:
     ap.add_argument("--interval", type=float, default=30.0)
     ap.add_argument("--url", default=None)
     ap.add_argument("--durability", default="power-loss")
+    ap.add_argument(
+        "--hold-xmin",
+        nargs=2,
+        type=float,
+        metavar=("START", "LENGTH"),
+        help="PostgreSQL: hold a snapshot open from START s for LENGTH s",
+    )
     args = ap.parse_args()
     if args.backend == "sqlite":
         with tempfile.TemporaryDirectory() as tmp:
