@@ -6,7 +6,8 @@ K runtime subprocesses share a fresh schema. ``capped`` has
 ``concurrency=3`` and takes 0.2 s; ``rated`` has ``rate_limit=(10, 2.0)``.
 Each activity records itself in the database (one clock for every
 process): a counter of running ``capped`` activities keeps its true maximum,
-and each ``rated`` start its database time. Prints one JSON line: the
+and each ``rated`` start the database time of the fetch that took it.
+Prints one JSON line: the
 maximum concurrency seen against the limit, ``capped`` throughput against
 the ideal (limit / duration), the busiest sliding rate window against the
 limit, and the rate achieved. The URL comes from ``--url``, ``PERDURE_DB``
@@ -55,8 +56,15 @@ async def capped(ctx: perdure.ActivityContext, n: int) -> int:
 
 @perdure.activity(name="rated", rate_limit=RATE)
 async def rated(ctx: perdure.ActivityContext, n: int) -> int:
+    # The limit counts fetches: the fetch that took this item set its lease
+    # end to the database time of the fetch plus the lease (30 s, not yet
+    # renewed), so that is the time recorded.
     await _sql(
-        "INSERT INTO {s}.lim_starts VALUES (extract(epoch FROM clock_timestamp()))"
+        "INSERT INTO {s}.lim_starts SELECT visible_at - 30.0 FROM {s}.activities"
+        " WHERE instance_id = %s AND execution_id = %s AND event_id = %s",
+        ctx.instance_id,
+        ctx.execution_id,
+        ctx._event_id,
     )
     return n
 

@@ -151,7 +151,7 @@ class ActivityWorker:
                 continue
             if not items:
                 await self._routing.check_waiting()
-                await self._provider.wait("activities", options.poll_interval)
+                await self._routing.wait_for_work(options.poll_interval)
                 continue
             if self._stopped():  # stop() began during the fetch
                 await self._leases.give_back(items)
@@ -162,7 +162,7 @@ class ActivityWorker:
                 # The queue is drained: wait for new work (the provider
                 # reports work enqueued since this fetch at once) instead
                 # of paying for an empty fetch.
-                await self._provider.wait("activities", options.poll_interval)
+                await self._routing.wait_for_work(options.poll_interval)
 
     def reserve(self, name: str) -> bool:
         """Reserve a slot for an item a turn here will insert held (claimed).

@@ -59,6 +59,14 @@ class WorkerRouting:
                 provider,
             )
         self._lock_timeout = lock_timeout
+        # A finished item of a concurrency-limited name frees a slot that
+        # no notification announces: fetch again at once, not at the poll.
+        limits = routing.limits if routing is not None else ()
+        self._limited = frozenset(
+            x.name for x in limits if x.concurrency is not None and self._routes
+        )
+        self._freed = asyncio.Event()
+        self._running_limited = 0  # held items of limited names
         # session -> [items held, monotonic time of last use]
         self._sessions: dict[str, list[float]] = {}
         self._owned = False  # whether this worker ever took a session
@@ -73,6 +81,8 @@ class WorkerRouting:
             max_items, self._lock_timeout, self._routing
         )
         for item in items:
+            if item.name in self._limited:
+                self._running_limited += 1
             if item.session is not None:
                 self._owned = True
                 use = self._sessions.setdefault(item.session, [0, 0.0])
@@ -80,8 +90,29 @@ class WorkerRouting:
                 use[1] = time.monotonic()
         return items
 
+    async def wait_for_work(self, timeout: float) -> None:
+        """Wait for new work, or for a limited slot this worker freed."""
+        if not self._running_limited:
+            # In this task, so that a wake-up since this task's fetch is
+            # not missed (the provider remembers it per task).
+            await self._provider.wait("activities", timeout)
+            return
+        if not self._freed.is_set():
+            waits = [
+                asyncio.ensure_future(self._provider.wait("activities", timeout)),
+                asyncio.ensure_future(self._freed.wait()),
+            ]
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            for waiting in waits:
+                waiting.cancel()
+            await asyncio.gather(*waits, return_exceptions=True)
+        self._freed.clear()
+
     def finished(self, item: ActivityItem) -> None:
-        """*item*'s attempt is over (its session may go idle)."""
+        """*item*'s attempt is over (its session may go idle, its slot frees)."""
+        if item.name in self._limited:
+            self._running_limited -= 1
+            self._freed.set()
         use = self._sessions.get(item.session) if item.session is not None else None
         if use is not None:
             use[0] = max(use[0] - 1, 0)
