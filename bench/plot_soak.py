@@ -37,11 +37,12 @@ def main() -> None:
     out, runs = Path(sys.argv[1]), [arg.split("=", 1) for arg in sys.argv[2:]]
     fig, axes = plt.subplots(3, 1, figsize=(8, 8), sharex=True)
     rss, backlog, dead = axes
-    for label, path in runs:
+    for index, (label, path) in enumerate(runs):
         rows = samples(Path(path))
+        style = {"marker": "o", "label": label, "color": f"C{index}"}
         t = [r["t_s"] for r in rows]
-        rss.plot(t, [r["rss_mb"] for r in rows], marker="o", label=label)
-        backlog.plot(t, [r["backlog"] for r in rows], marker="o", label=label)
+        rss.plot(t, [r["rss_mb"] for r in rows], **style)
+        backlog.plot(t, [r["backlog"] for r in rows], **style)
         if any(r.get("dead_rows") is not None for r in rows):
             dead.plot(
                 t, [r.get("dead_rows") or 0 for r in rows], marker="o", label=label
