@@ -253,7 +253,9 @@ def hanging(hang: bool) -> Any:
     @perdure.orchestration(name="Hang")
     async def code(ctx: perdure.OrchestrationContext) -> list[Any]:
         slow = ctx.schedule_activity(step, "slow")
-        timer = ctx.schedule_timer(0.2)
+        # Long enough that "go" comes first even on a loaded machine (the
+        # history below assumes it; a 0.2 s timer fired first under load).
+        timer = ctx.schedule_timer(2.0)
         go = await ctx.schedule_wait("go")
         while hang:
             pass
