@@ -193,8 +193,9 @@ def test_raise_event_button_delivers_json_data(site: Site) -> None:
     form.find_element(By.NAME, "name").send_keys("go")
     form.find_element(By.NAME, "data").send_keys("{not json")
     driver.find_element(By.ID, "raise").click()
-    result = driver.find_element(By.ID, "action-result")
-    assert wait_for(driver, lambda d: "not JSON" in result.text)
+    assert wait_for(
+        driver, lambda d: "not JSON" in d.find_element(By.ID, "action-result").text
+    )
     form.find_element(By.NAME, "data").clear()
     form.find_element(By.NAME, "data").send_keys('{"ok": true}')
     driver.find_element(By.ID, "raise").click()

@@ -166,7 +166,18 @@ def browser(width: int = 1280, height: int = 900) -> Iterator[WebDriver]:
 
 
 def wait_for(driver: WebDriver, condition: Any, timeout: float = WAIT) -> Any:
-    """Wait until ``condition(driver)`` is truthy; return its value."""
+    """Wait until ``condition(driver)`` is truthy; return its value.
+
+    The page re-renders while it refreshes live: an element found a moment
+    ago may be gone (stale) when the condition reads it; that is not an
+    answer, so the wait looks again (it failed CI once).
+    """
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.support.ui import WebDriverWait
 
-    return WebDriverWait(driver, timeout, poll_frequency=0.05).until(condition)
+    return WebDriverWait(
+        driver,
+        timeout,
+        poll_frequency=0.05,
+        ignored_exceptions=(StaleElementReferenceException,),
+    ).until(condition)
