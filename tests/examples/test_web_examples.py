@@ -51,8 +51,13 @@ def flask_served(storage_url: str) -> Iterator[str]:
     worker = subprocess.Popen(
         [sys.executable, "-m", "perdure", "worker", "flask_app", "--db", storage_url],
         cwd=EXAMPLES,
-        stdout=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        text=True,
     )
+    # Started (signal handlers installed) once it says it runs: a SIGTERM
+    # before that killed it (-15) instead of stopping it, which failed CI.
+    assert worker.stdout is not None
+    assert "running" in worker.stdout.readline()
     app = load("flask_app").create_app(storage_url)
     server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever)
@@ -66,6 +71,7 @@ def flask_served(storage_url: str) -> Iterator[str]:
         app.extensions["perdure"].close()
         worker.terminate()  # SIGTERM: the worker stops gracefully
         assert worker.wait(WAIT) == 0
+        worker.stdout.close()
 
 
 @pytest.fixture(params=["fastapi", "flask"])
