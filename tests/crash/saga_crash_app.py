@@ -22,7 +22,7 @@ from perdure import ActivityContext, OrchestrationContext
 LOG_ENV = "SAGA_CRASH_LOG"
 STEP_SECONDS = 0.1
 SLOW_SECONDS = 30.0  # Ship: always cut short by the deadline
-DEADLINE = 0.3
+DEADLINE = 1.5  # Reserve and Charge (0.1 s each) finish first even on a loaded machine
 
 STEPS = [("Reserve", "Release"), ("Charge", "Refund"), ("Ship", "Recall")]
 EXPECTED_OUTPUT = "timed out; undone"
