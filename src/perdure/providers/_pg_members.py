@@ -8,6 +8,18 @@ wakes that runtime only, and the others leave the instance to it for the
 provider's ``affinity`` seconds. A runtime that died without leaving is
 considered alive for `ALIVE` seconds: starts homed there wait for another
 runtime's next fetch (affinity, then its poll), never longer.
+
+Busy runtimes are not notified. PostgreSQL makes every LISTENing backend
+of the database read every notification in a transaction of its own,
+whatever the channel, so with K runtimes each start cost K transactions
+beyond its own (issue 17). A runtime whose fetch found work marks its row
+``idle = false`` in that fetch; while so marked it fetches again within
+`BUSY_POLL` seconds of an empty fetch, `BUSY_POLLS` times, and only then
+sets ``idle = true`` (committed) and fetches once more before it sleeps.
+A start reads its home's row ``FOR SHARE``: if the runtime's update to idle
+is first, the start sees ``idle`` and notifies; if the start is first, the
+update waits for it to commit, so the last fetch sees the new instance.
+Either way no start is left unseen by a sleeping home.
 """
 
 from __future__ import annotations
@@ -19,7 +31,7 @@ from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
-__all__ = ["ALIVE", "BEAT", "Membership"]
+__all__ = ["ALIVE", "BEAT", "BUSY_POLL", "BUSY_POLLS", "Membership"]
 
 _log = logging.getLogger("perdure.providers.postgres")
 
@@ -27,6 +39,10 @@ _log = logging.getLogger("perdure.providers.postgres")
 BEAT = 5.0
 #: Seconds after its last announcement a runtime still counts as alive.
 ALIVE = 15.0
+#: Seconds a busy runtime waits after an empty fetch before it looks again.
+BUSY_POLL = 0.002
+#: Empty fetches in a row after which a busy runtime goes idle.
+BUSY_POLLS = 3
 
 
 class Membership:
@@ -48,6 +64,57 @@ class Membership:
             " ON CONFLICT (origin) DO UPDATE SET seen_at = excluded.seen_at"
         )
         self._leave_sql = f"DELETE FROM {schema}.runtimes WHERE origin = %(o)s"
+        self._idle_sql = (
+            f"UPDATE {schema}.runtimes SET idle = true WHERE origin = %(o)s"
+        )
+        # What the row says as far as we know: True (idle: starts notify
+        # us), False (busy: they do not), None (unknown after a failed
+        # fetch: treated as busy, so the flag is set before we sleep).
+        self._idle: bool | None = True
+        self._empty = 0  # empty fetches in a row while busy
+        self._marking = False
+
+    def fetch_param(self, listening: bool) -> bool:
+        """The fetch's ``busy`` parameter: mark the row busy if it finds work.
+
+        Only a runtime that hears notifications takes part; one that polls
+        (behind a pooler) leaves the flag idle, so starts keep notifying.
+        """
+        self._marking = listening and self._idle is not False
+        return self._marking
+
+    def fetched(self, found: bool | None) -> None:
+        """After a fetch: whether it found work (None: it failed)."""
+        if found is None:
+            if self._marking:
+                self._idle = None  # the update may have committed
+            return
+        if found:
+            self._empty = 0
+            if self._marking:
+                self._idle = False
+
+    async def before_sleep(self) -> float | None:
+        """Called before an idle wait; returns a shorter wait, if any.
+
+        Busy: `BUSY_POLL` for the first `BUSY_POLLS` empty fetches, then the
+        row is marked idle and 0.0 returned (look once more, then sleep).
+        Idle: None (sleep as asked).
+        """
+        if self._idle is True:
+            return None
+        self._empty += 1
+        if self._empty <= BUSY_POLLS:
+            return BUSY_POLL
+        try:
+            async with self._connection() as conn:
+                await conn.execute(self._idle_sql, {"o": self._origin})
+        except Exception:
+            _log.debug("marking this runtime idle failed", exc_info=True)
+            return BUSY_POLL  # still busy as far as anyone knows
+        self._idle = True
+        self._empty = 0
+        return 0.0
 
     async def beat(self) -> None:
         """Announce this runtime if it is time; never raises (logged)."""

@@ -73,8 +73,9 @@ def _wake(*pairs: tuple[str, str], targeted: str = "", extra: str = "") -> str:
     )
     if targeted:
         wake += (
-            # A targeted wake-up goes to the target's own channel: only its
-            # LISTEN backend pays a transaction for it (_pg_listen).
+            # A targeted wake-up goes to the target's own channel: only that
+            # provider wakes (every LISTEN backend of the database still
+            # reads the notification, a transaction each: _pg_members).
             " UNION ALL SELECT pg_notify(CASE t.target WHEN '' THEN %(ch_orch)s"
             f" ELSE '{PRIVATE}' || t.target END, %(origin)s || ':' || t.target)"
             " FROM (SELECT DISTINCT coalesce(o.owner, '') AS target FROM sent m"
@@ -253,8 +254,11 @@ def _create_instance(s: str) -> str:
     # others leave it alone for "affinity" seconds. No live runtime: no
     # owner, and the wake-up goes to everyone.
     return (
-        f"WITH home AS (SELECT origin FROM {s}.runtimes"
-        f" WHERE seen_at > {NOW} - {ALIVE} ORDER BY md5(origin || %(iid)s) LIMIT 1),"
+        f"WITH home AS (SELECT origin, idle FROM {s}.runtimes"
+        f" WHERE seen_at > {NOW} - {ALIVE} ORDER BY md5(origin || %(iid)s) LIMIT 1"
+        # FOR SHARE: a home going idle waits for this start to commit and
+        # then looks again; one that went idle first is seen idle here.
+        " FOR SHARE),"
         f" made AS (INSERT INTO {s}.instances (instance_id, name, version,"
         " execution_id, status, parent_instance_id, created_at, updated_at, owner)"
         " VALUES (%(iid)s, %(name)s, %(version)s, 1, 'Running', %(parent)s,"
@@ -271,6 +275,8 @@ def _create_instance(s: str) -> str:
                 " %(ch_orch)s), %(origin)s || ':'"
                 " || coalesce((SELECT origin FROM home), ''))"
                 f" WHERE EXISTS (SELECT 1 FROM sent WHERE visible_at <= {NOW})"
+                # A busy home fetches again by itself (_pg_members).
+                " AND coalesce((SELECT idle FROM home), true)"
             ),
         )
         + " SELECT (SELECT count(*) FROM made), (SELECT count(*) FROM wake)"
@@ -317,7 +323,10 @@ def _fetch_orchestrations(s: str) -> str:
         " RETURNING i.instance_id, i.name, i.version, i.execution_id, i.status,"
         " i.output, i.error, i.custom_status, i.parent_instance_id, i.created_at,"
         " i.updated_at, i.history_len, i.lock_token, i.attempt, p.due, p.first_id,"
-        " p.seen = p.now_seen AS fresh)"
+        " p.seen = p.now_seen AS fresh),"
+        # Found work: busy, so starts homed here stop notifying (_pg_members).
+        f" busy AS (UPDATE {s}.runtimes SET idle = false WHERE %(busy)s"
+        " AND origin = %(me)s AND EXISTS (SELECT 1 FROM locked))"
         # Messages in occurrence order, ties in arrival order (DESIGN §7);
         # the database clock rides along for PostgresProvider.clock.
         f" SELECT l.*, ms.ids, ms.kinds, ms.bodies, ms.occurred, {NOW}"

@@ -387,11 +387,17 @@ class PostgresProvider(PgActivities, PgActivityRouting, PgOnce, PgInstances):
             "lease": lock_timeout,
             "me": self._origin,
             "affinity": self._affinity,
+            "busy": self._members.fetch_param(self._listener is not None),
             **handler_params(handlers),
         }
-        async with self._connection() as conn:
-            sent = time.time()
-            items, db_now = await fetch_orchestrations(conn, self._sql, params)
+        try:
+            async with self._connection() as conn:
+                sent = time.time()
+                items, db_now = await fetch_orchestrations(conn, self._sql, params)
+        except BaseException:
+            self._members.fetched(None)
+            raise
+        self._members.fetched(bool(items))
         self._wake_params["spare_orch"] = (
             self.clock() + SPARE_FOR if len(items) < max_items else 0.0
         )
@@ -480,4 +486,9 @@ class PostgresProvider(PgActivities, PgActivityRouting, PgOnce, PgInstances):
             # the caller looks (an early return is always allowed).
             await self._listener.listen(channel)
             return
+        elif channel == "orchestrations" and self._listener is not None:
+            # Busy: starts homed here do not notify; look again soon.
+            shorter = await self._members.before_sleep()
+            if shorter is not None:
+                timeout = min(timeout, shorter)
         await self._wakeups.wait(channel, timeout)

@@ -1,0 +1,167 @@
+"""A busy runtime is not notified of starts homed on it (issue 17).
+
+Every NOTIFY costs each LISTENing backend of the database a transaction,
+whatever its channel, so a start that notified its home cost K transactions
+with K runtimes. A runtime whose fetch found work marks its ``runtimes`` row
+busy and fetches again by itself; before it sleeps it marks the row idle and
+looks once more (`perdure.providers._pg_members`). These tests pin both
+halves: no notification while busy, and no start lost to the race between a
+start and the runtime going idle (the start reads the row ``FOR SHARE``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import psycopg
+import pytest
+
+from perdure.providers._pg_listen import private_channel
+from perdure.providers._pg_members import BUSY_POLL, BUSY_POLLS
+from perdure.providers.conformance import Kit
+from perdure.providers.postgres import PostgresProvider
+
+
+def _url() -> str:
+    url = os.environ.get("PERDURE_TEST_POSTGRES_URL")
+    if not url:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail("CI=true but PERDURE_TEST_POSTGRES_URL is not set")
+        pytest.skip("PERDURE_TEST_POSTGRES_URL is not set")
+    return url
+
+
+@contextlib.asynccontextmanager
+async def _pair() -> AsyncIterator[tuple[PostgresProvider, PostgresProvider]]:
+    url = _url()
+    schema = f"perdure_idle_{uuid.uuid4().hex[:10]}"
+    runtime = PostgresProvider(url, schema=schema)
+    client = PostgresProvider(url, schema=schema)
+    await runtime.open()
+    await client.open()
+    # A provider hears notifications from its first wait on a kind on.
+    await runtime.wait("orchestrations", 0.0)
+    try:
+        yield runtime, client
+    finally:
+        await runtime.close()
+        await client.drop_schema()
+        await client.close()
+
+
+async def _idle(provider: PostgresProvider) -> bool:
+    async with provider._connection() as conn:
+        cursor = await conn.execute(
+            f'SELECT idle FROM "{provider.schema}".runtimes WHERE origin = %s',
+            (provider._origin,),
+        )
+        row = await cursor.fetchone()
+    assert row is not None
+    return bool(row[0])
+
+
+async def _ear(runtime: PostgresProvider) -> psycopg.AsyncConnection[Any]:
+    """A connection hearing what is sent to *runtime*'s own channel."""
+    conn = await psycopg.AsyncConnection.connect(_url(), autocommit=True)
+    channel = private_channel(runtime._origin)
+    await conn.execute(f'LISTEN "{channel}"')
+    return conn
+
+
+async def _heard(conn: psycopg.AsyncConnection[Any], within: float) -> int:
+    count = 0
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(within):
+            async for _ in conn.notifies():
+                count += 1
+    return count
+
+
+def test_busy_home_is_not_notified_and_looks_again_itself() -> None:
+    async def body() -> None:
+        async with _pair() as (runtime, client):
+            ear = await _ear(runtime)
+            try:
+                # The first fetch announces the runtime (idle) and finds
+                # nothing; a start homed there notifies it.
+                assert await runtime.fetch_orchestrations(10, 30.0) == []
+                await client.create_instance(Kit.new("first"))
+                assert await _heard(ear, 2.0) == 1
+                # Its fetch finds work: busy. The next start sends nothing.
+                assert len(await runtime.fetch_orchestrations(10, 30.0)) == 1
+                assert not await _idle(runtime)
+                await client.create_instance(Kit.new("second"))
+                assert await _heard(ear, 0.5) == 0
+                taken = await runtime.fetch_orchestrations(10, 30.0)
+                assert [i.instance.instance_id for i in taken] == ["second"]
+                # Empty fetches: it waits BUSY_POLL, not the timeout, and
+                # stays busy for BUSY_POLLS of them...
+                for _ in range(BUSY_POLLS):
+                    assert await runtime.fetch_orchestrations(10, 30.0) == []
+                    began = time.monotonic()
+                    await runtime.wait("orchestrations", 30.0)
+                    assert time.monotonic() - began < 10.0  # not the 30 s
+                    assert not await _idle(runtime)
+                # ...then it marks itself idle and returns for a last look.
+                assert await runtime.fetch_orchestrations(10, 30.0) == []
+                await runtime.wait("orchestrations", 30.0)
+                assert await _idle(runtime)
+                # Idle: a start notifies it again and wakes its wait.
+                waiting = asyncio.create_task(runtime.wait("orchestrations", 30.0))
+                await asyncio.sleep(0.1)
+                await client.create_instance(Kit.new("third"))
+                await asyncio.wait_for(waiting, 10.0)
+                assert await _heard(ear, 2.0) == 1
+            finally:
+                await ear.close()
+
+    assert BUSY_POLL < 1.0
+    asyncio.run(body())
+
+
+def test_start_racing_the_runtime_going_idle_is_not_lost() -> None:
+    """The start holds its home's row FOR SHARE until it commits: marking
+    the runtime idle waits for it, so the runtime's last look sees it."""
+
+    async def body() -> None:
+        async with _pair() as (runtime, client):
+            assert await runtime.fetch_orchestrations(10, 30.0) == []
+            await client.create_instance(Kit.new("warm"))
+            assert len(await runtime.fetch_orchestrations(10, 30.0)) == 1
+            assert not await _idle(runtime)
+            # A start, written but not committed yet (its statement took the
+            # home's row FOR SHARE and, seeing the home busy, no NOTIFY).
+            async with runtime._connection() as conn, conn.transaction():
+                await conn.execute(
+                    client._sql.create_instance,
+                    {
+                        "iid": "racer",
+                        "name": "wf",
+                        "version": "1",
+                        "parent": None,
+                        "kind": "start",
+                        "body": "null",
+                        "vis": None,
+                        "key": None,
+                        **client._wake_params,
+                    },
+                )
+                for _ in range(BUSY_POLLS):
+                    await runtime.wait("orchestrations", 30.0)
+                # Going idle waits for the start to commit.
+                going = asyncio.create_task(runtime.wait("orchestrations", 30.0))
+                done, _ = await asyncio.wait({going}, timeout=0.5)
+                assert not done
+            await asyncio.wait_for(going, 10.0)
+            assert await _idle(runtime)
+            # The last look after going idle finds the start.
+            taken = await runtime.fetch_orchestrations(10, 30.0)
+            assert [i.instance.instance_id for i in taken] == ["racer"]
+
+    asyncio.run(body())
