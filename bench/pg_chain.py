@@ -1,7 +1,7 @@
 """Workload A ("chain") on PostgreSQL with K runtime processes.
 
 Usage: python pg_chain.py N [--procs K] [--url URL] [--oc K] [--ac K]
-                           [--start-tasks C | --prestart]
+                           [--start-tasks C | --prestart | --long]
 
 N orchestrations x 3 sequential activities (``x + 1``). K runtime
 subprocesses (role "all") share one fresh schema; this process is only the
@@ -13,7 +13,9 @@ the schema is dropped afterwards. ``--start-tasks C`` starts instances
 from C concurrent callers (each start is a commit, so one-by-one starts
 are bound by the database's fsync latency); ``--prestart`` creates them all
 before the runtimes start and times only the runtimes' drain (from the
-first runtime being up to the last completion).
+first runtime being up to the last completion). ``--long`` runs the long
+workload instead: one instance of N sequential activities, timed from its
+start to its completion (ms and commits per step).
 """
 
 from __future__ import annotations
@@ -43,12 +45,20 @@ async def chain(ctx: perdure.OrchestrationContext, x: int) -> int:
     return await ctx.schedule_activity("inc", x)
 
 
+@perdure.orchestration(name="long")
+async def long(ctx: perdure.OrchestrationContext, m: int) -> int:
+    x = 0
+    for _ in range(m):
+        x = await ctx.schedule_activity("inc", x)
+    return x
+
+
 async def serve(url: str, oc: int, ac: int) -> None:
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
     async with perdure.Runtime(
         url,
-        orchestrations=[chain],
+        orchestrations=[chain, long],
         activities=[inc],
         orchestration_concurrency=oc,
         activity_concurrency=ac,
@@ -143,7 +153,14 @@ async def drive(args: argparse.Namespace, url: str) -> dict[str, object]:
                 procs = await spawn(args, url)
                 for proc in procs:
                     await ready([proc])
+                await asyncio.sleep(0.5)  # every runtime announced (homes)
                 t0 = time.perf_counter()
+                if args.long:
+                    await client.start_orchestration("long-0", "long", args.n)
+                    state = await client.wait_for_orchestration("long-0", 600)
+                    t1 = time.perf_counter()
+                    bad = int(state.output != args.n)
+                    return long_result(args, t1 - t0, bad, before, calls)
                 await start_all(client, args.n, args.start_tasks)
                 started = time.perf_counter()
             bad = 0
@@ -180,6 +197,29 @@ async def drive(args: argparse.Namespace, url: str) -> dict[str, object]:
     }
 
 
+def long_result(
+    args: argparse.Namespace,
+    wall: float,
+    bad: int,
+    before: int,
+    calls: dict[str, int],
+) -> dict[str, object]:
+    """The JSON line of ``--long`` (commits are counted by the caller)."""
+    return {
+        "peer": "perdure",
+        "workload": "long",
+        "storage": "postgres",
+        "m": args.n,
+        "procs": args.procs,
+        "wall_s": round(wall, 4),
+        "ms_per_step": round(wall * 1000 / args.n, 3),
+        "errors": bad,
+        "commits_per_step": 0.0,  # filled in by drive's caller
+        "before": before,
+        "client_calls": sum(calls.values()),
+    }
+
+
 async def main() -> None:
     ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     ap.add_argument("n", type=int, nargs="?", default=1000)
@@ -197,6 +237,11 @@ async def main() -> None:
         "--prestart",
         action="store_true",
         help="create all instances before the runtimes start; time the drain only",
+    )
+    ap.add_argument(
+        "--long",
+        action="store_true",
+        help="one instance of N sequential activities instead of N chains",
     )
     ap.add_argument("--serve", metavar="URL", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -216,7 +261,15 @@ async def main() -> None:
     provider = PostgresProvider(url)
     await provider.open()
     try:
-        print(json.dumps(await drive(args, url)), flush=True)
+        result = await drive(args, url)
+        if args.long:
+            # Counted after the runtimes stopped (drive's finally), so that
+            # their last transactions are in.
+            before = result.pop("before")
+            assert isinstance(before, int)
+            total = await commits(url) - before - 1
+            result["commits_per_step"] = round(total / args.n, 3)
+        print(json.dumps(result), flush=True)
     finally:
         await provider.drop_schema()
         await provider.close()

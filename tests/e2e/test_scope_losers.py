@@ -97,7 +97,9 @@ async def test_running_activity_of_a_loser_is_told_and_its_result_ignored(
 
 # ---------------------------------------------------------------- timer
 async def sleepy(ctx: OrchestrationContext) -> Any:
-    await ctx.schedule_timer(0.3)
+    # Long enough that "go" wins even on a loaded machine (the test then
+    # waits until the cancelled timer's due time has passed).
+    await ctx.schedule_timer(2.0)
     return await ctx.schedule_activity("Echo", "after-timer")
 
 
