@@ -28,6 +28,7 @@ import signal
 import sys
 import time
 import uuid
+from typing import Any
 
 import perdure
 from perdure.providers.postgres import PostgresProvider
@@ -62,9 +63,41 @@ async def serve(url: str, oc: int, ac: int) -> None:
         activities=[inc],
         orchestration_concurrency=oc,
         activity_concurrency=ac,
-    ):
+    ) as rt:
         print("ready", flush=True)
+        counts = _count_verbs(rt) if os.environ.get("PG_CHAIN_COUNT") else None
         await stop.wait()
+        if counts is not None:
+            print(json.dumps(counts), file=sys.stderr, flush=True)
+
+
+def _count_verbs(rt: perdure.Runtime) -> dict[str, int]:
+    """Count the runtime's provider calls by verb (PG_CHAIN_COUNT=1)."""
+    counts: dict[str, int] = {}
+    provider = rt._provider
+    for verb in (
+        "fetch_orchestrations",
+        "commit_turns",
+        "fetch_activities",
+        "complete_activities",
+        "renew_activity_leases",
+        "abandon_orchestration",
+        "wait",
+    ):
+        original = getattr(provider, verb, None)
+        if original is None:
+            continue
+
+        async def counted(*a: object, _f: Any = original, _v: str = verb) -> Any:
+            result = await _f(*a)
+            key = _v
+            if _v.startswith("fetch") and not result:
+                key += ":empty"
+            counts[key] = counts.get(key, 0) + 1
+            return result
+
+        setattr(provider, verb, counted)
+    return counts
 
 
 async def start_all(client: perdure.Client, n: int, tasks: int) -> None:

@@ -1,4 +1,7 @@
-"""A busy runtime is not notified of starts homed on it (issue 17).
+"""Notifications only where someone needs them (issue 17).
+
+A busy runtime is not notified of starts homed on it; instance endings are
+notified only while a client waits for instances; creations never.
 
 Every NOTIFY costs each LISTENing backend of the database a transaction,
 whatever its channel, so a start that notified its home cost K transactions
@@ -66,10 +69,12 @@ async def _idle(provider: PostgresProvider) -> bool:
     return bool(row[0])
 
 
-async def _ear(runtime: PostgresProvider) -> psycopg.AsyncConnection[Any]:
-    """A connection hearing what is sent to *runtime*'s own channel."""
+async def _ear(
+    runtime: PostgresProvider, channel: str | None = None
+) -> psycopg.AsyncConnection[Any]:
+    """A connection hearing *channel* (default: *runtime*'s own channel)."""
     conn = await psycopg.AsyncConnection.connect(_url(), autocommit=True)
-    channel = private_channel(runtime._origin)
+    channel = channel or private_channel(runtime._origin)
     await conn.execute(f'LISTEN "{channel}"')
     return conn
 
@@ -163,5 +168,37 @@ def test_start_racing_the_runtime_going_idle_is_not_lost() -> None:
             # The last look after going idle finds the start.
             taken = await runtime.fetch_orchestrations(10, 30.0)
             assert [i.instance.instance_id for i in taken] == ["racer"]
+
+    asyncio.run(body())
+
+
+def test_endings_are_notified_only_while_a_client_waits() -> None:
+    async def body() -> None:
+        async with _pair() as (runtime, client):
+            ear = await _ear(runtime, client._channels["instances"])
+            try:
+
+                async def finish(iid: str) -> None:
+                    await client.create_instance(Kit.new(iid))
+                    while not (items := await runtime.fetch_orchestrations(10, 30)):
+                        await asyncio.sleep(0.01)
+                    done = Kit.turn(items[0], "done", status="Completed")
+                    assert await runtime.commit_turns([done]) == [True]
+
+                # Nobody waits: neither the start nor the end is announced.
+                await finish("alone")
+                assert await _heard(ear, 0.5) == 0
+                # A client waits (its first wait registers it): an end is.
+                waiter = PostgresProvider(_url(), schema=client.schema)
+                await waiter.open()
+                await waiter.wait("instances", 0.0)
+                await finish("watched")
+                assert await _heard(ear, 2.0) == 1
+                # It left: quiet again.
+                await waiter.close()
+                await finish("after")
+                assert await _heard(ear, 0.5) == 0
+            finally:
+                await ear.close()
 
     asyncio.run(body())

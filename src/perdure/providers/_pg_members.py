@@ -20,6 +20,14 @@ A start reads its home's row ``FOR SHARE``: if the runtime's update to idle
 is first, the start sees ``idle`` and notifies; if the start is first, the
 update waits for it to commit, so the last fetch sees the new instance.
 Either way no start is left unseen by a sleeping home.
+
+Waiting clients register the same way (table ``waiters``, `Membership.watch`):
+a turn that ends an instance notifies the "instances" channel only while
+some client's registration is current (`WATCH` seconds, renewed by its
+waits), so a system nobody is waiting on sends no such notification. A
+finish that races a first registration is seen by the client's next look
+(its waits are bounded: `perdure.Client.wait_for_orchestration` polls with
+a pause of at most 0.1 s).
 """
 
 from __future__ import annotations
@@ -31,7 +39,7 @@ from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
-__all__ = ["ALIVE", "BEAT", "BUSY_POLL", "BUSY_POLLS", "Membership"]
+__all__ = ["ALIVE", "BEAT", "BUSY_POLL", "BUSY_POLLS", "WATCH", "Membership"]
 
 _log = logging.getLogger("perdure.providers.postgres")
 
@@ -43,6 +51,8 @@ ALIVE = 15.0
 BUSY_POLL = 0.002
 #: Empty fetches in a row after which a busy runtime goes idle.
 BUSY_POLLS = 3
+#: Seconds a waiting client's registration lasts; renewed at half-time.
+WATCH = 30.0
 
 
 class Membership:
@@ -64,6 +74,13 @@ class Membership:
             " ON CONFLICT (origin) DO UPDATE SET seen_at = excluded.seen_at"
         )
         self._leave_sql = f"DELETE FROM {schema}.runtimes WHERE origin = %(o)s"
+        self._watch_sql = (
+            f"INSERT INTO {schema}.waiters (origin, until) VALUES (%(o)s,"
+            f" {now} + {WATCH}) ON CONFLICT (origin) DO UPDATE"
+            " SET until = excluded.until"
+        )
+        self._unwatch_sql = f"DELETE FROM {schema}.waiters WHERE origin = %(o)s"
+        self._watched_until = 0.0  # monotonic time to renew by
         self._idle_sql = (
             f"UPDATE {schema}.runtimes SET idle = true WHERE origin = %(o)s"
         )
@@ -130,11 +147,32 @@ class Membership:
             # Only the targeting of new starts suffers: they wake everyone.
             _log.debug("announcing this runtime failed", exc_info=True)
 
-    async def leave(self) -> None:
-        """Withdraw this runtime (at close), so no start is homed here."""
-        if not self._joined:
+    async def watch(self) -> None:
+        """Register (or renew) this object as a client waiting for instances."""
+        now = time.monotonic()
+        if now < self._watched_until:
             return
+        try:
+            async with self._connection() as conn:
+                await conn.execute(self._watch_sql, {"o": self._origin})
+        except Exception:
+            # Its waits still poll; only their latency suffers.
+            _log.debug("registering a waiting client failed", exc_info=True)
+            return
+        self._watched_until = now + WATCH / 2
+
+    async def leave(self) -> None:
+        """Withdraw this runtime and waiter (at close)."""
+        statements = []
+        if self._joined:
+            statements.append(self._leave_sql)
+        if self._watched_until:
+            statements.append(self._unwatch_sql)
         self._joined = False
+        self._watched_until = 0.0
+        if not statements:
+            return
         with contextlib.suppress(Exception):
             async with self._connection() as conn:
-                await conn.execute(self._leave_sql, {"o": self._origin})
+                for sql in statements:
+                    await conn.execute(sql, {"o": self._origin})

@@ -1,7 +1,7 @@
 """SQL text of the PostgreSQL provider, built once per schema.
 
 Every hot-path verb is one statement (one round trip): data-modifying CTEs
-chain the steps, ``unnest`` of array parameters carries whole batches, and
+chain the steps, array or JSON parameters carry whole batches, and
 the ``NOTIFY`` that wakes other processes is part of the same statement, so
 it is sent exactly when the write commits.
 
@@ -18,10 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from perdure.providers._base import (
-    Message,
-    QueuedMessage,
-)
+from perdure.providers._base import Message, QueuedMessage
 from perdure.providers._pg_listen import private_channel
 from perdure.providers._pg_members import ALIVE
 from perdure.providers._pg_schema import quote_ident
@@ -45,8 +42,7 @@ __all__ = [
 ]
 
 NOW = "extract(epoch FROM statement_timestamp())::float8"
-# The private channel of a provider object, less its origin id.
-PRIVATE = private_channel("")
+PRIVATE = private_channel("")  # a provider object's own channel, less its id
 #: Seconds a fetch that found less than it asked for counts as "this
 #: runtime has room" (`_wake`'s ``spare_orch``/``spare_act``): a loop that
 #: stops fetching stops counting within this time.
@@ -269,7 +265,10 @@ def _create_instance(s: str) -> str:
         f" coalesce(%(vis)s, {NOW}), %(key)s, coalesce(%(vis)s, {NOW})"
         " FROM made RETURNING visible_at), "
         + _wake(
-            ("ch_inst", "EXISTS (SELECT 1 FROM made)"),
+            # No "instances" wake-up: a new instance is Running, which no
+            # waiter waits for, and every NOTIFY costs each LISTENing
+            # backend a transaction.
+            ("ch_inst", "false"),
             extra=(
                 f"SELECT pg_notify(coalesce('{PRIVATE}' || (SELECT origin FROM home),"
                 " %(ch_orch)s), %(origin)s || ':'"
@@ -440,7 +439,9 @@ def _commit(s: str) -> str:
             (
                 "ch_inst",
                 "EXISTS (SELECT 1 FROM ok WHERE status <> 'Running'"
-                " OR custom IS NOT NULL)",
+                " OR custom IS NOT NULL)"
+                # Only while a client waits (_pg_members.Membership.watch).
+                f" AND EXISTS (SELECT 1 FROM {s}.waiters WHERE until > {NOW})",
             ),
             targeted=s,
         )

@@ -485,7 +485,11 @@ class PostgresProvider(PgActivities, PgActivityRouting, PgOnce, PgInstances):
             # What they wrote before we listened was not heard: return, so
             # the caller looks (an early return is always allowed).
             await self._listener.listen(channel)
+            if channel == "instances":
+                await self._members.watch()
             return
+        elif channel == "instances" and self._listener is not None:
+            await self._members.watch()  # renewed while it waits
         elif channel == "orchestrations" and self._listener is not None:
             # Busy: starts homed here do not notify; look again soon.
             shorter = await self._members.before_sleep()
