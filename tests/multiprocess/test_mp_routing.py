@@ -22,7 +22,7 @@ from typing import Any
 import psycopg
 import pytest
 from mp_routing_app import CONCURRENCY, RATE
-from test_multiprocess import _drop, _postgres_url, _ready
+from test_multiprocess import _announced, _drop, _postgres_url, _ready
 
 import perdure
 
@@ -98,6 +98,7 @@ async def test_a_concurrency_limit_holds_across_three_processes() -> None:
     async with cluster() as c:
         for _ in range(3):
             await c.spawn()
+        await _announced(c.base, c.schema, 3)  # the instances are spread
         async with perdure.Client(c.url) as client:
             plans = {f"c-{i}": {"name": "capped", "count": 6} for i in range(8)}
             await _run_all(client, plans, "fan")

@@ -20,6 +20,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 from mp_app import expected
 
@@ -137,6 +138,25 @@ async def _drop(url: str, schema: str) -> None:
         await provider.close()
 
 
+async def _announced(base: str, schema: str, count: int) -> None:
+    """Wait until *count* runtimes announced themselves (their first fetch).
+
+    New instances are homed only on announced runtimes: starting before a
+    slow process announced would put all of them on the others.
+    """
+    conninfo = base.split("?")[0]
+    deadline = time.monotonic() + 30
+    async with await psycopg.AsyncConnection.connect(conninfo) as conn:
+        while True:
+            cursor = await conn.execute(f'SELECT count(*) FROM "{schema}".runtimes')
+            row = await cursor.fetchone()
+            await conn.rollback()
+            if row is not None and row[0] >= count:
+                return
+            assert time.monotonic() < deadline, f"{row} of {count} runtimes announced"
+            await asyncio.sleep(0.05)
+
+
 async def test_three_runtimes_share_work_and_survive_a_sigkill(tmp_path: Path) -> None:
     base = _postgres_url()
     schema = f"perdure_mp_{uuid.uuid4().hex[:10]}"
@@ -151,6 +171,7 @@ async def test_three_runtimes_share_work_and_survive_a_sigkill(tmp_path: Path) -
             await _spawn(url, log),
         ]
         await asyncio.gather(*(_ready(p) for p in procs))
+        await _announced(base, schema, len(procs))
         victim, survivors = procs[0], procs[1:]
         async with perdure.Client(url) as client:
             for n in range(N):
