@@ -40,6 +40,7 @@ from ._fused import (
     fused_output,
     hand_over,
 )
+from ._group_commit import GroupCommit
 from ._outage import log_failure
 from ._registry import Registry
 from ._rewind_turn import rewind_inbox
@@ -120,6 +121,7 @@ class Dispatcher:
         self._tel = telemetry()
         #: This runtime's activity worker: takes the work turns here schedule.
         self.worker: LocalWorker | None = None
+        self._group = GroupCommit(self._commit_now)
 
     def stop(self) -> None:
         """Ask `run` to return after the batch in progress."""
@@ -134,6 +136,7 @@ class Dispatcher:
         try:
             await self._dispatch()
         finally:
+            await self._group.wait_idle()
             if self._watchdog is not None:
                 self._watchdog.close()
 
@@ -260,6 +263,12 @@ class Dispatcher:
         return rest
 
     async def _commit(
+        self, outputs: list[TurnOutput]
+    ) -> tuple[list[TurnOutput], list[bool]]:
+        """Commit turns together with any others waiting (`_group_commit`)."""
+        return await self._group.commit(outputs)
+
+    async def _commit_now(
         self, outputs: list[TurnOutput]
     ) -> tuple[list[TurnOutput], list[bool]]:
         """Commit turns; work due now goes to this runtime's worker if it has room."""
