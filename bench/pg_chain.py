@@ -16,6 +16,13 @@ before the runtimes start and times only the runtimes' drain (from the
 first runtime being up to the last completion). ``--long`` runs the long
 workload instead: one instance of N sequential activities, timed from its
 start to its completion (ms and commits per step).
+
+``cpu`` in the output: the client's CPU seconds over the timed phase and
+each runtime process's from its start-up to its stop (what the work cost,
+whatever the machine's other load; idle time costs next to nothing).
+``PG_CHAIN_COUNT=1`` prints each runtime's provider calls by verb to
+stderr; ``PG_CHAIN_PROFILE=PATH`` writes a CPU-time cProfile of each
+runtime to ``PATH.<pid>``.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ import argparse
 import asyncio
 import json
 import os
+import resource
 import signal
 import sys
 import time
@@ -66,9 +74,18 @@ async def serve(url: str, oc: int, ac: int) -> None:
     ) as rt:
         print("ready", flush=True)
         counts = _count_verbs(rt) if os.environ.get("PG_CHAIN_COUNT") else None
+        cpu0 = _cpu()
         await stop.wait()
         if counts is not None:
             print(json.dumps(counts), file=sys.stderr, flush=True)
+    # What this runtime's process spent from "ready" to its stop.
+    print(json.dumps({"cpu_s": round(_cpu() - cpu0, 3)}), flush=True)
+
+
+def _cpu() -> float:
+    """CPU seconds (user + system) this process has used."""
+    used = resource.getrusage(resource.RUSAGE_SELF)
+    return used.ru_utime + used.ru_stime
 
 
 def _count_verbs(rt: perdure.Runtime) -> dict[str, int]:
@@ -173,6 +190,7 @@ def count_calls(client: perdure.Client) -> dict[str, int]:
 async def drive(args: argparse.Namespace, url: str) -> dict[str, object]:
     procs: list[asyncio.subprocess.Process] = []
     before = await commits(url)
+    cpu: dict[str, object] = {}
     try:
         async with perdure.Client(url) as client:
             await client.get_status("none")  # opens the provider
@@ -182,18 +200,23 @@ async def drive(args: argparse.Namespace, url: str) -> dict[str, object]:
                 procs = await spawn(args, url)
                 await ready(procs)  # timing starts when the first one is up
                 t0 = started = time.perf_counter()
+                c0 = _cpu()
             else:
                 procs = await spawn(args, url)
                 for proc in procs:
                     await ready([proc])
                 await asyncio.sleep(0.5)  # every runtime announced (homes)
                 t0 = time.perf_counter()
+                c0 = _cpu()
                 if args.long:
                     await client.start_orchestration("long-0", "long", args.n)
                     state = await client.wait_for_orchestration("long-0", 600)
                     t1 = time.perf_counter()
+                    cpu["client_cpu_s"] = round(_cpu() - c0, 3)
                     bad = int(state.output != args.n)
-                    return long_result(args, t1 - t0, bad, before, calls)
+                    result = long_result(args, t1 - t0, bad, before, calls)
+                    result["cpu"] = cpu  # the runtimes' are filled in below
+                    return result
                 await start_all(client, args.n, args.start_tasks)
                 started = time.perf_counter()
             bad = 0
@@ -202,10 +225,14 @@ async def drive(args: argparse.Namespace, url: str) -> dict[str, object]:
                 if state.status != "Completed" or state.output != i + 3:
                     bad += 1
             t1 = time.perf_counter()
+            cpu["client_cpu_s"] = round(_cpu() - c0, 3)
     finally:
         for proc in procs:
             proc.send_signal(signal.SIGTERM)
-        await asyncio.gather(*(proc.wait() for proc in procs))
+        outs = await asyncio.gather(*(proc.communicate() for proc in procs))
+        cpu["runtimes_cpu_s"] = [
+            json.loads(out.splitlines()[-1])["cpu_s"] for out, _ in outs if out
+        ]
     wall = t1 - t0
     total = await commits(url) - before - 1  # less this call's own
     mine = sum(calls.values())
@@ -227,6 +254,9 @@ async def drive(args: argparse.Namespace, url: str) -> dict[str, object]:
         # (less the client's starts and status reads, one each).
         "commits_per_activity": round(total / (3 * args.n), 3),
         "runtime_commits_per_activity": round((total - mine) / (3 * args.n), 3),
+        # CPU seconds: the client's over the timed phase; each runtime's
+        # from its "ready" to its stop (idle time costs next to nothing).
+        "cpu": cpu,
     }
 
 
@@ -279,6 +309,13 @@ async def main() -> None:
     ap.add_argument("--serve", metavar="URL", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.serve:
+        if os.environ.get("PG_CHAIN_PROFILE"):  # a cProfile dump per runtime
+            import cProfile
+
+            with cProfile.Profile(time.process_time) as prof:
+                await serve(args.serve, args.oc, args.ac)
+            prof.dump_stats(f"{os.environ['PG_CHAIN_PROFILE']}.{os.getpid()}")
+            return
         await serve(args.serve, args.oc, args.ac)
         return
     base = (

@@ -294,13 +294,14 @@ async def test_a_deadlocked_batch_is_retried_turn_by_turn(
     from psycopg import AsyncConnection, errors
 
     from perdure.providers import _pg_batch
+    from perdure.providers._pg_commit_sql import CommitSql
 
     calls: list[list[int]] = []
     execute = _pg_batch._execute
 
     async def flaky(
         conn: AsyncConnection[Any],
-        sql: str,
+        sql: CommitSql,
         wake: dict[str, str],
         turns: Sequence[TurnCommit],
         indexes: Sequence[int],

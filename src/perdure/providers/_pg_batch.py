@@ -16,6 +16,7 @@ from perdure.providers._base import (
     Message,
     TurnCommit,
 )
+from perdure.providers._pg_commit_sql import CommitSql
 from perdure.providers._unwritable import log_dropped, log_rejected, replacement
 
 __all__ = [
@@ -55,12 +56,12 @@ _RETRY_SINGLY = (*ITEM_ERRORS, *_CONFLICT)
 
 async def commit(
     conn: psycopg.AsyncConnection[Any],
-    sql: str,
+    sql: CommitSql,
     release: str,
     wake: dict[str, str],
     turns: Sequence[TurnCommit],
 ) -> set[int]:
-    """Commit *turns* with the commit statement *sql*; return committed indexes.
+    """Commit *turns* with the commit statements *sql*; return committed indexes.
 
     Normally one statement (one transaction, one round trip) commits the
     batch. If it fails, the batch is retried turn by turn, each turn in a
@@ -183,12 +184,17 @@ async def _one(cursor: psycopg.AsyncCursor[Any]) -> tuple[Any, ...]:
 
 async def _execute(
     conn: psycopg.AsyncConnection[Any],
-    sql: str,
+    sql: CommitSql,
     wake: dict[str, str],
     turns: Sequence[TurnCommit],
     indexes: Sequence[int],
 ) -> set[int]:
-    cursor = await conn.execute(sql, {**commit_params(turns, indexes), **wake})
+    params = commit_params(turns, indexes)
+    ends = any(
+        turns[i].status != "Running" or turns[i].custom_status is not None
+        for i in indexes
+    )
+    cursor = await conn.execute(sql.text(params, ends), {**params, **wake})
     row = await cursor.fetchone()
     assert row is not None
     if row[2]:

@@ -28,13 +28,8 @@ from perdure.providers._instance_query import (
     query_sql,
 )
 from perdure.providers._pg_schema import quote_ident
-from perdure.providers._pg_sql import (
-    HANDLED,
-    NOW,
-    PgSql,
-    _wake as wake_cte,
-    message_params,
-)
+from perdure.providers._pg_sql import HANDLED, PgSql, message_params
+from perdure.providers._pg_wake import NOW, wake as wake_cte
 from perdure.providers.helpers import INSTANCE_COLUMNS, LocalWakeups, instance_record
 
 __all__ = ["PgInstances", "handler_params"]

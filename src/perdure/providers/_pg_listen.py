@@ -20,7 +20,7 @@ _ALL: tuple[Channel, ...] = ("orchestrations", "activities", "instances")
 
 
 #: Notification channel of targeted orchestration wake-ups for one provider
-#: object (see `_pg_sql._wake`): only its own LISTEN connection hears them.
+#: object (see `_pg_wake.wake`): only its own LISTEN connection hears them.
 def private_channel(origin: str) -> str:
     """The channel a provider object with this origin id hears alone."""
     return f"perdure:{origin}"
@@ -130,7 +130,7 @@ class Listener:
                 self._listening.add(name)
 
     def _for_us(self, payload: str) -> bool:
-        # "sender" or "sender:target" (see _pg_sql._wake): our own writes
+        # "sender" or "sender:target" (see _pg_wake.wake): our own writes
         # woke local waiters already; a targeted one is for its target only
         # (an empty target: anyone).
         sender, _, target = payload.partition(":")

@@ -20,7 +20,7 @@ import psycopg
 
 from perdure.providers._base import Message
 from perdure.providers._pg_schema import quote_ident
-from perdure.providers._pg_sql import NOW, _wake as wake_cte
+from perdure.providers._pg_wake import NOW, wake as wake_cte
 from perdure.providers.helpers import LocalWakeups
 
 __all__ = ["PgOnce"]

@@ -19,9 +19,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from perdure.providers._base import Message, QueuedMessage
-from perdure.providers._pg_listen import private_channel
+from perdure.providers._pg_commit_sql import CommitSql
 from perdure.providers._pg_members import ALIVE
 from perdure.providers._pg_schema import quote_ident
+from perdure.providers._pg_wake import NOW, PRIVATE, SPARE_FOR, wake
 from perdure.providers.helpers import INSTANCE_COLUMNS
 
 # Version routing: an instance (alias i) whose (name, version) is among the
@@ -41,48 +42,6 @@ __all__ = [
     "queued_messages",
 ]
 
-NOW = "extract(epoch FROM statement_timestamp())::float8"
-PRIVATE = private_channel("")  # a provider object's own channel, less its id
-#: Seconds a fetch that found less than it asked for counts as "this
-#: runtime has room" (`_wake`'s ``spare_orch``/``spare_act``): a loop that
-#: stops fetching stops counting within this time.
-SPARE_FOR = 1.0
-
-
-def _wake(*pairs: tuple[str, str], targeted: str = "", extra: str = "") -> str:
-    """A CTE ``wake`` notifying each ``(channel parameter, condition)`` that holds.
-
-    *targeted*, the schema of a statement whose ``sent`` rows (``visible_at``,
-    ``instance_id``) are orchestration messages: instead of waking every
-    runtime, it notifies the runtime that owns each target instance (its
-    cached driver runs the turn; the others would leave it alone, see the
-    fetch's affinity), none when the owner is this provider object (its
-    local waiters were woken directly), and anyone for unowned instances
-    unless this provider's own dispatcher has room (``spare_orch``: until
-    then, database time). The payload is ``sender:target`` (see `Listener`).
-    *extra* is one more ``SELECT pg_notify(...)`` to add.
-    """
-    rows = ", ".join(f"(%({param})s::text, {cond})" for param, cond in pairs)
-    wake = (
-        "wake AS (SELECT pg_notify(w.channel, %(origin)s)"
-        f" FROM (VALUES {rows}) AS w(channel, due) WHERE w.due"
-    )
-    if targeted:
-        wake += (
-            # A targeted wake-up goes to the target's own channel: only that
-            # provider wakes (every LISTEN backend of the database still
-            # reads the notification, a transaction each: _pg_members).
-            " UNION ALL SELECT pg_notify(CASE t.target WHEN '' THEN %(ch_orch)s"
-            f" ELSE '{PRIVATE}' || t.target END, %(origin)s || ':' || t.target)"
-            " FROM (SELECT DISTINCT coalesce(o.owner, '') AS target FROM sent m"
-            f" LEFT JOIN {targeted}.instances o ON o.instance_id = m.instance_id"
-            f" WHERE m.visible_at <= {NOW} AND o.owner IS DISTINCT FROM %(origin)s"
-            f" AND (o.owner IS NOT NULL OR %(spare_orch)s <= {NOW})) t"
-        )
-    if extra:
-        wake += " UNION ALL " + extra
-    return wake + ")"
-
 
 @dataclass(frozen=True, slots=True)
 class PgSql:
@@ -100,7 +59,7 @@ class PgSql:
     fetch_orchestrations: str
     reread_messages: str
     unfetch: str
-    commit: str
+    commit: CommitSql
     abandon_orchestration: str
     fetch_activities: str
     complete_activities: str
@@ -121,7 +80,7 @@ class PgSql:
                 f" coalesce(%(vis)s, {NOW}), %(key)s, coalesce(%(vis)s, {NOW})"
                 f" WHERE EXISTS (SELECT 1 FROM {s}.instances"
                 " WHERE instance_id = %(iid)s) RETURNING visible_at), "
-                + _wake(
+                + wake(
                     (
                         "ch_orch",
                         f"EXISTS (SELECT 1 FROM sent WHERE visible_at <= {NOW})",
@@ -181,7 +140,7 @@ class PgSql:
                 " owner = NULL, attempt = greatest(attempt - 1, 0)"
                 " WHERE instance_id = %(iid)s AND lock_token = %(token)s"
             ),
-            commit=_commit(s),
+            commit=CommitSql(s),
             abandon_orchestration=(
                 f"WITH released AS (UPDATE {s}.instances"
                 " SET lock_token = NULL, locked_until = NULL, owner = NULL"
@@ -190,7 +149,7 @@ class PgSql:
                 f" delayed AS (UPDATE {s}.messages SET visible_at = {NOW} + %(delay)s"
                 " WHERE %(delay)s > 0 AND instance_id IN"
                 f" (SELECT instance_id FROM released) AND visible_at <= {NOW}), "
-                + _wake(
+                + wake(
                     ("ch_orch", "%(delay)s <= 0 AND EXISTS (SELECT 1 FROM released)")
                 )
                 + " SELECT (SELECT count(*) FROM released), (SELECT count(*) FROM wake)"
@@ -210,9 +169,7 @@ class PgSql:
                 f"WITH released AS (UPDATE {s}.activities"
                 f" SET lock_token = NULL, visible_at = {NOW} + %(delay)s"
                 " WHERE id = %(id)s AND lock_token = %(token)s RETURNING id), "
-                + _wake(
-                    ("ch_act", "%(delay)s <= 0 AND EXISTS (SELECT 1 FROM released)")
-                )
+                + wake(("ch_act", "%(delay)s <= 0 AND EXISTS (SELECT 1 FROM released)"))
                 + " SELECT (SELECT count(*) FROM released), (SELECT count(*) FROM wake)"
             ),
             # Rows another statement is writing right now (an acknowledgement
@@ -264,7 +221,7 @@ def _create_instance(s: str) -> str:
         " occurred_at) SELECT instance_id, %(kind)s, %(body)s,"
         f" coalesce(%(vis)s, {NOW}), %(key)s, coalesce(%(vis)s, {NOW})"
         " FROM made RETURNING visible_at), "
-        + _wake(
+        + wake(
             # No "instances" wake-up: a new instance is Running, which no
             # waiter waits for, and every NOTIFY costs each LISTENing
             # backend a transaction.
@@ -340,117 +297,6 @@ def _fetch_orchestrations(s: str) -> str:
     )
 
 
-def _commit(s: str) -> str:
-    # One statement commits a batch of turns (distinct instances). "ok" is
-    # the guard: a turn whose lock or history position does not match
-    # updates no row, and every other step keeps only rows of turns in ok,
-    # so a rejected turn writes nothing. All steps see one snapshot, so the
-    # caller has already removed work cancelled and messages dropped within
-    # the same turn; "kids" stands in for the rows it inserts.
-    in_ok = "IN (SELECT idx FROM ok)"
-    exists = f"EXISTS (SELECT 1 FROM {s}.instances x WHERE x.instance_id = q.target)"
-    return (
-        "WITH t AS (SELECT * FROM json_to_recordset(%(t)s::json) AS t(idx int,"
-        " iid text, token text, exec bigint, hstart int, hlen int, name text,"
-        " version text, status text, output text, error text, custom text,"
-        " vals text)),"
-        " acked AS (SELECT * FROM json_to_recordset(%(a)s::json)"
-        " AS a(idx int, id bigint, token text)),"
-        f" ok AS (UPDATE {s}.instances i SET execution_id = t.exec,"
-        " name = coalesce(t.name, i.name), version = coalesce(t.version, i.version),"
-        " status = t.status, output = t.output, error = t.error,"
-        " custom_status = coalesce(t.custom, i.custom_status),"
-        " state_values = coalesce(t.vals, i.state_values),"
-        f" updated_at = {NOW}, history_len = t.hlen,"
-        " lock_token = NULL, locked_until = NULL, attempt = 0"
-        " FROM t WHERE i.instance_id = t.iid"
-        # Locked by the turn's fetch; or, for a turn run without the lock
-        # (token NULL: a fused activity result), locked by nobody and with
-        # no due message the turn did not see (DESIGN §7).
-        " AND (i.lock_token = t.token OR (t.token IS NULL"
-        f" AND (i.locked_until IS NULL OR i.locked_until < {NOW})"
-        f" AND NOT EXISTS (SELECT 1 FROM {s}.messages m"
-        f" WHERE m.instance_id = i.instance_id AND m.visible_at <= {NOW})))"
-        " AND ((i.execution_id = t.exec AND i.history_len = t.hstart)"
-        " OR (i.execution_id < t.exec AND t.hstart = 0))"
-        # Every activity item whose result it consumed is still held.
-        " AND NOT EXISTS (SELECT 1 FROM acked a WHERE a.idx = t.idx"
-        f" AND NOT EXISTS (SELECT 1 FROM {s}.activities x"
-        " WHERE x.id = a.id AND x.lock_token = a.token))"
-        " RETURNING t.idx, t.status, t.custom),"
-        f" acks AS (DELETE FROM {s}.activities x USING acked a"
-        f" WHERE x.id = a.id AND x.lock_token = a.token AND a.idx {in_ok}),"
-        f" events AS (INSERT INTO {s}.history (instance_id, execution_id, event_id,"
-        " data) SELECT e.iid, e.exec, e.eid, e.data FROM json_to_recordset(%(e)s::json)"
-        " AS e(idx int, iid text, exec bigint, eid int, data text)"
-        f" WHERE e.idx {in_ok}),"
-        f" consumed AS (DELETE FROM {s}.messages m USING json_to_recordset("
-        " %(c)s::json) AS c(idx int, iid text, id bigint)"
-        f" WHERE m.id = c.id AND m.instance_id = c.iid AND c.idx {in_ok}),"
-        # Work with a token is inserted held by this runtime's worker
-        # (ActivityClaim): leased, attempt 1, its id returned.
-        f" work AS (INSERT INTO {s}.activities (instance_id, execution_id, event_id,"
-        " name, body, visible_at, lock_token, attempt, tag, session, priority)"
-        " SELECT w.iid, w.exec, w.eid,"
-        f" w.name, w.body, CASE WHEN w.token IS NULL THEN coalesce(w.vis, {NOW})"
-        f" ELSE {NOW} + w.lease END, w.token, CASE WHEN w.token IS NULL THEN 0"
-        " ELSE 1 END, w.tag, w.session, w.priority"
-        " FROM json_to_recordset(%(w)s::json) AS w(idx int, iid text, exec bigint,"
-        " eid int, name text, body text, vis float8, token text, lease float8,"
-        " tag text, session text, priority int, pos int)"
-        f" WHERE w.idx {in_ok} ORDER BY w.pos"
-        " ON CONFLICT (instance_id, execution_id, event_id)"
-        " DO NOTHING RETURNING visible_at, id, lock_token),"
-        f" cancels AS (DELETE FROM {s}.activities a USING json_to_recordset("
-        " %(k)s::json) AS k(idx int, iid text, exec bigint, eid int)"
-        " WHERE a.instance_id = k.iid"
-        f" AND a.execution_id = k.exec AND a.event_id = k.eid AND k.idx {in_ok}),"
-        f" kids AS (INSERT INTO {s}.instances (instance_id, name, version,"
-        " execution_id, status, parent_instance_id, created_at, updated_at)"
-        f" SELECT n.iid, n.name, n.version, 1, 'Running', n.parent, {NOW}, {NOW}"
-        " FROM json_to_recordset(%(n)s::json) AS n(idx int, iid text, name text,"
-        f" version text, parent text, pos int) WHERE n.idx {in_ok}"
-        " ORDER BY n.pos ON CONFLICT (instance_id) DO NOTHING"
-        " RETURNING instance_id),"
-        # mode 0: outbound to an existing (or just created) instance;
-        # 1: a created child's start message; 2: on_conflict of a child
-        # that was not created.
-        f" sent AS (INSERT INTO {s}.messages (instance_id, kind, body, visible_at,"
-        " key, occurred_at) SELECT q.target, q.kind, q.body,"
-        f" coalesce(q.vis, {NOW}), q.key, coalesce(q.vis, {NOW})"
-        " FROM json_to_recordset(%(q)s::json) AS q(idx int, mode int, child text,"
-        " target text, kind text, body text, vis float8, key text, pos int)"
-        f" WHERE q.idx {in_ok} AND CASE q.mode"
-        f" WHEN 0 THEN q.target IN (SELECT instance_id FROM kids) OR {exists}"
-        " WHEN 1 THEN q.child IN (SELECT instance_id FROM kids)"
-        f" ELSE q.child NOT IN (SELECT instance_id FROM kids) AND {exists} END"
-        " ORDER BY q.pos RETURNING visible_at, instance_id),"
-        f" drops AS (DELETE FROM {s}.messages m USING json_to_recordset("
-        " %(d)s::json) AS d(idx int, iid text, key text)"
-        f" WHERE m.instance_id = d.iid AND m.key = d.key AND d.idx {in_ok}), "
-        + _wake(
-            # New activities: this runtime's worker takes them while it has
-            # room (spare_act); others are woken only when it has none.
-            (
-                "ch_act",
-                f"%(spare_act)s <= {NOW}"
-                f" AND EXISTS (SELECT 1 FROM work WHERE visible_at <= {NOW})",
-            ),
-            (
-                "ch_inst",
-                "EXISTS (SELECT 1 FROM ok WHERE status <> 'Running'"
-                " OR custom IS NOT NULL)"
-                # Only while a client waits (_pg_members.Membership.watch).
-                f" AND EXISTS (SELECT 1 FROM {s}.waiters WHERE until > {NOW})",
-            ),
-            targeted=s,
-        )
-        + " SELECT array(SELECT idx FROM ok), (SELECT count(*) FROM wake),"
-        " array(SELECT lock_token FROM work WHERE lock_token IS NOT NULL),"
-        " array(SELECT id FROM work WHERE lock_token IS NOT NULL)"
-    )
-
-
 def _complete_activities(s: str) -> str:
     # Only items still held under the caller's token are deleted, and only
     # those produce a message (if their instance still exists): duplicate
@@ -467,7 +313,7 @@ def _complete_activities(s: str) -> str:
         " FROM r WHERE r.id IN (SELECT id FROM done)"
         f" AND EXISTS (SELECT 1 FROM {s}.instances x WHERE x.instance_id = r.iid)"
         " ORDER BY r.pos RETURNING visible_at, instance_id), "
-        + _wake(("ch_orch", "false"), targeted=s)
+        + wake(("ch_orch", "false"), targeted=s)
         + " SELECT (SELECT count(*) FROM sent), (SELECT count(*) FROM wake)"
     )
 

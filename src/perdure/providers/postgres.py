@@ -154,7 +154,7 @@ class PostgresProvider(PgActivities, PgActivityRouting, PgOnce, PgInstances):
             "ch_inst": self._channels["instances"],
             # Database time until which this object's own dispatcher
             # (worker) has room: its commits then wake no other runtime for
-            # work it will take itself (see _pg_sql._wake). Refreshed by each
+            # work it will take itself (see _pg_wake.wake). Refreshed by each
             # fetch; 0 for a client, or once the loop stops fetching.
             "spare_orch": 0.0,
             "spare_act": 0.0,
