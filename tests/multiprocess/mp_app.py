@@ -83,7 +83,11 @@ async def serve(url: str) -> None:
         lock_timeout=LOCK_TIMEOUT,
         poll_interval=0.5,
         orchestration_concurrency=25,
-        activity_concurrency=10,
+        # New instances are homed on one runtime while it keeps up
+        # (_pg_members): with few slots per worker, the activities its
+        # turns schedule overflow to the other processes' workers, so all
+        # three (the slow victim included) run some.
+        activity_concurrency=3,
     ):
         print("ready", flush=True)
         await stop.wait()

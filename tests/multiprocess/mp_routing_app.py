@@ -128,7 +128,7 @@ async def steps(ctx: OrchestrationContext, count: int) -> list[int]:
     return [await ctx.schedule_activity(step, i, session="s-1") for i in range(count)]
 
 
-async def serve(url: str, tags: list[str], without: list[str]) -> None:
+async def serve(url: str, tags: list[str], without: list[str], slots: int) -> None:
     """Run a runtime on *url* until SIGTERM."""
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
@@ -141,7 +141,7 @@ async def serve(url: str, tags: list[str], without: list[str]) -> None:
         activities=activities,
         lock_timeout=_lock,
         poll_interval=0.2,
-        activity_concurrency=10,
+        activity_concurrency=slots,
         activity_tags=tags,
     ):
         await _sql(SETUP)  # once the runtime made the schema
@@ -158,6 +158,12 @@ if __name__ == "__main__":
     _schema = query.removeprefix("schema=")
     extra = sys.argv[2:]
     _lock = float((_option(extra, "--lock") or ["2.0"])[0])
+    _slots = int((_option(extra, "--slots") or ["10"])[0])
     asyncio.run(
-        serve(sys.argv[1], _option(extra, "--tags"), _option(extra, "--without"))
+        serve(
+            sys.argv[1],
+            _option(extra, "--tags"),
+            _option(extra, "--without"),
+            _slots,
+        )
     )

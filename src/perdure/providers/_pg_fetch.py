@@ -17,30 +17,33 @@ Conn = psycopg.AsyncConnection[Any]
 
 async def fetch_orchestrations(
     conn: Conn, sql: PgSql, params: dict[str, Any]
-) -> tuple[list[OrchestrationItem], float | None]:
+) -> tuple[list[OrchestrationItem], float | None, float]:
     """Lock instances with `PgSql.fetch_orchestrations`.
 
     Returns:
-        The items, in the order of their oldest due message, and the
-        database clock the statement read (``None`` when nothing was
-        locked), from which the caller refreshes its clock estimate.
+        The items, in the order of their oldest due message; the database
+        clock the statement read (``None`` when nothing was locked), from
+        which the caller refreshes its clock estimate; and how long the
+        oldest due message had waited, in seconds (0 when nothing was
+        locked), which tells whether this runtime keeps up.
     """
     cursor = await conn.execute(sql.fetch_orchestrations, params)
     rows = await cursor.fetchall()
     if not rows:
-        return [], None
+        return [], None, 0.0
     # Each row: INSTANCE_COLUMNS, then the columns named below (see
     # _pg_sql._fetch_orchestrations); "fresh" is false when the messages
     # must be re-read under the lock.
     locked = []
     db_now = 0.0
+    oldest = float("inf")
     for row in rows:
         (
             *_,
             history_len,
             lock_token,
             attempt,
-            _due,
+            due,
             _first_id,
             fresh,
             ids,
@@ -50,6 +53,7 @@ async def fetch_orchestrations(
             db_now,
         ) = row
         instance = instance_record(row)
+        oldest = min(oldest, due)
         queued = queued_messages(ids, kinds, bodies, occurred) if fresh else None
         locked.append((instance, history_len, lock_token, attempt, queued))
     stale = [lock[0].instance_id for lock in locked if lock[4] is None]
@@ -74,7 +78,7 @@ async def fetch_orchestrations(
                 attempt=attempt,
             )
         )
-    return items, db_now
+    return items, db_now, max(db_now - oldest, 0.0)
 
 
 async def _reread(

@@ -20,7 +20,7 @@ from typing import Any
 
 from perdure.providers._base import Message, QueuedMessage
 from perdure.providers._pg_commit_sql import CommitSql
-from perdure.providers._pg_members import ALIVE
+from perdure.providers._pg_members import ALIVE, FRESH
 from perdure.providers._pg_schema import quote_ident
 from perdure.providers._pg_wake import NOW, PRIVATE, SPARE_FOR, wake
 from perdure.providers.helpers import INSTANCE_COLUMNS
@@ -202,13 +202,19 @@ class PgSql:
 
 
 def _create_instance(s: str) -> str:
-    # home: a live runtime chosen by rendezvous hashing on the instance id
-    # (_pg_members); it owns the new instance, so only it is woken and the
-    # others leave it alone for "affinity" seconds. No live runtime: no
-    # owner, and the wake-up goes to everyone.
+    # home: a live runtime (_pg_members); it owns the new instance, so only
+    # it is woken (if asleep) and the others leave it alone for "affinity"
+    # seconds. No live runtime: no owner, and the wake-up goes to everyone.
     return (
         f"WITH home AS (SELECT origin, idle FROM {s}.runtimes"
-        f" WHERE seen_at > {NOW} - {ALIVE} ORDER BY md5(origin || %(iid)s) LIMIT 1"
+        # Packed, not spread: a busy runtime that keeps up, else an idle
+        # one, else one that is behind; among equals always the same one
+        # (md5 of its name), so that a load one runtime carries stays on it
+        # and is batched there (_pg_members).
+        f" WHERE seen_at > {NOW} - {ALIVE} ORDER BY behind"
+        # A busy runtime not heard from lately may have died: as if behind.
+        f" OR (NOT idle AND seen_at < {NOW} - {FRESH}), idle, md5(origin)"
+        " LIMIT 1"
         # FOR SHARE: a home going idle waits for this start to commit and
         # then looks again; one that went idle first is seen idle here.
         " FOR SHARE),"
@@ -281,7 +287,8 @@ def _fetch_orchestrations(s: str) -> str:
         " i.updated_at, i.history_len, i.lock_token, i.attempt, p.due, p.first_id,"
         " p.seen = p.now_seen AS fresh),"
         # Found work: busy, so starts homed here stop notifying (_pg_members).
-        f" busy AS (UPDATE {s}.runtimes SET idle = false WHERE %(busy)s"
+        f" busy AS (UPDATE {s}.runtimes SET idle = false, seen_at = {NOW}"
+        " WHERE %(busy)s"
         " AND origin = %(me)s AND EXISTS (SELECT 1 FROM locked))"
         # Messages in occurrence order, ties in arrival order (DESIGN §7);
         # the database clock rides along for PostgresProvider.clock.

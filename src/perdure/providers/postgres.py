@@ -393,15 +393,17 @@ class PostgresProvider(PgActivities, PgActivityRouting, PgOnce, PgInstances):
         try:
             async with self._connection() as conn:
                 sent = time.time()
-                items, db_now = await fetch_orchestrations(conn, self._sql, params)
+                got = await fetch_orchestrations(conn, self._sql, params)
         except BaseException:
             self._members.fetched(None)
             raise
+        items, db_now, waited = got
         self._members.fetched(bool(items))
         self._wake_params["spare_orch"] = (
             self.clock() + SPARE_FOR if len(items) < max_items else 0.0
         )
         if db_now is not None:
+            await self._members.pace(waited)  # behind, or keeping up?
             self._skew = db_now - sent
             if self._poll is not None:
                 self._poll.busy("orchestrations")
