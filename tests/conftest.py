@@ -39,6 +39,15 @@ def postgres_url() -> str | None:
     return url or None
 
 
+@pytest.fixture
+def pg_url() -> str:
+    """The PostgreSQL test server's URL (skips without one; fails under CI=true)."""
+    url = postgres_url()
+    if url is None:
+        pytest.skip("PERDURE_TEST_POSTGRES_URL is not set")
+    return url
+
+
 def with_schema(url: str, schema: str) -> str:
     """Add the provider's ``schema`` parameter to a PostgreSQL URL."""
     return f"{url}{'&' if '?' in url else '?'}schema={schema}"

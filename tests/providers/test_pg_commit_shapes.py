@@ -12,10 +12,7 @@ turn through these statements.
 from __future__ import annotations
 
 import itertools
-import os
 import uuid
-
-import pytest
 
 from perdure.providers._pg_commit_sql import GROUPS, CommitSql
 from perdure.providers.postgres import PostgresProvider
@@ -30,15 +27,6 @@ _STEPS = {
     "q": ("sent AS",),
     "d": ("drops AS",),
 }
-
-
-def _url() -> str:
-    url = os.environ.get("PERDURE_TEST_POSTGRES_URL")
-    if not url:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail("CI=true but PERDURE_TEST_POSTGRES_URL is not set")
-        pytest.skip("PERDURE_TEST_POSTGRES_URL is not set")
-    return url
 
 
 def _params(groups: tuple[str, ...]) -> dict[str, str]:
@@ -78,9 +66,9 @@ def test_the_same_shape_is_the_same_text() -> None:
     assert sql.text(_params(("e", "w")), True) != first
 
 
-async def test_every_shape_runs_on_a_migrated_schema() -> None:
+async def test_every_shape_runs_on_a_migrated_schema(pg_url: str) -> None:
     provider = PostgresProvider(
-        _url(), schema=f"perdure_shapes_{uuid.uuid4().hex[:10]}"
+        pg_url, schema=f"perdure_shapes_{uuid.uuid4().hex[:10]}"
     )
     await provider.open()
     try:

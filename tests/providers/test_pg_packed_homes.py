@@ -15,33 +15,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import os
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
-
-import pytest
 
 from perdure.providers._pg_members import BUSY_POLLS, CAUGHT_UP, FRESH, LATE
 from perdure.providers.conformance import Kit
 from perdure.providers.postgres import PostgresProvider
 
 
-def _url() -> str:
-    url = os.environ.get("PERDURE_TEST_POSTGRES_URL")
-    if not url:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail("CI=true but PERDURE_TEST_POSTGRES_URL is not set")
-        pytest.skip("PERDURE_TEST_POSTGRES_URL is not set")
-    return url
-
-
 @contextlib.asynccontextmanager
 async def _cluster(
-    runtimes: int,
+    url: str, runtimes: int
 ) -> AsyncIterator[tuple[list[PostgresProvider], PostgresProvider]]:
     """*runtimes* announced runtime providers and a client on a fresh schema."""
-    url = _url()
     schema = f"perdure_pack_{uuid.uuid4().hex[:10]}"
     client = PostgresProvider(url, schema=schema)
     await client.open()
@@ -92,9 +79,9 @@ async def _set(provider: PostgresProvider, idle: bool, behind: bool) -> None:
     )
 
 
-def test_a_start_goes_to_a_busy_runtime_that_keeps_up() -> None:
+def test_a_start_goes_to_a_busy_runtime_that_keeps_up(pg_url: str) -> None:
     async def body() -> None:
-        async with _cluster(2) as (members, client):
+        async with _cluster(pg_url, 2) as (members, client):
             # Among equals, always the same one (md5 of its name).
             first, second = sorted(
                 members, key=lambda m: hashlib.md5(m._origin.encode()).hexdigest()
@@ -132,9 +119,11 @@ def test_a_start_goes_to_a_busy_runtime_that_keeps_up() -> None:
     asyncio.run(body())
 
 
-def test_a_runtime_is_behind_when_its_work_waited_and_not_once_caught_up() -> None:
+def test_a_runtime_is_behind_when_its_work_waited_and_not_once_caught_up(
+    pg_url: str,
+) -> None:
     async def body() -> None:
-        async with _cluster(1) as ([runtime], client):
+        async with _cluster(pg_url, 1) as ([runtime], client):
             # Work that waited longer than LATE: the fetch marks it behind.
             await client.create_instance(Kit.new("old"))
             await asyncio.sleep(LATE + 0.2)
@@ -164,9 +153,9 @@ def test_a_runtime_is_behind_when_its_work_waited_and_not_once_caught_up() -> No
     asyncio.run(body())
 
 
-def test_a_behind_runtime_sends_new_starts_to_the_next_one() -> None:
+def test_a_behind_runtime_sends_new_starts_to_the_next_one(pg_url: str) -> None:
     async def body() -> None:
-        async with _cluster(2) as (members, client):
+        async with _cluster(pg_url, 2) as (members, client):
             home = await _home(client, "first")
             busy = next(m for m in members if m._origin == home)
             other = next(m for m in members if m is not busy)
