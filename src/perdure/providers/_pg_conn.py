@@ -66,6 +66,11 @@ _TRANSIENT_STATES = frozenset({"57P01", "57P02", "57P03", "25006", "53300"})
 # Of those, the ones the server refuses before running the statement, so a
 # retry cannot apply a write twice.
 _REFUSED_STATES = frozenset({"57P03", "25006", "53300"})
+# Conflicts between transactions (a deadlock, a serialization failure): the
+# server rolled the whole transaction back, so it surely did not apply and
+# can simply run again, and the connection is fine. Concurrent starts of
+# one instance id (signal-with-start) can deadlock inside the unique index.
+_CONFLICT_STATES = frozenset({"40P01", "40001"})
 
 
 class TransientStorageError(StorageError):
@@ -190,6 +195,8 @@ def storage_error(where: str, exc: psycopg.Error, *, sent: bool) -> StorageError
     """
     text = " ".join(str(exc).split()) or type(exc).__name__
     message = f"PostgreSQL error on {where}: {text}"
+    if exc.sqlstate in _CONFLICT_STATES:
+        return TransientStorageError(message, maybe_applied=False)
     if not is_transient(exc):
         return StorageError(message)
     refused = exc.sqlstate in _REFUSED_STATES

@@ -41,7 +41,6 @@ from perdure.providers._pg_batch import commit
 from perdure.providers._pg_conn import (
     Outage,
     PgSettings,
-    TransientStorageError,
     is_transient,
     storage_error,
 )
@@ -206,7 +205,7 @@ class PostgresProvider(PgActivities, PgActivityRouting, PgOnce, PgInstances):
                     raise
         except psycopg.Error as exc:
             error = storage_error(repr(self), exc, sent=sent)
-            if isinstance(error, TransientStorageError):
+            if is_transient(exc):  # the connection failed, not the statement
                 self._outage.failed(exc)
             raise error from exc
         except TimeoutError as exc:
