@@ -11,6 +11,7 @@ engine (e.g. a ``git worktree`` of an older commit) with the same scripts.
 Usage:
   python bench/instructions.py [--workloads chain,race] [--small 200]
                                [--large 600] [--src PATH/src]
+                               [--args "--url postgresql://..."]
 
 Prints one JSON line per workload. Needs valgrind (Debian package).
 """
@@ -30,7 +31,7 @@ HERE = Path(__file__).resolve().parent
 WORKLOADS = ("chain", "fanout", "race", "longhistory", "blockrace")
 
 
-def count(workload: str, n: int, src: str | None) -> int:
+def count(workload: str, n: int, src: str | None, extra: list[str]) -> int:
     """Instructions (all threads) of one run of *workload* at size *n*."""
     env = dict(os.environ)
     if src:
@@ -45,6 +46,7 @@ def count(workload: str, n: int, src: str | None) -> int:
                 sys.executable,
                 str(HERE / f"perdure_{workload}.py"),
                 str(n),
+                *extra,
             ],
             env=env,
             check=True,
@@ -65,16 +67,24 @@ def main() -> None:
     parser.add_argument("--small", type=int, default=200)
     parser.add_argument("--large", type=int, default=600)
     parser.add_argument("--src", default=None, help="engine to import (PYTHONPATH)")
+    parser.add_argument(
+        "--args",
+        default="",
+        help="more arguments for the workload script, e.g. '--url postgresql://...'"
+        " (PostgreSQL: the server's instructions are not counted)",
+    )
     args = parser.parse_args()
     for workload in args.workloads.split(","):
-        small = count(workload, args.small, args.src)
-        large = count(workload, args.large, args.src)
+        extra = args.args.split()
+        small = count(workload, args.small, args.src, extra)
+        large = count(workload, args.large, args.src, extra)
         per_unit = (large - small) / (args.large - args.small)
         print(
             json.dumps(
                 {
                     "workload": workload,
                     "src": args.src or "installed",
+                    "args": args.args,
                     "small": args.small,
                     "large": args.large,
                     "instructions_small": small,

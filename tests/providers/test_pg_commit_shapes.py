@@ -12,8 +12,10 @@ turn through these statements.
 from __future__ import annotations
 
 import itertools
+import json
 import uuid
 
+from perdure.providers import _pg_raw as raw
 from perdure.providers._pg_commit_sql import GROUPS, CommitSql
 from perdure.providers.postgres import PostgresProvider
 
@@ -79,8 +81,8 @@ async def test_every_shape_runs_on_a_migrated_schema(pg_url: str) -> None:
                 text = sql.text(_params(groups), ends)
                 # Empty groups: the statement plans and runs and commits
                 # nothing (no turn passes the guard).
-                cursor = await conn.execute(text, {**empty, **provider._wake_params})
-                assert await cursor.fetchone() == ([], 0, [], []), groups
+                rows = await raw.fetch(conn, text, {**empty, **provider._wake_params})
+                assert json.loads(rows[0][0] or "") == [[], 0, [], []], groups
     finally:
         await provider.drop_schema()
         await provider.close()

@@ -10,6 +10,7 @@ from typing import Any
 import psycopg
 from psycopg import errors as pg_errors
 
+from perdure.providers import _pg_raw as raw
 from perdure.providers._base import (
     ActivityHeartbeat,
     ActivityResult,
@@ -170,16 +171,9 @@ async def _complete(
     for r in results:
         m = r.message
         rows.add(r.id, r.lock_token, r.instance_id, m.kind, m.body, m.visible_at, m.key)
-    cursor = await conn.execute(sql, {"r": rows.dumps(), **wake})
+    got = await raw.fetch(conn, sql, {"r": rows.dumps(), **wake})
     # The statement returns (delivered, woken); only the first is ours.
-    row = await _one(cursor)
-    return int(row[0])
-
-
-async def _one(cursor: psycopg.AsyncCursor[Any]) -> tuple[Any, ...]:
-    row = await cursor.fetchone()
-    assert row is not None
-    return tuple(row)
+    return int(got[0][0] or 0)
 
 
 async def _execute(
@@ -194,12 +188,11 @@ async def _execute(
         turns[i].status != "Running" or turns[i].custom_status is not None
         for i in indexes
     )
-    cursor = await conn.execute(sql.text(params, ends), {**params, **wake})
-    row = await cursor.fetchone()
-    assert row is not None
-    if row[2]:
-        _answer_claims(turns, indexes, dict(zip(row[2], row[3], strict=True)))
-    return set(row[0])
+    rows = await raw.fetch(conn, sql.text(params, ends), {**params, **wake})
+    committed, _, tokens, ids = json.loads(rows[0][0] or "null")
+    if tokens:
+        _answer_claims(turns, indexes, dict(zip(tokens, ids, strict=True)))
+    return set(committed)
 
 
 def _answer_claims(

@@ -213,5 +213,6 @@ def _commit(s: str, groups: frozenset[str], ends: bool) -> str:
     return (
         "WITH "
         + ", ".join(ctes)
-        + f" SELECT array(SELECT idx FROM ok), {woken}, {claims}"
+        # One JSON value: the caller reads it without a type loader.
+        + f" SELECT json_build_array(array(SELECT idx FROM ok), {woken}, {claims})"
     )

@@ -1,0 +1,126 @@
+"""The commit path's statements through libpq directly (`_pg_raw.fetch`).
+
+What psycopg's ``execute`` guarantees has to hold here too: parameters of
+each type arrive as psycopg would send them, errors are psycopg's classes
+and leave the connection usable, a statement interrupted midway never goes
+back to the pool half-read, prepared statements survive being deallocated,
+and a connection that does not prepare (behind a transaction pooler) works.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator
+
+import psycopg
+import pytest
+from psycopg import errors as pg_errors
+
+from perdure.providers import _pg_raw as raw
+
+
+@contextlib.asynccontextmanager
+async def connect(url: str) -> AsyncIterator[psycopg.AsyncConnection[object]]:
+    connection = await psycopg.AsyncConnection.connect(url, autocommit=True)
+    try:
+        yield connection
+    finally:
+        await connection.close()
+
+
+async def test_parameters_arrive_typed_as_psycopg_sends_them(pg_url: str) -> None:
+    async with connect(pg_url) as conn:
+        sql = (
+            "SELECT json_build_array(%(s)s::text, %(f)s + 0.5, %(i)s + 1, NOT %(b)s,"
+            " %(n)s::text IS NULL, %(s)s::text || %(s)s::text, %(u)s::text)"
+        )
+        params = {"s": "a'b\\c", "f": 1.25, "i": 2**40, "b": True, "n": None, "u": "é€"}
+        for _ in range(3):  # prepared, then reused
+            rows = await raw.fetch(conn, sql, params)
+            assert json.loads(rows[0][0] or "") == [
+                "a'b\\c",
+                1.75,
+                2**40 + 1,
+                False,
+                True,
+                "a'b\\ca'b\\c",
+                "é€",
+            ]
+        assert await raw.fetch(conn, "SELECT NULL::text, 'x'", {}) == [(None, "x")]
+        assert await raw.fetch(conn, "SELECT 1 WHERE false", {}) == []
+
+
+async def test_other_parameter_types_are_refused_before_sending(pg_url: str) -> None:
+    async with connect(pg_url) as conn:
+        with pytest.raises(TypeError, match="bytes"):
+            await raw.fetch(conn, "SELECT %(x)s", {"x": b"\x00"})
+        # libpq would cut a text at a NUL: refused, as psycopg refuses it.
+        with pytest.raises(psycopg.DataError, match="NUL"):
+            await raw.fetch(conn, "SELECT %(x)s::text", {"x": "a\x00b"})
+        # A lone surrogate cannot be encoded (an item error to the caller).
+        with pytest.raises(UnicodeEncodeError):
+            await raw.fetch(conn, "SELECT %(x)s::text", {"x": "\udc80"})
+        assert await raw.fetch(conn, "SELECT 1", {}) == [("1",)]
+
+
+async def test_errors_are_psycopgs_and_leave_the_connection_usable(pg_url: str) -> None:
+    async with connect(pg_url) as conn:
+        with pytest.raises(pg_errors.DivisionByZero):
+            await raw.fetch(conn, "SELECT 1 / %(z)s", {"z": 0})
+        with pytest.raises(pg_errors.UndefinedTable):
+            await raw.fetch(conn, "SELECT * FROM no_such_table_here", {})
+        assert not conn.closed
+        assert await raw.fetch(conn, "SELECT 1 / %(z)s", {"z": 1}) == [("1",)]
+        # Inside a transaction the failure aborts it, as with psycopg.
+        with pytest.raises(pg_errors.DivisionByZero):
+            async with conn.transaction():
+                await raw.fetch(conn, "SELECT 1 / %(z)s", {"z": 0})
+        assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+
+
+async def test_a_statement_interrupted_midway_closes_the_connection(
+    pg_url: str,
+) -> None:
+    async with connect(pg_url) as conn, connect(pg_url) as admin:
+        pid = conn.info.backend_pid
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(0.2):
+                await raw.fetch(conn, "SELECT pg_sleep(%(s)s)", {"s": 5.0})
+        # Its state is unknown: a pool given it back replaces it.
+        assert conn.closed
+        with pytest.raises(psycopg.OperationalError):
+            await raw.fetch(conn, "SELECT 1", {})
+        # The server may still be sleeping (holding back vacuum for the
+        # tests after this one): end it.
+        await admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+
+
+async def test_a_deallocated_statement_is_prepared_again(pg_url: str) -> None:
+    async with connect(pg_url) as conn:
+        sql = "SELECT %(x)s::int * 2"
+        assert await raw.fetch(conn, sql, {"x": 2}) == [("4",)]
+        await conn.execute("DEALLOCATE ALL")
+        assert await raw.fetch(conn, sql, {"x": 3}) == [("6",)]
+
+
+async def test_without_prepared_statements_and_with_large_parameters(
+    pg_url: str,
+) -> None:
+    # As behind a transaction pooler: nothing is prepared.
+    conn = await psycopg.AsyncConnection.connect(
+        pg_url, autocommit=True, prepare_threshold=None
+    )
+    try:
+        big = "x" * 3_000_000  # more than a socket buffer: sent in parts
+        for _ in range(2):
+            rows = await raw.fetch(conn, "SELECT length(%(b)s::text)", {"b": big})
+            assert rows == [(str(len(big)),)]
+        cursor = await conn.execute(
+            "SELECT count(*) FROM pg_prepared_statements WHERE name LIKE %(p)s",
+            {"p": "_perdure_%"},
+        )
+        assert await cursor.fetchone() == (0,)
+    finally:
+        await conn.close()
