@@ -124,3 +124,13 @@ async def test_without_prepared_statements_and_with_large_parameters(
         assert await cursor.fetchone() == (0,)
     finally:
         await conn.close()
+
+
+async def test_a_statement_is_prepared_per_parameter_types(pg_url: str) -> None:
+    async with connect(pg_url) as conn:
+        sql = "SELECT coalesce(%(x)s, 0) + 1"
+        # Prepared with a NULL the server types "x" as an integer; a float
+        # sent to that statement would fail. Each type signature gets its own.
+        assert await raw.fetch(conn, sql, {"x": None}) == [("1",)]
+        assert await raw.fetch(conn, sql, {"x": 1.5}) == [("2.5",)]
+        assert await raw.fetch(conn, sql, {"x": None}) == [("1",)]

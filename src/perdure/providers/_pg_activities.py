@@ -42,7 +42,7 @@ class PgActivities:
     def _connection(self) -> AbstractAsyncContextManager[Conn]:
         raise NotImplementedError
 
-    async def _one(self, sql: str, params: dict[str, Any]) -> tuple[Any, ...]:
+    async def _one(self, sql: str, params: dict[str, Any]) -> tuple[int, ...]:
         raise NotImplementedError
 
     async def fetch_activities(

@@ -38,11 +38,13 @@ _PLACEHOLDER = re.compile(r"%\((\w+)\)s")
 # Parameter type OIDs as psycopg would send them: str as "unknown" (the
 # server infers the type from the statement), numbers and booleans typed.
 _UNKNOWN, _BOOL, _INT8, _FLOAT8 = 0, 16, 20, 701
-# Prepared statements of each connection (statement text -> name). A
-# connection closed and replaced is a new key; its entry goes with it.
-_prepared: weakref.WeakKeyDictionary[Any, dict[bytes, bytes]] = (
-    weakref.WeakKeyDictionary()
-)
+# Prepared statements of each connection ((text, parameter types) -> name),
+# types included as psycopg does: a statement prepared with a NULL's
+# "unknown" type would read a later float as the type the server guessed.
+# A connection closed and replaced is a new key; its entry goes with it.
+_prepared: weakref.WeakKeyDictionary[
+    Any, dict[tuple[bytes, tuple[int, ...]], bytes]
+] = weakref.WeakKeyDictionary()
 _OK = (pq.ExecStatus.TUPLES_OK, pq.ExecStatus.COMMAND_OK)
 
 
@@ -106,18 +108,19 @@ async def fetch(
         if statements is None:
             pgconn.send_query_params(text, values, types)
             return await _rows(pgconn)
-        name = statements.get(text)
+        shape = (text, tuple(types))
+        name = statements.get(shape)
         if name is None:
             name = b"_perdure_%d" % len(statements)
             pgconn.send_prepare(name, text, types)
             await _rows(pgconn)
-            statements[text] = name
+            statements[shape] = name
         pgconn.send_query_prepared(name, values)
         try:
             return await _rows(pgconn)
         except pg_errors.InvalidSqlStatementName:
             # Deallocated behind our back (DISCARD ALL): prepare it again.
-            del statements[text]
+            del statements[shape]
             return await fetch(conn, sql, params)
     except BaseException as exc:
         if not isinstance(exc, pg_errors.Error) or pgconn.is_busy():

@@ -22,12 +22,13 @@ import contextlib
 import time
 import uuid
 from collections.abc import AsyncIterator, Sequence
-from typing import Any, cast
+from typing import Any
 
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
 from perdure._errors import InstanceExists, InstanceNotFound, StorageError
+from perdure.providers import _pg_raw as raw
 from perdure.providers._base import (
     Channel,
     Handlers,
@@ -38,14 +39,10 @@ from perdure.providers._base import (
 )
 from perdure.providers._pg_activities import PgActivities
 from perdure.providers._pg_batch import commit
-from perdure.providers._pg_conn import (
-    Outage,
-    PgSettings,
-    is_transient,
-    storage_error,
-)
+from perdure.providers._pg_conn import Outage, PgSettings, is_transient, storage_error
 from perdure.providers._pg_fetch import fetch_orchestrations
 from perdure.providers._pg_instances import PgInstances, handler_params
+from perdure.providers._pg_kept import KeptConnection
 from perdure.providers._pg_listen import Listener
 from perdure.providers._pg_members import Membership
 from perdure.providers._pg_once import PgOnce
@@ -54,10 +51,7 @@ from perdure.providers._pg_routing import PgActivityRouting
 from perdure.providers._pg_schema import channel_names, describe, quote_ident, split_url
 from perdure.providers._pg_sql import NOW, SPARE_FOR, PgSql, message_params
 from perdure.providers._pg_vacuum import QueueVacuum
-from perdure.providers.helpers import (
-    LocalWakeups,
-    check_events,
-)
+from perdure.providers.helpers import LocalWakeups, check_events
 
 __all__ = ["PostgresProvider"]
 
@@ -161,6 +155,7 @@ class PostgresProvider(PgActivities, PgActivityRouting, PgOnce, PgInstances):
         self._wakeups = LocalWakeups()
         self._limit_rows: set[str] = set()  # activity_limits rows created
         self._pool: AsyncConnectionPool[Conn] | None = None
+        self._kept = KeptConnection(keep=self._max_size >= 3)  # for commits
         self._listener: Listener | None = None
         self._opening: asyncio.Task[None] | None = None
         # Vacuums the queue tables when dead rows pile up (_pg_vacuum);
@@ -180,11 +175,12 @@ class PostgresProvider(PgActivities, PgActivityRouting, PgOnce, PgInstances):
     # --- plumbing -------------------------------------------------------
 
     @contextlib.asynccontextmanager
-    async def _connection(self) -> AsyncIterator[Conn]:
+    async def _connection(self, kept: bool = False) -> AsyncIterator[Conn]:
         """A pooled connection (autocommit); database errors become StorageError.
 
         Connection-level errors become `TransientStorageError` (retryable)
-        and the connection is dropped from the pool.
+        and the connection is dropped from the pool. *kept*: the one kept
+        for commits (`_pg_kept`), when free.
         """
         pool = self._pool
         if pool is None:
@@ -194,7 +190,7 @@ class PostgresProvider(PgActivities, PgActivityRouting, PgOnce, PgInstances):
         try:
             async with (
                 asyncio.timeout(self.settings.client_timeout),
-                pool.connection() as conn,
+                self._kept.use(pool) if kept else pool.connection() as conn,
             ):
                 sent = True
                 try:
@@ -214,12 +210,11 @@ class PostgresProvider(PgActivities, PgActivityRouting, PgOnce, PgInstances):
             ) from exc
         self._outage.succeeded()
 
-    async def _one(self, sql: str, params: dict[str, Any]) -> tuple[Any, ...]:
+    async def _one(self, sql: str, params: dict[str, Any]) -> tuple[int, ...]:
+        """The one row of counts a client verb's statement returns."""
         async with self._connection() as conn:
-            cursor = await conn.execute(sql, params)
-            row = await cursor.fetchone()
-        assert row is not None
-        return cast(tuple[Any, ...], row)
+            rows = await raw.fetch(conn, sql, params)
+        return tuple(int(v or 0) for v in rows[0])
 
     # --- lifecycle --------------------------------------------------------
 
@@ -272,6 +267,7 @@ class PostgresProvider(PgActivities, PgActivityRouting, PgOnce, PgInstances):
         if listener is not None:
             await listener.stop()
         if pool is not None:
+            await self._kept.release(pool)
             await pool.close()
 
     async def drop_schema(self) -> None:
@@ -427,7 +423,7 @@ class PostgresProvider(PgActivities, PgActivityRouting, PgOnce, PgInstances):
             check_events(turn)
         if not turns:
             return []
-        async with self._connection() as conn:
+        async with self._connection(kept=True) as conn:
             committed = await commit(
                 conn,
                 self._sql.commit,
