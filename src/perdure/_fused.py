@@ -26,8 +26,7 @@ from __future__ import annotations
 import itertools
 import uuid
 from collections.abc import Sequence
-from dataclasses import replace
-from typing import Protocol
+from typing import Any, Protocol, TypeVar
 
 from ._core._driver import Driver
 from ._turn import TurnOutput
@@ -105,8 +104,8 @@ def fused_output(
     if sorted(commit.consumed) != sorted(q.id for q in item.messages):
         return None
     acks = [(r.id, r.lock_token) for r in results]
-    return replace(
-        output, commit=replace(commit, lock_token=None, consumed=[], acks=acks)
+    return _evolve(
+        output, commit=_evolve(commit, lock_token=None, consumed=[], acks=acks)
     )
 
 
@@ -144,8 +143,27 @@ def claim_work(output: TurnOutput, worker: LocalWorker, lease: float) -> TurnOut
         routed = w.tag is not None or w.session is not None
         if w.visible_at is None and not routed and worker.reserve(w.name):
             token = f"{_TOKENS}{next(_counter):x}"
-            works[i] = replace(w, claim=ActivityClaim(token, lease))
-    return replace(output, commit=replace(commit, activities=works))
+            works[i] = _evolve(w, claim=ActivityClaim(token, lease))
+    return _evolve(output, commit=_evolve(commit, activities=works))
+
+
+_T = TypeVar("_T")
+
+
+def _evolve(record: _T, **changes: Any) -> _T:
+    """`dataclasses.replace` for the frozen slotted records here, in half the time.
+
+    The copies are made on every step (five of them), and these records
+    check nothing in ``__init__`` that the changed fields could break.
+    """
+    cls = type(record)
+    copy = object.__new__(cls)
+    for name in cls.__slots__:  # type: ignore[attr-defined]
+        value = changes.pop(name) if name in changes else getattr(record, name)
+        object.__setattr__(copy, name, value)
+    if changes:
+        raise TypeError(f"{cls.__name__} has no fields {sorted(changes)}")
+    return copy
 
 
 def hand_over(

@@ -148,3 +148,36 @@ async def test_an_orchestrator_only_runtime_claims_no_work(sqlite_url: str) -> N
     async with runtime(sqlite_url, [one_note], [note]) as rt:
         state = await rt.client.wait_for_orchestration("n", timeout=WAIT)
     assert (state.status, state.output, ran) == ("Completed", 7, [7])
+
+
+def test_the_fast_record_copy_equals_dataclasses_replace() -> None:
+    import dataclasses
+
+    import pytest
+
+    from perdure._fused import _evolve
+    from perdure._turn import TurnOutput
+    from perdure.providers import ActivityClaim, ActivityWork
+
+    work = ActivityWork(
+        instance_id="i", execution_id=1, event_id=2, name="Inc", body="{}"
+    )
+    claim = ActivityClaim("token", 30.0)
+    assert _evolve(work, claim=claim) == dataclasses.replace(work, claim=claim)
+    commit = TurnCommit(
+        instance_id="i",
+        execution_id=1,
+        lock_token="t",
+        history_start=0,
+        events=[(1, "{}")],
+        consumed=[7],
+        activities=[work],
+    )
+    assert _evolve(
+        commit, lock_token=None, consumed=[], acks=[(1, "t")]
+    ) == dataclasses.replace(commit, lock_token=None, consumed=[], acks=[(1, "t")])
+    output = TurnOutput(commit=commit, driver=None)
+    assert _evolve(output, driver=None) == output
+    assert _evolve(output, driver=None) is not output
+    with pytest.raises(TypeError, match="no fields"):
+        _evolve(commit, nope=1)

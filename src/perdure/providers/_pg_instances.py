@@ -14,6 +14,7 @@ from typing import Any
 
 import psycopg
 
+from perdure.providers import _pg_raw as raw
 from perdure.providers._base import (
     Handlers,
     InstanceBatch,
@@ -111,10 +112,15 @@ class PgInstances:
 
     async def get_instance(self, instance_id: str) -> InstanceRecord | None:
         """Return the instance row, or ``None``."""
+        # The call a waiting client repeats: through libpq directly (_pg_raw).
         async with self._connection() as conn:
-            cursor = await conn.execute(self._sql.get_instance, (instance_id,))
-            row = await cursor.fetchone()
-        return None if row is None else instance_record(row)
+            rows = await raw.fetch(conn, self._sql.get_instance, {"iid": instance_id})
+        if not rows:
+            return None
+        row: list[Any] = list(rows[0])
+        row[3] = int(row[3])  # execution_id; created_at, updated_at: float8
+        row[9], row[10] = float(row[9]), float(row[10])
+        return instance_record(row)
 
     async def read_values(self, instance_id: str) -> str | None:
         """See `Provider.read_values`."""

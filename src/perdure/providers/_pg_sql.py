@@ -89,7 +89,8 @@ class PgSql:
                 + " SELECT (SELECT count(*) FROM sent), (SELECT count(*) FROM wake)"
             ),
             get_instance=(
-                f"SELECT {INSTANCE_COLUMNS} FROM {s}.instances WHERE instance_id = %s"
+                f"SELECT {INSTANCE_COLUMNS} FROM {s}.instances"
+                " WHERE instance_id = %(iid)s"
             ),
             list_all=(
                 f"SELECT {INSTANCE_COLUMNS} FROM {s}.instances"
