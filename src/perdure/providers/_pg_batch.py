@@ -247,8 +247,10 @@ class _Rows:
     `UnicodeEncodeError` when the parameter is encoded).
     """
 
-    def __init__(self, names: str) -> None:
-        self.names = names.split()
+    __slots__ = ("names", "ordered", "rows")
+
+    def __init__(self, names: str | tuple[str, ...]) -> None:
+        self.names = tuple(names.split()) if isinstance(names, str) else names
         # "pos": the row's position, for groups inserted in order.
         self.ordered = self.names[-1] == "pos"
         self.rows: list[dict[str, Any]] = []
@@ -265,6 +267,24 @@ class _Rows:
 _dumps = json.JSONEncoder(ensure_ascii=False, allow_nan=False).encode
 
 
+#: Each row group's columns, as the commit statement reads them.
+_COLUMNS = {
+    name: tuple(columns.split())
+    for name, columns in {
+        "t": "idx iid token exec hstart hlen name version status output error"
+        " custom vals",
+        "e": "idx iid exec eid data",
+        "c": "idx iid id",
+        "a": "idx id token",
+        "w": "idx iid exec eid name body vis token lease tag session priority pos",
+        "k": "idx iid exec eid",
+        "n": "idx iid name version parent pos",
+        "q": "idx mode child target kind body vis key pos",
+        "d": "idx iid key",
+    }.items()
+}
+
+
 def commit_params(
     turns: Sequence[TurnCommit], indexes: Sequence[int]
 ) -> dict[str, Any]:
@@ -274,22 +294,7 @@ def commit_params(
     and dropped within one turn, are left out here: the statement's steps
     cannot see each other's rows, and sequentially they would cancel out.
     """
-    groups = {
-        "t": _Rows(
-            "idx iid token exec hstart hlen name version status output error"
-            " custom vals"
-        ),
-        "e": _Rows("idx iid exec eid data"),
-        "c": _Rows("idx iid id"),
-        "a": _Rows("idx id token"),
-        "w": _Rows(
-            "idx iid exec eid name body vis token lease tag session priority pos"
-        ),
-        "k": _Rows("idx iid exec eid"),
-        "n": _Rows("idx iid name version parent pos"),
-        "q": _Rows("idx mode child target kind body vis key pos"),
-        "d": _Rows("idx iid key"),
-    }
+    groups = {name: _Rows(columns) for name, columns in _COLUMNS.items()}
     for idx in indexes:
         _add_turn(groups, idx, turns[idx])
     return {name: group.dumps() for name, group in groups.items()}
