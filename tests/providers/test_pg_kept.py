@@ -72,14 +72,27 @@ async def test_a_failed_connection_is_replaced(pg_url: str) -> None:
             await admin.execute(
                 "SELECT pg_terminate_backend(%s)", (conn.info.backend_pid,)
             )
-        await provider.create_instance(Kit.new("b"))
-        items = await provider.fetch_orchestrations(10, 30.0)
+        # Its next use fails (as a pooled connection's would: neither is
+        # checked before use) and gives it up; the one after takes another.
         with pytest.raises(TransientStorageError):
-            await provider.commit_turns([Kit.turn(item, "x") for item in items])
+            await provider.create_instance(Kit.new("b"))
         assert _kept(provider) is None
-        # "b" stays locked until its lease ends; the next commit goes in.
         assert await _step(provider, "c")
-        assert _kept(provider) not in (None, conn)
+        second = _kept(provider)
+        assert second not in (None, conn)
+        # The same for a commit.
+        await provider.create_instance(Kit.new("d"))
+        items = await provider.fetch_orchestrations(10, 30.0)
+        async with await psycopg.AsyncConnection.connect(
+            pg_url, autocommit=True
+        ) as admin:
+            await admin.execute(
+                "SELECT pg_terminate_backend(%s)", (second.info.backend_pid,)
+            )
+        with pytest.raises(TransientStorageError):
+            await provider.commit_turns([Kit.turn(item, "started") for item in items])
+        assert _kept(provider) is None
+        assert await _step(provider, "e")
 
 
 async def test_commits_at_once_both_go_through(pg_url: str) -> None:
@@ -111,3 +124,17 @@ async def test_the_kept_connection_is_refreshed(
         monkeypatch.setattr(_pg_kept, "REFRESH", 60.0)
         assert await _step(provider, "b")
         assert _kept(provider) is not None
+
+
+async def test_a_clients_verbs_reuse_it_too(pg_url: str) -> None:
+    async with opened(pg_url) as provider:
+        await provider.create_instance(Kit.new("a"))
+        conn = _kept(provider)
+        assert conn is not None
+        record = await provider.get_instance("a")
+        assert record is not None and record.status == "Running"
+        assert isinstance(record.execution_id, int)
+        assert isinstance(record.created_at, float)
+        assert await provider.get_instance("nope") is None
+        await provider.enqueue("a", Kit.message("ping", {}))
+        assert _kept(provider) is conn

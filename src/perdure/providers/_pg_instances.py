@@ -107,13 +107,14 @@ class PgInstances:
     _wake_params: dict[str, Any]
     _wakeups: LocalWakeups
 
-    def _connection(self) -> AbstractAsyncContextManager[Conn]:
+    def _connection(self, kept: bool = False) -> AbstractAsyncContextManager[Conn]:
         raise NotImplementedError
 
     async def get_instance(self, instance_id: str) -> InstanceRecord | None:
         """Return the instance row, or ``None``."""
-        # The call a waiting client repeats: through libpq directly (_pg_raw).
-        async with self._connection() as conn:
+        # The call a waiting client repeats: through libpq directly (_pg_raw),
+        # on the kept connection when it is free (_pg_kept).
+        async with self._connection(kept=True) as conn:
             rows = await raw.fetch(conn, self._sql.get_instance, {"iid": instance_id})
         if not rows:
             return None

@@ -1,4 +1,4 @@
-"""A pooled connection the runtime keeps for its commits.
+"""A pooled connection a provider keeps for its commits and client verbs.
 
 Taking a connection from psycopg's pool and giving it back costs ~40-60 us
 of client CPU (an asyncio lock, the checks on return), and a sequential
@@ -9,6 +9,8 @@ given back when it failed or was left in a transaction, after `REFRESH`
 seconds (so the pool's ``max_lifetime`` and checks still apply to it), and
 when the provider closes. A commit that comes while the kept connection is
 in use (two runtimes sharing one provider) takes a pooled one, as before.
+A client's one-row verbs (start, raise, status) use it the same way: a
+client calling one at a time pays no pool round either.
 """
 
 from __future__ import annotations

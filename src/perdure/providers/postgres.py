@@ -212,7 +212,7 @@ class PostgresProvider(PgActivities, PgActivityRouting, PgOnce, PgInstances):
 
     async def _one(self, sql: str, params: dict[str, Any]) -> tuple[int, ...]:
         """The one row of counts a client verb's statement returns."""
-        async with self._connection() as conn:
+        async with self._connection(kept=True) as conn:
             rows = await raw.fetch(conn, sql, params)
         return tuple(int(v or 0) for v in rows[0])
 
