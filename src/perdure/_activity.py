@@ -42,6 +42,8 @@ from .providers._base import ActivityItem, ActivityRouting, Provider
 __all__ = ["ActivityContext", "ActivityWorker", "WorkerOptions"]
 
 _log = logging.getLogger("perdure.worker")
+# Stands in for an attempt's timeouts when it has none (reusable: no state).
+_NO_LIMIT: contextlib.nullcontext[None] = contextlib.nullcontext()
 
 
 @dataclass(frozen=True, slots=True)
@@ -329,11 +331,12 @@ class ActivityWorker:
         watcher: asyncio.Task[None] | None = None
         # The activity runs in this task (no inner task, unlike wait_for): a
         # SystemExit it raises reaches _execute, never the event loop (F7).
-        deadline = asyncio.timeout(timeout)
+        # No timeout: no context either (a tenth of a short activity's cost).
+        deadline = asyncio.timeout(timeout) if timeout is not None else None
         # Fired by the watcher when the attempt stops heartbeating.
         beats = asyncio.timeout(None) if quiet is not None else None
         try:
-            async with deadline, beats or contextlib.nullcontext():
+            async with deadline or _NO_LIMIT, beats or _NO_LIMIT:
                 if quiet is not None and beats is not None:
                     begun = time.monotonic()
                     watcher = asyncio.create_task(
@@ -354,7 +357,7 @@ class ActivityWorker:
         except BaseException as exc:
             if job is not None:
                 self._give_up_thread(job, item, ctx)
-            if isinstance(exc, TimeoutError) and deadline.expired():
+            if isinstance(exc, TimeoutError) and deadline and deadline.expired():
                 ctx._give_up()
                 raise TimeoutError(
                     f"activity {item.name!r} timed out after {timeout} s"

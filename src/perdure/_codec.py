@@ -136,6 +136,10 @@ def loads(text: str) -> Any:
     return json.loads(text)
 
 
+# Hints a JSON value of exactly that type already satisfies.
+_PLAIN = frozenset({str, int, float, bool, dict, list})
+
+
 def from_json(value: Any, hint: Any) -> Any:
     """Decode a JSON value into *hint* when the hint asks for a richer type.
 
@@ -148,6 +152,8 @@ def from_json(value: Any, hint: Any) -> Any:
     """
     if hint is None or hint is Any or value is None:
         return value
+    if type(value) is hint and hint in _PLAIN:
+        return value  # nothing to rebuild (most activity inputs and results)
     try:
         return _decode(value, hint)
     except PayloadError:
