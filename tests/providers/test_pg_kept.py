@@ -45,6 +45,12 @@ async def _step(provider: PostgresProvider, iid: str) -> bool:
     return all(await provider.commit_turns(turns))
 
 
+async def _terminate(url: str, conn: psycopg.AsyncConnection[Any]) -> None:
+    """End *conn*'s server session from another connection."""
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as admin:
+        await admin.execute("SELECT pg_terminate_backend(%s)", (conn.info.backend_pid,))
+
+
 def _kept(provider: PostgresProvider) -> psycopg.AsyncConnection[Any] | None:
     return provider._kept._conn
 
@@ -66,12 +72,7 @@ async def test_a_failed_connection_is_replaced(pg_url: str) -> None:
         assert await _step(provider, "a")
         conn = _kept(provider)
         assert conn is not None
-        async with await psycopg.AsyncConnection.connect(
-            pg_url, autocommit=True
-        ) as admin:
-            await admin.execute(
-                "SELECT pg_terminate_backend(%s)", (conn.info.backend_pid,)
-            )
+        await _terminate(pg_url, conn)
         # Its next use fails (as a pooled connection's would: neither is
         # checked before use) and gives it up; the one after takes another.
         with pytest.raises(TransientStorageError):
@@ -83,12 +84,8 @@ async def test_a_failed_connection_is_replaced(pg_url: str) -> None:
         # The same for a commit.
         await provider.create_instance(Kit.new("d"))
         items = await provider.fetch_orchestrations(10, 30.0)
-        async with await psycopg.AsyncConnection.connect(
-            pg_url, autocommit=True
-        ) as admin:
-            await admin.execute(
-                "SELECT pg_terminate_backend(%s)", (second.info.backend_pid,)
-            )
+        assert second is not None
+        await _terminate(pg_url, second)
         with pytest.raises(TransientStorageError):
             await provider.commit_turns([Kit.turn(item, "started") for item in items])
         assert _kept(provider) is None
