@@ -103,7 +103,8 @@ async def fetch(
     pgconn = conn.pgconn
     if conn.closed or pgconn.status != pq.ConnStatus.OK:
         raise psycopg.OperationalError("the connection is closed")
-    statements = _prepared.setdefault(conn, {}) if conn.prepare_threshold else None
+    prepares = conn.prepare_threshold is not None  # None: behind a pooler
+    statements = _prepared.setdefault(conn, {}) if prepares else None
     try:
         if statements is None:
             pgconn.send_query_params(text, values, types)
