@@ -13,6 +13,8 @@ from pathlib import Path
 import perdure
 
 # Every idle wait of the dispatcher fails: its loop dies again and again.
+# Only the dispatcher's: when the activity worker's waits failed too, the
+# loop that gave up first was a race (one CI run saw the worker's).
 BROKEN_STORAGE = """
 import perdure
 from perdure import _supervise
@@ -20,9 +22,12 @@ from perdure.providers.sqlite import SqliteProvider
 
 _supervise.MAX_RESTARTS = 1
 _supervise.BACKOFF = 0.01
+_wait = SqliteProvider.wait
 
 async def broken_wait(self, channel, timeout):
-    raise perdure.StorageError("injected: waiting failed")
+    if channel == "orchestrations":
+        raise perdure.StorageError("injected: waiting failed")
+    return await _wait(self, channel, timeout)
 
 SqliteProvider.wait = broken_wait
 

@@ -135,3 +135,64 @@ async def test_a_clients_verbs_reuse_it_too(pg_url: str) -> None:
         assert await provider.get_instance("nope") is None
         await provider.enqueue("a", Kit.message("ping", {}))
         assert _kept(provider) is conn
+
+
+class _FakeConn:
+    """What `KeptConnection` looks at: ``closed`` and the transaction status."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.closed = False
+        self.info = type(
+            "Info", (), {"transaction_status": psycopg.pq.TransactionStatus.IDLE}
+        )()
+        self.users = 0
+
+
+class _SlowPool:
+    """A pool whose getconn waits (as when every connection is in use)."""
+
+    def __init__(self) -> None:
+        self.made = 0
+        self.back: list[_FakeConn] = []
+
+    async def getconn(self) -> _FakeConn:
+        await asyncio.sleep(0.01)
+        self.made += 1
+        return _FakeConn(self.made)
+
+    async def putconn(self, conn: _FakeConn) -> None:
+        self.back.append(conn)
+
+    @contextlib.asynccontextmanager
+    async def connection(self) -> AsyncIterator[_FakeConn]:
+        conn = await self.getconn()
+        try:
+            yield conn
+        finally:
+            await self.putconn(conn)
+
+
+async def test_callers_racing_for_the_first_connection_never_share_one() -> None:
+    # The failover test found it: while the first caller waited for the pool,
+    # a second found nothing kept and took its own; both became "the kept
+    # one", the first one's exit cleared the busy flag of the second's, and a
+    # third then used the second's connection at the same time (replies
+    # mixed, a wait that never ended).
+    kept = _pg_kept.KeptConnection(keep=True)
+    pool: Any = _SlowPool()
+
+    async def call(start: float, hold: float) -> None:
+        await asyncio.sleep(start)
+        async with kept.use(pool) as used:
+            conn: Any = used
+            conn.users += 1
+            assert conn.users == 1, f"connection {conn.n} shared"
+            await asyncio.sleep(hold)
+            conn.users -= 1
+
+    # Two callers find nothing kept at once; the first is done long before
+    # the second; a third comes in between.
+    await asyncio.gather(call(0, 0.001), call(0, 0.1), call(0.05, 0.01))
+    await kept.release(pool)
+    assert all(conn.users == 0 for conn in pool.back)

@@ -45,41 +45,51 @@ class KeptConnection:
         self._conn: Conn | None = None
         self._since = 0.0
         self._busy = False
+        self._released = False  # the provider is closing
 
     @contextlib.asynccontextmanager
     async def use(self, pool: AsyncConnectionPool[Conn]) -> AsyncIterator[Conn]:
         """The kept connection (taking one if none is kept), or a pooled one."""
-        if self._busy or not self._keep:
+        if self._busy or self._released or not self._keep:
             async with pool.connection() as other:
                 yield other
             return
-        conn = self._conn
-        if conn is None:
-            conn = await pool.getconn()
-            self._conn, self._since = conn, time.monotonic()
+        # Taken before the first await: a caller arriving while this one
+        # waits for the pool must not share the connection it gets.
         self._busy = True
         try:
-            yield conn
+            conn = self._conn
+            if conn is None:
+                conn = await pool.getconn()
+                self._conn, self._since = conn, time.monotonic()
+            try:
+                yield conn
+            finally:
+                if (
+                    self._closing()  # released meanwhile
+                    or conn.closed
+                    or conn.info.transaction_status != pq.TransactionStatus.IDLE
+                    or time.monotonic() - self._since > REFRESH
+                ):
+                    # The pool discards a broken connection and rolls back
+                    # an open transaction, as for any connection given back
+                    # (and closes it if the pool itself closed meanwhile).
+                    if self._conn is conn:
+                        self._conn = None
+                    await pool.putconn(conn)
         finally:
             self._busy = False
-            if (
-                self._conn is not conn  # released meanwhile (closing)
-                or conn.closed
-                or conn.info.transaction_status != pq.TransactionStatus.IDLE
-                or time.monotonic() - self._since > REFRESH
-            ):
-                # The pool discards a broken connection and rolls back an
-                # open transaction, as for any connection given back (and
-                # closes it if the pool itself closed meanwhile).
-                if self._conn is conn:
-                    self._conn = None
-                await pool.putconn(conn)
+
+    def _closing(self) -> bool:
+        # (A method: mypy would keep `self._released` narrowed across awaits.)
+        return self._released
 
     async def release(self, pool: AsyncConnectionPool[Conn]) -> None:
         """Give the kept connection back (before the pool closes).
 
         One in use now goes back when its user is done with it.
         """
+        self._released = True
         conn, self._conn = self._conn, None
         if conn is not None and not self._busy:
             await pool.putconn(conn)

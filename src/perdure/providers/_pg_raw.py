@@ -94,6 +94,18 @@ async def fetch(
         TypeError: A parameter of another type than those above.
     """
     text, names = _compile(sql)
+    # psycopg's own lock: one operation at a time on a connection, whether
+    # it goes through psycopg or here (two at once would mix their replies).
+    async with conn.lock:
+        return await _fetch(conn, text, names, params)
+
+
+async def _fetch(
+    conn: psycopg.AsyncConnection[Any],
+    text: bytes,
+    names: tuple[str, ...],
+    params: Mapping[str, object],
+) -> list[tuple[str | None, ...]]:
     values: list[bytes | None] = []
     types: list[int] = []
     for key in names:
@@ -122,7 +134,7 @@ async def fetch(
         except pg_errors.InvalidSqlStatementName:
             # Deallocated behind our back (DISCARD ALL): prepare it again.
             del statements[shape]
-            return await fetch(conn, sql, params)
+            return await _fetch(conn, text, names, params)
     except BaseException as exc:
         if not isinstance(exc, pg_errors.Error) or pgconn.is_busy():
             # Interrupted mid-statement: its state is unknown.
