@@ -20,6 +20,7 @@ from psycopg import errors as pg_errors
 
 import perdure
 from perdure.providers._pg_conn import TransientStorageError, storage_error
+from perdure.providers._pg_sql import create_params
 from perdure.providers.conformance import Kit
 from perdure.providers.postgres import PostgresProvider
 
@@ -46,17 +47,7 @@ async def _hold_and_deadlock(
     async with await psycopg.AsyncConnection.connect(pg_url) as conn:
         await conn.execute(
             runtime._sql.create_instance,
-            {
-                "iid": iid,
-                "name": "wf",
-                "version": "1",
-                "parent": None,
-                "kind": "start",
-                "body": "null",
-                "vis": None,
-                "key": None,
-                **runtime._wake_params,
-            },
+            {**create_params(Kit.new(iid)), **runtime._wake_params},
         )
         started.set()
         await asyncio.sleep(0.3)  # the start is now waiting in the index

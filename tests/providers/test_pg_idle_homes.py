@@ -27,6 +27,7 @@ import pytest
 
 from perdure.providers._pg_listen import private_channel
 from perdure.providers._pg_members import BUSY_POLL, BUSY_POLLS
+from perdure.providers._pg_sql import create_params
 from perdure.providers.conformance import Kit
 from perdure.providers.postgres import PostgresProvider
 
@@ -145,17 +146,7 @@ def test_start_racing_the_runtime_going_idle_is_not_lost() -> None:
             async with runtime._connection() as conn, conn.transaction():
                 await conn.execute(
                     client._sql.create_instance,
-                    {
-                        "iid": "racer",
-                        "name": "wf",
-                        "version": "1",
-                        "parent": None,
-                        "kind": "start",
-                        "body": "null",
-                        "vis": None,
-                        "key": None,
-                        **client._wake_params,
-                    },
+                    {**create_params(Kit.new("racer")), **client._wake_params},
                 )
                 for _ in range(BUSY_POLLS):
                     await runtime.wait("orchestrations", 30.0)

@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from perdure.providers._base import Message, QueuedMessage
+from perdure.providers._base import Message, NewInstance, QueuedMessage
 from perdure.providers._pg_commit_sql import CommitSql
 from perdure.providers._pg_members import ALIVE, FRESH
 from perdure.providers._pg_schema import quote_ident
@@ -351,4 +351,15 @@ def message_params(message: Message) -> dict[str, Any]:
         "body": message.body,
         "vis": message.visible_at,
         "key": message.key,
+    }
+
+
+def create_params(new: NewInstance) -> dict[str, Any]:
+    """The parameters of `PgSql.create_instance` for *new* (without wake-ups)."""
+    return {
+        "iid": new.instance_id,
+        "name": new.name,
+        "version": new.version,
+        "parent": new.parent_instance_id,
+        **message_params(new.start),
     }

@@ -49,7 +49,13 @@ from perdure.providers._pg_once import PgOnce
 from perdure.providers._pg_open import AdaptivePoll, open_sessions
 from perdure.providers._pg_routing import PgActivityRouting
 from perdure.providers._pg_schema import channel_names, describe, quote_ident, split_url
-from perdure.providers._pg_sql import NOW, SPARE_FOR, PgSql, message_params
+from perdure.providers._pg_sql import (
+    NOW,
+    SPARE_FOR,
+    PgSql,
+    create_params,
+    message_params,
+)
 from perdure.providers._pg_vacuum import QueueVacuum
 from perdure.providers.helpers import LocalWakeups, check_events
 
@@ -287,15 +293,7 @@ class PostgresProvider(PgActivities, PgActivityRouting, PgOnce, PgInstances):
         """
         start = new.start
         created, _ = await self._one(
-            self._sql.create_instance,
-            {
-                "iid": new.instance_id,
-                "name": new.name,
-                "version": new.version,
-                "parent": new.parent_instance_id,
-                **message_params(start),
-                **self._wake_params,
-            },
+            self._sql.create_instance, {**create_params(new), **self._wake_params}
         )
         if created != 1:
             raise InstanceExists(new.instance_id)
