@@ -79,6 +79,8 @@ def to_commit(facts: TurnFacts, result: TurnResult) -> TurnCommit:
         e.source_event_id for e in events if type(e) is h.ActivityCancelRequested
     }
     for event in events:
+        if type(event) not in _WRITTEN:
+            continue  # most events of a turn (results, waits) only go to history
         match event:
             case h.OrchestrationStarted():
                 name = event.name
@@ -190,6 +192,23 @@ def to_commit(facts: TurnFacts, result: TurnResult) -> TurnCommit:
         custom_status=custom_status,
         state_values=None if result.values is None else dumps(result.values),
     )
+
+
+#: The events that make a turn write more than its history (every class is
+#: final: `match` below would test each case against the others in turn).
+_WRITTEN = frozenset(
+    {
+        h.OrchestrationStarted,
+        h.ActivityScheduled,
+        h.ActivityCancelRequested,
+        h.TimerCreated,
+        h.TimerCancelled,
+        h.SubOrchestrationScheduled,
+        h.SubOrchestrationCancelRequested,
+        h.OrchestrationChained,
+        h.CustomStatusUpdated,
+    }
+)
 
 
 def _work(

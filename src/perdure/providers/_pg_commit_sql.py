@@ -91,8 +91,12 @@ def _commit(s: str, groups: frozenset[str], ends: bool) -> str:
         " OR (i.execution_id < t.exec AND t.hstart = 0))"
         + (
             # Every activity item whose result it consumed is still held.
-            " AND NOT EXISTS (SELECT 1 FROM acked a WHERE a.idx = t.idx"
-            f" AND NOT EXISTS (SELECT 1 FROM {s}.activities x"
+            # Uncorrelated, so it runs once per statement (a hashed subplan):
+            # as "NOT EXISTS (... WHERE a.idx = t.idx ...)" the planner,
+            # expecting one turn, ran it again for every turn, reading all
+            # of "acked" each time: 5.5 of 7.6 ms for a batch of 110 turns.
+            " AND t.idx NOT IN (SELECT a.idx FROM acked a WHERE NOT EXISTS"
+            f" (SELECT 1 FROM {s}.activities x"
             " WHERE x.id = a.id AND x.lock_token = a.token))"
             if "a" in groups
             else ""
