@@ -15,6 +15,7 @@ from __future__ import annotations
 import itertools
 import json
 import uuid
+from typing import Any
 
 from perdure.providers import _pg_raw as raw
 from perdure.providers._pg_commit_sql import GROUPS, CommitSql
@@ -90,12 +91,12 @@ async def test_every_shape_runs_on_a_migrated_schema(pg_url: str) -> None:
         await provider.close()
 
 
-def _loops_over(plan: dict[str, object], cte: str) -> list[int]:
+def _loops_over(plan: dict[str, Any], cte: str) -> list[int]:
     """The loop counts of every plan node that reads the CTE *cte*."""
     found = []
     if plan.get("CTE Name") == cte:
-        found.append(int(str(plan["Actual Loops"])))
-    for child in plan.get("Plans", []):  # type: ignore[union-attr]
+        found.append(int(plan["Actual Loops"]))
+    for child in plan.get("Plans", []):
         found.extend(_loops_over(child, cte))
     return found
 
