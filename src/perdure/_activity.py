@@ -77,6 +77,8 @@ class ActivityWorker:
         self._routing = WorkerRouting(provider, options.routing, options.lock_timeout)
         self._tasks: set[asyncio.Task[None]] = set()
         self._reserved = 0  # slots promised to claimed items in flight
+        # Tasks whose activity has returned: writing its result, or ending.
+        self._settled: set[asyncio.Task[Any]] = set()
         self._running = False  # run() has begun: claimed items may come
         self._slot_free = asyncio.Event()
         self._stopping = False
@@ -174,7 +176,13 @@ class ActivityWorker:
         the item is then enqueued for any worker to fetch.
         """
         options = self._options
-        busy = len(self._tasks) + self._reserved
+        # Running activities, not tasks: one whose result is being written
+        # ran already. Counting those (as the fetch loop does, to bound the
+        # tasks) left a fused batch of more than half the limit unable to
+        # claim the work it schedules, since the items it acknowledges hold
+        # their slots until it commits: most of a PostgreSQL chain's steps
+        # were enqueued and fetched instead.
+        busy = len(self._tasks) - len(self._settled) + self._reserved
         if not self._running or self._stopping or busy >= options.concurrency:
             return False
         found = self._registry.activities.get(name)
@@ -217,6 +225,7 @@ class ActivityWorker:
 
     def _task_done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
+        self._settled.discard(task)
         self._slot_free.set()
 
     async def _execute(self, item: ActivityItem, ctx: ActivityContext) -> None:
@@ -409,6 +418,9 @@ class ActivityWorker:
         else:
             kind = m.ACTIVITY_FAILED
             body["error"] = error.to_json()
+        task = asyncio.current_task()
+        if task is not None:
+            self._settled.add(task)  # until it ends (_task_done)
         await self._leases.acknowledge(item, m.message(kind, body))
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
+from typing import NamedTuple
 
 from ._activity_context import ActivityContext
 from ._outage import log_failure
@@ -58,6 +59,14 @@ def label(item: ActivityItem) -> str:
     return f"{item.name!r} (instance {item.instance_id}, attempt {item.attempt})"
 
 
+class _Ack(NamedTuple):
+    """A result waiting to be written, and the future its caller awaits."""
+
+    item: ActivityItem
+    result: ActivityResult
+    written: asyncio.Future[None]
+
+
 class Leases:
     """Held activity items: renewed, acknowledged in batches, or given back."""
 
@@ -68,7 +77,7 @@ class Leases:
         self._absorb = absorb
         self._lock_timeout = lock_timeout
         self._held: dict[Key, tuple[ActivityItem, ActivityContext]] = {}
-        self._acks: list[tuple[ActivityItem, ActivityResult]] = []
+        self._acks: list[_Ack] = []
         self._flusher: asyncio.Task[None] | None = None
         self._beats = provider if isinstance(provider, SavesHeartbeats) else None
         self._warned = False  # about a provider that cannot store details
@@ -91,27 +100,27 @@ class Leases:
 
     async def acknowledge(self, item: ActivityItem, message: Message) -> None:
         """Write *item*'s outcome (batched); its lease is renewed until then."""
-        self._acks.append(
-            (
-                item,
-                ActivityResult(
-                    id=item.id,
-                    lock_token=item.lock_token,
-                    instance_id=item.instance_id,
-                    message=message,
-                ),
-            )
+        result = ActivityResult(
+            id=item.id,
+            lock_token=item.lock_token,
+            instance_id=item.instance_id,
+            message=message,
         )
-        # One flusher task writes every pending result; callers wait for it
-        # shielded. Flushing in the caller's own task lost results: a caller
-        # cancelled mid-write (its lease reported lost while its result was
-        # being written, then its grace period ran out) put the batch back
-        # and left it, and every result queued behind it, unwritten until
-        # the next acknowledgement, if any came.
+        written = asyncio.get_running_loop().create_future()
+        self._acks.append(_Ack(item, result, written))
+        # One flusher task writes every pending result; each caller waits,
+        # shielded, for its own to be written. Flushing in the caller's own
+        # task lost results: a caller cancelled mid-write (its lease
+        # reported lost while its result was being written, then its grace
+        # period ran out) put the batch back and left it, and every result
+        # queued behind it, unwritten until the next acknowledgement, if any
+        # came. Waiting for the flusher itself held every caller (and its
+        # worker slot) until the flusher found nothing more to write, which
+        # under steady load is one or more commits later.
         flusher = self._flusher
         if flusher is None or flusher.done():
-            flusher = self._flusher = asyncio.create_task(self.flush())
-        await asyncio.shield(flusher)
+            self._flusher = asyncio.create_task(self.flush())
+        await asyncio.shield(written)
 
     async def flush(self) -> None:
         """Write every pending result, retrying storage errors."""
@@ -120,15 +129,15 @@ class Leases:
             try:
                 if self._absorb is not None:
                     # Results whose turn committed with them are written.
-                    rest = await self._absorb([ack for _, ack in batch])
-                    left = {id(ack) for ack in rest}
-                    for item, ack in batch:
-                        if id(ack) not in left:
-                            self.release(item)
-                    batch = [(item, ack) for item, ack in batch if id(ack) in left]
+                    rest = await self._absorb([ack.result for ack in batch])
+                    left = {id(result) for result in rest}
+                    for ack in batch:
+                        if id(ack.result) not in left:
+                            self._written(ack)
+                    batch = [ack for ack in batch if id(ack.result) in left]
                 if batch:
-                    acks = [ack for _, ack in batch]
-                    await self._provider.complete_activities(acks)
+                    results = [ack.result for ack in batch]
+                    await self._provider.complete_activities(results)
             except asyncio.CancelledError:
                 self._acks[:0] = batch  # shutdown flushes them
                 raise
@@ -142,8 +151,14 @@ class Leases:
                 self._acks[:0] = batch
                 await asyncio.sleep(0.5)
             else:
-                for item, _ in batch:
-                    self.release(item)
+                for ack in batch:
+                    self._written(ack)
+
+    def _written(self, ack: _Ack) -> None:
+        """*ack*'s result is stored: stop renewing, let its caller go on."""
+        self.release(ack.item)
+        if not ack.written.done():
+            ack.written.set_result(None)
 
     async def close(self) -> None:
         """At shutdown: write what finished, give back every other lease."""

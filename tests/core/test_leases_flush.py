@@ -75,3 +75,38 @@ async def test_close_waits_for_a_write_in_flight() -> None:
     asyncio.get_running_loop().call_later(0.05, store.release.set)
     await leases.close()
     assert store.written == [1]
+
+
+class EachBlocks:
+    """A provider whose completion writes each wait for their own release."""
+
+    def __init__(self) -> None:
+        self.releases = [asyncio.Event() for _ in range(3)]
+        self.written: list[int] = []
+        self.calls = 0
+
+    async def complete_activities(self, results: Sequence[ActivityResult]) -> None:
+        self.calls += 1
+        await self.releases[self.calls - 1].wait()
+        self.written.extend(r.id for r in results)
+
+
+async def test_an_acknowledger_waits_for_its_own_write_only() -> None:
+    # Regression (issue 17): every acknowledger waited for the flusher task
+    # itself, which under steady load goes on to write the results that came
+    # meanwhile: an activity kept its worker slot one or more commits after
+    # its result was stored, so a fused batch over half the worker's limit
+    # could not claim the work it scheduled (it was enqueued and fetched).
+    store = EachBlocks()
+    leases = Leases(cast(Provider, store), lock_timeout=30.0)
+    first = asyncio.create_task(leases.acknowledge(item(1), DONE))
+    await asyncio.sleep(0.01)  # its write is in flight
+    second = asyncio.create_task(leases.acknowledge(item(2), DONE))
+    await asyncio.sleep(0.01)
+    store.releases[0].set()
+    await asyncio.sleep(0.01)  # the flusher went on to write the second
+    assert store.written == [1]
+    assert first.done() and not second.done()
+    store.releases[1].set()
+    await asyncio.wait_for(second, 2.0)
+    assert store.written == [1, 2]

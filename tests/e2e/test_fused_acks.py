@@ -181,3 +181,36 @@ def test_the_fast_record_copy_equals_dataclasses_replace() -> None:
     assert _evolve(output, driver=None) is not output
     with pytest.raises(TypeError, match="no fields"):
         _evolve(commit, nope=1)
+
+
+async def test_a_full_worker_claims_the_next_steps_of_the_results_it_writes(
+    storage_url: str,
+) -> None:
+    # Regression (issue 17): an activity held its worker slot until its
+    # result was written (and, before that, until the writer had nothing
+    # more to write), so with every slot busy, the fused turns committing
+    # those results could not claim the work they scheduled: each step was
+    # enqueued and fetched instead (most of a PostgreSQL chain's steps).
+    # Finished activities now leave their slots to the steps after them.
+    provider = open_provider(storage_url)
+    unclaimed: list[tuple[str, int]] = []
+    commit = provider.commit_turns
+
+    async def commit_turns(turns: Sequence[TurnCommit]) -> list[bool]:
+        for turn in turns:
+            unclaimed.extend(
+                (w.instance_id, w.event_id) for w in turn.activities if w.claim is None
+            )
+        return await commit(turns)
+
+    provider.commit_turns = commit_turns  # type: ignore[method-assign]
+    limit, steps_each = 4, 10
+    async with runtime(provider, [steps], [inc], activity_concurrency=limit) as rt:
+        for i in range(limit):
+            await rt.client.start_orchestration(f"s{i}", steps, steps_each)
+        for i in range(limit):
+            state = await rt.client.wait_for_orchestration(f"s{i}", timeout=WAIT)
+            assert (state.status, state.output) == ("Completed", steps_each)
+    await provider.close()
+    # Never more instances than slots: every step found room.
+    assert unclaimed == []
