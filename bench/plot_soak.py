@@ -44,9 +44,7 @@ def main() -> None:
         rss.plot(t, [r["rss_mb"] for r in rows], **style)
         backlog.plot(t, [r["backlog"] for r in rows], **style)
         if any(r.get("dead_rows") is not None for r in rows):
-            dead.plot(
-                t, [r.get("dead_rows") or 0 for r in rows], marker="o", label=label
-            )
+            dead.plot(t, [r.get("dead_rows") or 0 for r in rows], **style)
     rss.set_ylabel("RSS (MB)")
     rss.set_ylim(bottom=0)
     backlog.set_ylabel("backlog (instances)")

@@ -4,9 +4,9 @@ An item is held (and its lease renewed) from its fetch until its outcome is
 written: acknowledged, put back for a retry, or given back at shutdown; not
 merely until the activity returns, so a slow acknowledgement never lets
 another worker run finished work again (probe F8). Results are written in
-batches: the task that finds no acknowledgement in flight writes them (and
-any that arrive while it writes), so batches grow with load and no extra
-task is woken.
+batches by one flusher task: what is queued when it starts a write goes
+together, so batches grow with load; each acknowledging task waits only
+for its own result to be written, then ends and frees its worker slot.
 
 Heartbeat details (``ctx.heartbeat(details)``) ride on the lease renewal:
 each renewal also stores the details that changed since the last one, in
