@@ -19,17 +19,18 @@ from perdure.providers import ActivityItem, ActivityResult, Message, Provider
 
 
 class BlockingStore:
-    """A provider whose first completion write waits until released."""
+    """A provider whose first *gated* completion writes each wait for release."""
 
-    def __init__(self) -> None:
-        self.release = asyncio.Event()
+    def __init__(self, gated: int = 1) -> None:
+        self.releases = [asyncio.Event() for _ in range(gated)]
+        self.release = self.releases[0]
         self.written: list[int] = []
         self.calls = 0
 
     async def complete_activities(self, results: Sequence[ActivityResult]) -> None:
         self.calls += 1
-        if self.calls == 1:
-            await self.release.wait()
+        if self.calls <= len(self.releases):
+            await self.releases[self.calls - 1].wait()
         self.written.extend(r.id for r in results)
 
 
@@ -77,27 +78,13 @@ async def test_close_waits_for_a_write_in_flight() -> None:
     assert store.written == [1]
 
 
-class EachBlocks:
-    """A provider whose completion writes each wait for their own release."""
-
-    def __init__(self) -> None:
-        self.releases = [asyncio.Event() for _ in range(3)]
-        self.written: list[int] = []
-        self.calls = 0
-
-    async def complete_activities(self, results: Sequence[ActivityResult]) -> None:
-        self.calls += 1
-        await self.releases[self.calls - 1].wait()
-        self.written.extend(r.id for r in results)
-
-
 async def test_an_acknowledger_waits_for_its_own_write_only() -> None:
     # Regression (issue 17): every acknowledger waited for the flusher task
     # itself, which under steady load goes on to write the results that came
     # meanwhile: an activity kept its worker slot one or more commits after
     # its result was stored, so a fused batch over half the worker's limit
     # could not claim the work it scheduled (it was enqueued and fetched).
-    store = EachBlocks()
+    store = BlockingStore(gated=2)
     leases = Leases(cast(Provider, store), lock_timeout=30.0)
     first = asyncio.create_task(leases.acknowledge(item(1), DONE))
     await asyncio.sleep(0.01)  # its write is in flight
