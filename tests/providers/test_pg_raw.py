@@ -134,3 +134,47 @@ async def test_a_statement_is_prepared_per_parameter_types(pg_url: str) -> None:
         assert await raw.fetch(conn, sql, {"x": None}) == [("1",)]
         assert await raw.fetch(conn, sql, {"x": 1.5}) == [("2.5",)]
         assert await raw.fetch(conn, sql, {"x": None}) == [("1",)]
+
+
+async def _prepared_names(conn: psycopg.AsyncConnection[object]) -> list[str]:
+    cursor = await conn.execute(
+        "SELECT name FROM pg_prepared_statements WHERE name LIKE %(p)s"
+        " ORDER BY prepare_time",
+        {"p": "_perdure_%"},
+    )
+    return [str(row[0]) for row in await cursor.fetchall()]
+
+
+async def test_a_statement_is_prepared_again_as_it_ages(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Regression (issue 17): PostgreSQL kept the commit's generic plan made
+    # while the instances table was tiny (a sequential scan) after it grew:
+    # 110 ms a commit at 300,000 rows instead of 0.44 ms. A statement is now
+    # prepared again (so planned again) after 1, 2, 4... up to 64 seconds.
+    now = [1000.0]
+    monkeypatch.setattr(raw.time, "monotonic", lambda: now[0])
+    async with connect(pg_url) as conn:
+        sql = "SELECT %(x)s::int * 2"
+        assert await raw.fetch(conn, sql, {"x": 1}) == [("2",)]
+        first = await _prepared_names(conn)
+        now[0] += raw.REPLAN_FIRST / 2
+        assert await raw.fetch(conn, sql, {"x": 2}) == [("4",)]
+        assert await _prepared_names(conn) == first  # still young
+        seen = [first]
+        for lifetime in (1, 2, 4, 8, 16, 32, 64, 64):
+            now[0] += lifetime * raw.REPLAN_FIRST
+            assert await raw.fetch(conn, sql, {"x": 3}) == [("6",)]
+            names = await _prepared_names(conn)
+            assert len(names) == 1 and names != seen[-1]  # the old one is gone
+            seen.append(names)
+            # Just before its doubled lifetime ends it is kept.
+            now[0] += min(2 * lifetime, 64) * raw.REPLAN_FIRST - 0.01
+            assert await raw.fetch(conn, sql, {"x": 4}) == [("8",)]
+            assert await _prepared_names(conn) == names
+            now[0] += 0.01 - min(2 * lifetime, 64) * raw.REPLAN_FIRST
+        # Deallocated behind its back, then expired: prepared again cleanly.
+        await conn.execute("DEALLOCATE ALL")
+        now[0] += raw.REPLAN_MAX
+        assert await raw.fetch(conn, sql, {"x": 5}) == [("10",)]
+        assert len(await _prepared_names(conn)) == 1
