@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import json
 from collections.abc import AsyncIterator
+from typing import cast
 
 import psycopg
 import pytest
@@ -142,7 +143,8 @@ async def _prepared_names(conn: psycopg.AsyncConnection[object]) -> list[str]:
         " ORDER BY prepare_time",
         {"p": "_perdure_%"},
     )
-    return [str(row[0]) for row in await cursor.fetchall()]
+    rows = cast(list[tuple[object, ...]], await cursor.fetchall())
+    return [str(row[0]) for row in rows]
 
 
 async def test_a_statement_is_prepared_again_as_it_ages(
@@ -153,7 +155,7 @@ async def test_a_statement_is_prepared_again_as_it_ages(
     # 110 ms a commit at 300,000 rows instead of 0.44 ms. A statement is now
     # prepared again (so planned again) after 1, 2, 4... up to 64 seconds.
     now = [1000.0]
-    monkeypatch.setattr(raw.time, "monotonic", lambda: now[0])
+    monkeypatch.setattr(raw, "_clock", lambda: now[0])
     async with connect(pg_url) as conn:
         sql = "SELECT %(x)s::int * 2"
         assert await raw.fetch(conn, sql, {"x": 1}) == [("2",)]

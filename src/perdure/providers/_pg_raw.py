@@ -59,7 +59,7 @@ class _Statement:
     """A statement prepared on one connection."""
 
     name: bytes
-    expires: float  # time.monotonic() when it is prepared again
+    expires: float  # _clock() when it is prepared again
     lifetime: float
 
 
@@ -72,6 +72,7 @@ _prepared: weakref.WeakKeyDictionary[Any, dict[Shape, _Statement]] = (
     weakref.WeakKeyDictionary()
 )
 _names = itertools.count()  # statement names, unique in this process
+_clock = time.monotonic  # (a test replaces it)
 _OK = (pq.ExecStatus.TUPLES_OK, pq.ExecStatus.COMMAND_OK)
 
 
@@ -168,7 +169,7 @@ async def _statement(
     pgconn: pq.abc.PGconn, statements: dict[Shape, _Statement], shape: Shape
 ) -> _Statement:
     """The prepared statement of *shape*: prepared now if new or too old."""
-    now = time.monotonic()
+    now = _clock()
     statement = statements.get(shape)
     if statement is not None and now < statement.expires:
         return statement
