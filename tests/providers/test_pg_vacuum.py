@@ -73,53 +73,40 @@ def test_vacuum_clears_dead_queue_rows_one_session_at_a_time() -> None:
     asyncio.run(body())
 
 
-def test_grown_tables_are_analyzed_so_plans_are_made_again() -> None:
+async def test_grown_tables_are_analyzed_so_plans_are_made_again(pg_url: str) -> None:
     # Regression (issue 17): with autovacuum off nothing invalidated the
     # generic plan of a prepared fetch made while "instances" held a few
     # rows: it went on scanning the whole table (127 ms a fetch at 300,000
     # instances instead of 6.5 ms). An ANALYZE of a table invalidates every
     # plan that reads it.
-    url = os.environ.get("PERDURE_TEST_POSTGRES_URL")
-    if not url:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail("CI=true but PERDURE_TEST_POSTGRES_URL is not set")
-        pytest.skip("PERDURE_TEST_POSTGRES_URL is not set")
     from perdure.providers._pg_vacuum import analyze_grown
     from perdure.providers.postgres import PostgresProvider
 
     schema = f"perdure_an_{uuid.uuid4().hex[:10]}"
-
-    async def analyzed(conn: object) -> int:
-        cursor = await conn.execute(  # type: ignore[attr-defined]
-            "SELECT count(*) FROM pg_stat_user_tables WHERE schemaname = %s"
-            " AND relname = 'instances' AND last_analyze IS NOT NULL",
-            (schema,),
-        )
-        row = await cursor.fetchone()
-        return int(row[0])
-
-    async def body() -> None:
-        provider = PostgresProvider(url, schema=schema)
-        await provider.open()
-        try:
-            async with provider._connection() as conn:
-                await conn.execute(
-                    f'INSERT INTO "{schema}".instances (instance_id, name,'
-                    " version, execution_id, status, created_at, updated_at)"
-                    " SELECT 'x' || g, 'o', '', 1, 'Completed', 0, 0"
-                    " FROM generate_series(1, 2000) g"
-                )
-                deadline = time.monotonic() + 20
-                grown: list[str] = []
-                while "instances" not in grown:  # the counts arrive late
-                    assert time.monotonic() < deadline, "never analyzed"
-                    await asyncio.sleep(0.2)
-                    grown = await analyze_grown(conn, schema)
-                assert await analyzed(conn) == 1
-                # Nothing changed since: nothing to do.
-                assert "instances" not in await analyze_grown(conn, schema)
-        finally:
-            await provider.drop_schema()
-            await provider.close()
-
-    asyncio.run(body())
+    provider = PostgresProvider(pg_url, schema=schema)
+    await provider.open()
+    try:
+        async with provider._connection() as conn:
+            await conn.execute(
+                f'INSERT INTO "{schema}".instances (instance_id, name,'
+                " version, execution_id, status, created_at, updated_at)"
+                " SELECT 'x' || g, 'o', '', 1, 'Completed', 0, 0"
+                " FROM generate_series(1, 2000) g"
+            )
+            deadline = time.monotonic() + 20
+            grown: list[str] = []
+            while "instances" not in grown:  # the counts arrive late
+                assert time.monotonic() < deadline, "never analyzed"
+                await asyncio.sleep(0.2)
+                grown = await analyze_grown(conn, schema)
+            cursor = await conn.execute(
+                "SELECT count(*) FROM pg_stat_user_tables WHERE schemaname = %s"
+                " AND relname = 'instances' AND last_analyze IS NOT NULL",
+                (schema,),
+            )
+            assert await cursor.fetchone() == (1,)
+            # Nothing changed since: nothing to do.
+            assert "instances" not in await analyze_grown(conn, schema)
+    finally:
+        await provider.drop_schema()
+        await provider.close()

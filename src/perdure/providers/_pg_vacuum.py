@@ -25,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
@@ -69,25 +69,29 @@ async def vacuum_queues(
     *conn* must be in autocommit mode. Does nothing (returns ``[]``) while
     another session holds this schema's vacuum lock.
     """
+    return await _each(
+        conn,
+        schema,
+        "VACUUM",
+        _TABLES,
+        "n_dead_tup >= %s AND n_dead_tup > n_live_tup",
+        dead_rows,
+    )
+
+
+@contextlib.asynccontextmanager
+async def _maintaining(conn: Conn, schema: str) -> AsyncIterator[bool]:
+    """Whether this session holds *schema*'s maintenance lock (held inside)."""
     key = f"perdure-vacuum:{schema}"
     cursor = await conn.execute("SELECT pg_try_advisory_lock(hashtext(%s))", (key,))
     row = await cursor.fetchone()
     if not row or not row[0]:
-        return []
-    vacuumed: list[str] = []
+        yield False
+        return
     try:
-        cursor = await conn.execute(
-            "SELECT relname, n_dead_tup, n_live_tup FROM pg_stat_user_tables"
-            " WHERE schemaname = %s AND relname = ANY(%s)",
-            (schema, list(_TABLES)),
-        )
-        for table, dead, live in await cursor.fetchall():
-            if dead >= dead_rows and dead > live:
-                await conn.execute(f"VACUUM {quote_ident(schema)}.{quote_ident(table)}")
-                vacuumed.append(str(table))
+        yield True
     finally:
         await conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", (key,))
-    return vacuumed
 
 
 async def analyze_grown(conn: Conn, schema: str) -> list[str]:
@@ -103,24 +107,35 @@ async def analyze_grown(conn: Conn, schema: str) -> list[str]:
     *conn* must be in autocommit mode; one session at a time, as for
     `vacuum_queues`.
     """
-    key = f"perdure-vacuum:{schema}"
-    cursor = await conn.execute("SELECT pg_try_advisory_lock(hashtext(%s))", (key,))
-    row = await cursor.fetchone()
-    if not row or not row[0]:
-        return []
-    analyzed: list[str] = []
-    try:
+    return await _each(
+        conn,
+        schema,
+        "ANALYZE",
+        _ANALYZED,
+        f"n_mod_since_analyze >= {ANALYZE_BASE} + {ANALYZE_SCALE} * n_live_tup",
+    )
+
+
+async def _each(
+    conn: Conn, schema: str, verb: str, tables: tuple[str, ...], cond: str, *args: Any
+) -> list[str]:
+    """Run *verb* on each of *tables* whose statistics meet *cond*; their names.
+
+    Nothing (``[]``) while another session holds this schema's lock.
+    """
+    done: list[str] = []
+    async with _maintaining(conn, schema) as mine:
+        if not mine:
+            return []
         cursor = await conn.execute(
             "SELECT relname FROM pg_stat_user_tables WHERE schemaname = %s"
-            " AND relname = ANY(%s) AND n_mod_since_analyze >= %s + %s * n_live_tup",
-            (schema, list(_ANALYZED), ANALYZE_BASE, ANALYZE_SCALE),
+            f" AND relname = ANY(%s) AND {cond}",
+            (schema, list(tables), *args),
         )
         for (table,) in await cursor.fetchall():
-            await conn.execute(f"ANALYZE {quote_ident(schema)}.{quote_ident(table)}")
-            analyzed.append(str(table))
-    finally:
-        await conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", (key,))
-    return analyzed
+            await conn.execute(f"{verb} {quote_ident(schema)}.{quote_ident(table)}")
+            done.append(str(table))
+    return done
 
 
 class QueueVacuum:
