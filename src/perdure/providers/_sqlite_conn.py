@@ -26,6 +26,7 @@ from typing import Any, Literal, TypeVar
 from perdure._errors import StorageError
 from perdure.providers._base import Channel
 from perdure.providers._sqlite_schema import check_database, migrate
+from perdure.providers._sqlite_wal import WalZeroes
 from perdure.providers.helpers import LocalWakeups
 
 __all__ = ["SqliteConnection"]
@@ -98,6 +99,8 @@ class SqliteConnection:
         self._last_reclaim = -1e9
         self._opened = False
         self._conn: sqlite3.Connection | None = None
+        # Zeroes ahead of the WAL: fsynced commits then need no size change.
+        self._zeroes: WalZeroes | None = None
         # Inline writes waiting for this tick's grouped transaction.
         self._group: list[
             tuple[Callable[[sqlite3.Connection, float], Any], asyncio.Future[Any]]
@@ -162,6 +165,8 @@ class SqliteConnection:
             if self._disk_full:
                 self._reclaim(conn)
             conn.execute("BEGIN IMMEDIATE")
+            if self._zeroes is not None:
+                self._zeroes.extend()  # holding the write lock, nothing written
             try:
                 outcomes = self._run_group(conn, group, self._clock())
                 conn.execute("COMMIT")
@@ -241,6 +246,8 @@ class SqliteConnection:
         """
         if getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:
             self._disk_full = True
+            if self._zeroes is not None:
+                self._zeroes.disable()  # they would take the room it needs
             if self._conn is not None:
                 with contextlib.suppress(sqlite3.Error):
                     for pragma in _TIGHT_PRAGMAS:
@@ -298,6 +305,9 @@ class SqliteConnection:
             conn.close()
             raise
         self._conn = conn
+        # Only where every commit is fsynced (and there is a file).
+        if self.durability == "power-loss" and self.path not in ("", ":memory:"):
+            self._zeroes = WalZeroes(self.path)
 
     async def close(self) -> None:
         """Close the connection (idempotent)."""
@@ -311,6 +321,9 @@ class SqliteConnection:
             self._opened = False
 
     def _close_sync(self) -> None:
+        if self._zeroes is not None:
+            self._zeroes.close()
+            self._zeroes = None
         if self._conn is not None:
             self._conn.close()
             self._conn = None
