@@ -165,9 +165,9 @@ class SqliteConnection:
             if self._disk_full:
                 self._reclaim(conn)
             conn.execute("BEGIN IMMEDIATE")
-            if self._zeroes is not None:
-                self._zeroes.extend()  # holding the write lock, nothing written
             try:
+                if self._zeroes is not None:
+                    self._zeroes.extend()  # holding the write lock, nothing written
                 outcomes = self._run_group(conn, group, self._clock())
                 conn.execute("COMMIT")
             except BaseException:
