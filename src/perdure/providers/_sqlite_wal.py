@@ -53,7 +53,7 @@ class WalZeroes:
     def __init__(self, path: str) -> None:
         self._path = path + "-wal"
         self._fd: int | None = None
-        self.enabled = hasattr(os, "pwrite")
+        self.enabled = hasattr(os, "pwrite") and hasattr(os, "pread")  # Unix
 
     def extend(self) -> None:
         """Write a chunk of zeroes at the WAL's end if SQLite is half-way in.
