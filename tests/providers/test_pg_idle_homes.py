@@ -193,3 +193,30 @@ def test_endings_are_notified_only_while_a_client_waits() -> None:
                 await ear.close()
 
     asyncio.run(body())
+
+
+def test_a_first_wait_listens_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A provider LISTENs on a channel from its first wait on it. The LISTEN
+    # used to be sent only when the listener's current wait for
+    # notifications ended (every 0.25 s), so a client's first wait for an
+    # instance sat that out although the instance had long finished. With
+    # the listener's turns made 60 s long, the old code took a minute here.
+    monkeypatch.setattr("perdure.providers._pg_listen._TURN", 60.0)
+
+    async def body() -> None:
+        # Every first wait here (the runtime's in _pair, the client's) must
+        # be quick: together well under one turn.
+        async with asyncio.timeout(20.0), _pair() as (runtime, client):
+            await client.wait("instances", 0.0)
+            assert client._listener is not None
+            assert client._listener.hears("instances")
+            # And what it now hears wakes it: an ending, notified to waiters.
+            await client.create_instance(Kit.new("x"))
+            items = await runtime.fetch_orchestrations(10, 30)
+            done = Kit.turn(items[0], "done", status="Completed")
+            waiting = asyncio.create_task(client.wait("instances", 30.0))
+            await asyncio.sleep(0.1)
+            assert await runtime.commit_turns([done]) == [True]
+            await waiting
+
+    asyncio.run(body())
