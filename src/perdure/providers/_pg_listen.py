@@ -150,6 +150,8 @@ class Listener:
 
     async def _one_turn(self, conn: psycopg.AsyncConnection[Any]) -> None:
         """One `_wait_turn`, ended early (not as an error) by `listen`."""
+        if len(self._listening) < len(self._kinds):
+            return  # wanted while the last LISTENs were sent: send it first
         turn = self._turn = asyncio.create_task(self._wait_turn(conn))
         try:
             await asyncio.wait({turn})
