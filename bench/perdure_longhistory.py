@@ -26,11 +26,17 @@ def inc(ctx: perdure.ActivityContext, x: int) -> int:
     return x + 1
 
 
+@perdure.activity(name="inc")
+async def inc_async(ctx: perdure.ActivityContext, x: int) -> int:
+    stamps.append(c.now())
+    return x + 1
+
+
 @perdure.orchestration(name="long")
 async def long_orch(ctx: perdure.OrchestrationContext, m: int) -> int:
     x = 0
     for _ in range(m):
-        x = await ctx.schedule_activity(inc, x)
+        x = await ctx.schedule_activity("inc", x)
     return x
 
 
@@ -38,7 +44,10 @@ async def main() -> None:
     args = c.parser(__doc__, "m").parse_args()
     with c.storage(args, "long") as url:
         async with c.runtime(
-            url, args, orchestrations=[long_orch], activities=[inc]
+            url,
+            args,
+            orchestrations=[long_orch],
+            activities=[inc_async if args.async_acts else inc],
         ) as rt:
             with c.Profiler(args.profile):
                 t0 = c.now()

@@ -2,8 +2,9 @@
 
 Every connection the provider opens carries ``application_name =
 perdure-<role>-<host>-<pid>`` (a startup parameter, which PgBouncer passes
-on), and, when it talks to PostgreSQL directly, ``statement_timeout`` and
-``lock_timeout`` as startup ``options`` (no extra round trip). Behind a
+on), and, when it talks to PostgreSQL directly, ``statement_timeout``,
+``lock_timeout`` and ``plan_cache_mode = force_generic_plan`` as startup
+``options`` (no extra round trip). Behind a
 transaction-mode pooler no session state survives a transaction and
 PgBouncer refuses the ``options`` startup parameter, so there the provider
 uses no server-side prepared statements and bounds each call on the client
@@ -58,6 +59,18 @@ __all__ = [
 ]
 
 _log = logging.getLogger("perdure.providers.postgres")
+
+# The provider's statements are a fixed handful, prepared once per
+# connection, whose best plan does not depend on their parameter values
+# (row sets arrive as one JSON parameter; lists are built per filter set).
+# PostgreSQL still plans such a statement again at each of its first five
+# executions after a prepare, and for good whenever a custom plan looks a
+# little cheaper: 0.4-0.9 ms of server CPU a call, a quarter of an isolated
+# instance's latency (median 12.7 -> 8.3 ms for three steps). Generic plans
+# are made from the statistics of the moment; `_pg_raw` prepares its
+# statements again as they age and the runtime's ANALYZE invalidates the
+# others (`_pg_vacuum`), so a plan follows its tables as they grow.
+_GENERIC_PLANS = "-c plan_cache_mode=force_generic_plan"
 
 # SQLSTATEs that mean "this server cannot take the call now", not "the call
 # is wrong": admin/crash shutdown, starting up or in recovery, a read-only
@@ -129,8 +142,9 @@ class PgSettings:
             )
             if seconds > 0
         ]
-        if limits:
-            kwargs["options"] = " ".join([given.get("options", ""), *limits]).strip()
+        # Ours first: a plan_cache_mode in the URL's own options wins.
+        options = [_GENERIC_PLANS, given.get("options", ""), *limits]
+        kwargs["options"] = " ".join(o for o in options if o)
         return kwargs
 
     @property
