@@ -56,7 +56,9 @@ class PgActivities:
             return []
         async with self._connection() as conn:
             cursor = await conn.execute(
-                self._sql.fetch_activities, {"n": max_items, "lease": lock_timeout}
+                self._sql.fetch_activities,
+                {"n": max_items, "lease": lock_timeout},
+                prepare=True,
             )
             rows = await cursor.fetchall()
         # See _wake_params: while our worker has room, our commits wake no

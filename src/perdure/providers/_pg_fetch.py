@@ -27,7 +27,8 @@ async def fetch_orchestrations(
         oldest due message had waited, in seconds (0 when nothing was
         locked), which tells whether this runtime keeps up.
     """
-    cursor = await conn.execute(sql.fetch_orchestrations, params)
+    # Prepared from its first call (planned once: _pg_conn._GENERIC_PLANS).
+    cursor = await conn.execute(sql.fetch_orchestrations, params, prepare=True)
     rows = await cursor.fetchall()
     if not rows:
         return [], None, 0.0

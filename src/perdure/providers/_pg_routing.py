@@ -244,5 +244,9 @@ async def _run_claim(
             "l_rate": [x.rate for x in locked],
             "l_per": [x.per for x in locked],
         },
+        # Prepared from its first call, not psycopg's fifth on each pooled
+        # connection: a fetch planned anew cost ~2 ms of server CPU (parse
+        # and a custom plan), ten times its execution.
+        prepare=True,
     )
     return await cursor.fetchall()
