@@ -110,3 +110,35 @@ async def test_grown_tables_are_analyzed_so_plans_are_made_again(pg_url: str) ->
     finally:
         await provider.drop_schema()
         await provider.close()
+
+
+async def test_first_checks_come_sooner() -> None:
+    # Generic plans are made from the statistics of the moment: the first
+    # ones, made while the tables were empty, last until an ANALYZE, so the
+    # first looks come after 2, 4, 8, 16 s, then every CHECK_EVERY.
+    from perdure.providers._pg_vacuum import CHECK_EVERY, QueueVacuum
+
+    delays: list[float] = []
+    looked = 0
+
+    async def sleep(seconds: float) -> None:
+        delays.append(seconds)
+        if len(delays) == 7:
+            raise asyncio.CancelledError
+
+    class Failing:
+        async def __aenter__(self) -> None:
+            nonlocal looked
+            looked += 1
+            raise OSError("no database here")  # logged; the loop goes on
+
+        async def __aexit__(self, *exc: object) -> None:
+            return None
+
+    loop = QueueVacuum("s", Failing, sleep=sleep)  # type: ignore[arg-type]
+    loop.start()
+    with pytest.raises(asyncio.CancelledError):
+        assert loop._task is not None
+        await loop._task
+    assert delays == [2.0, 4.0, 8.0, 16.0, CHECK_EVERY, CHECK_EVERY, CHECK_EVERY]
+    assert looked == 6

@@ -25,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
@@ -39,6 +39,7 @@ __all__ = [
     "ANALYZE_SCALE",
     "CHECK_EVERY",
     "DEAD_ROWS",
+    "FIRST_CHECK",
     "QueueVacuum",
     "analyze_grown",
     "vacuum_queues",
@@ -48,6 +49,9 @@ _log = logging.getLogger("perdure.providers.postgres")
 
 #: Seconds between two looks at the queue tables' dead rows.
 CHECK_EVERY = 30.0
+#: Seconds before the first check; each next one twice as long, up to
+#: `CHECK_EVERY`.
+FIRST_CHECK = 2.0
 #: Dead rows of a queue table above which (and above its live rows) it is
 #: vacuumed.
 DEAD_ROWS = 10_000
@@ -146,10 +150,12 @@ class QueueVacuum:
         schema: str,
         connection: Callable[[], AbstractAsyncContextManager[Conn]],
         every: float = CHECK_EVERY,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self._schema = schema
         self._connection = connection
         self._every = every
+        self._sleep = sleep  # (a test counts the delays)
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -166,8 +172,14 @@ class QueueVacuum:
                 await task
 
     async def _run(self) -> None:
+        # The first checks come sooner (2, 4, 8 ... s): every statement's
+        # generic plan is made from the statistics of the moment
+        # (_pg_conn._GENERIC_PLANS), and the first ones, made while the
+        # tables were empty, stay until an ANALYZE invalidates them.
+        delay = min(FIRST_CHECK, self._every)
         while True:
-            await asyncio.sleep(self._every)
+            await self._sleep(delay)
+            delay = min(delay * 2, self._every)
             try:
                 async with self._connection() as conn:
                     done = await vacuum_queues(conn, self._schema)
