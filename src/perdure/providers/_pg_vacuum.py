@@ -6,8 +6,10 @@ servers), or cannot keep up, those dead rows pile up, every fetch walks
 them, fetches slow down, the backlog grows: the "queue death spiral"
 (issue 17's soak: 820,000 dead rows against ~150 live ones, fetches 0.19 s).
 
-So a runtime vacuums its own hot tables: every `CHECK_EVERY` seconds the
-`QueueVacuum` of a provider that fetches work reads ``pg_stat_user_tables``
+So a runtime vacuums its own hot tables: every `CHECK_EVERY` seconds (the
+first looks sooner: after `FIRST_CHECK` seconds, then twice as long each
+time) the `QueueVacuum` of a provider that fetches work reads
+``pg_stat_user_tables``
 and runs ``VACUUM`` on a queue table whose dead rows exceed both
 `DEAD_ROWS` and its live rows. One runtime at a time does it (an advisory
 lock per schema), on an autocommit pooled connection (VACUUM cannot run in a
