@@ -102,6 +102,11 @@ class SqliteConnection:
         # Zeroes ahead of the WAL: fsynced commits then need no size change.
         self._zeroes: WalZeroes | None = None
         # Inline writes waiting for this tick's grouped transaction.
+        # Whether this tick's group is flushed at the next tick (no write in
+        # it wakes anyone), and whether that flush must wait one more tick
+        # (a write that wakes someone joined it); see _transaction.
+        self._soon = False
+        self._defer = False
         self._group: list[
             tuple[Callable[[sqlite3.Connection, float], Any], asyncio.Future[Any]]
         ] = []
@@ -142,7 +147,9 @@ class SqliteConnection:
         makes joins this very transaction (after the write, so it sees it):
         a completed activity and the turn that consumes it cost one commit,
         not two. The callers notify again after the commit, so a waiter
-        that looked too early is not left behind.
+        that looked too early is not left behind. A group that wakes no one
+        is flushed at the next tick (a sequential step's commit: one loop
+        iteration less).
         """
         if not self._opened:
             raise StorageError(f"{self!r} is not open; await its open() first")
@@ -151,12 +158,27 @@ class SqliteConnection:
         future: asyncio.Future[Any] = loop.create_future()
         self._group.append((fn, future))
         if len(self._group) == 1:
-            loop.call_soon(loop.call_soon, self._flush_group)
+            self._defer = False
+            self._soon = not wake
+            if wake:
+                loop.call_soon(loop.call_soon, self._flush_group)
+            else:
+                loop.call_soon(self._flush_group)
+        elif wake and self._soon:
+            # Flushed one tick later than planned (see _flush_group), after
+            # the waiters woken now have had their turn to join.
+            self._defer = True
         if wake:
             self._wakeups.notify(*wake)
         return await future  # type: ignore[no-any-return]
 
     def _flush_group(self) -> None:
+        if self._defer:
+            # A write that wakes someone joined a group planned for this
+            # tick: the woken run now, so wait one more tick for them.
+            self._defer = False
+            asyncio.get_running_loop().call_soon(self._flush_group)
+            return
         group, self._group = self._group, []
         if not group:
             return  # already flushed (by close)
@@ -314,6 +336,7 @@ class SqliteConnection:
         if not self._opened:
             return
         if self._group:
+            self._defer = False
             self._flush_group()  # writes already accepted must not be lost
         try:
             await self._call(self._close_sync)
