@@ -72,7 +72,7 @@ def test_a_woken_waiter_joins_a_group_begun_by_a_quiet_write(tmp_path: Path) -> 
                 provider._transaction(_write(2), ("activities",))
             )
             results = await asyncio.gather(quiet, loud, waiting)
-            assert results == [1, 2, 3]
+            assert list(results) == [1, 2, 3]
             assert len(begun) == 1
             rows = provider._db().execute("SELECT v FROM t ORDER BY v").fetchall()
             assert rows == [(1,), (2,), (3,)]
