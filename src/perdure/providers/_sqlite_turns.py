@@ -25,6 +25,8 @@ from perdure.providers._sqlite_schema import (
     INSERT_INSTANCE,
     INSERT_MESSAGE,
     INSERT_MESSAGE_IF_INSTANCE,
+    STEP_INSTANCE,
+    STEP_UNLOCKED,
     message_row,
 )
 from perdure.providers._unwritable import log_dropped, log_rejected, replacement
@@ -86,24 +88,28 @@ def apply_turn(conn: sqlite3.Connection, now: float, turn: TurnCommit) -> bool:
     """
     if turn.acks and not _acks_held(conn, turn.acks):
         return False
-    guard = conn.execute(
-        COMMIT_INSTANCE if turn.lock_token is not None else COMMIT_UNLOCKED,
-        {
-            "instance_id": turn.instance_id,
-            "lock_token": turn.lock_token,
-            "execution_id": turn.execution_id,
-            "history_start": turn.history_start,
-            "history_len": turn.history_start + len(turn.events),
-            "name": turn.name,
-            "version": turn.version,
-            "status": turn.status,
-            "output": turn.output,
-            "error": turn.error,
-            "custom_status": turn.custom_status,
-            "state_values": turn.state_values,
-            "now": now,
-        },
-    )
+    locked = turn.lock_token is not None
+    params = {
+        "instance_id": turn.instance_id,
+        "lock_token": turn.lock_token,
+        "execution_id": turn.execution_id,
+        "history_start": turn.history_start,
+        "history_len": turn.history_start + len(turn.events),
+        "name": turn.name,
+        "version": turn.version,
+        "status": turn.status,
+        "output": turn.output,
+        "error": turn.error,
+        "custom_status": turn.custom_status,
+        "state_values": turn.state_values,
+        "now": now,
+    }
+    guard = None
+    if turn.name is None and turn.version is None:
+        # Most turns keep the stored status: no index pages rewritten.
+        guard = conn.execute(STEP_INSTANCE if locked else STEP_UNLOCKED, params)
+    if guard is None or guard.rowcount != 1:
+        guard = conn.execute(COMMIT_INSTANCE if locked else COMMIT_UNLOCKED, params)
     if guard.rowcount != 1:
         return False
     instance_id, execution_id = turn.instance_id, turn.execution_id
