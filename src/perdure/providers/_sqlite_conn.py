@@ -101,12 +101,12 @@ class SqliteConnection:
         self._conn: sqlite3.Connection | None = None
         # Zeroes ahead of the WAL: fsynced commits then need no size change.
         self._zeroes: WalZeroes | None = None
-        # Inline writes waiting for this tick's grouped transaction.
         # Whether this tick's group is flushed at the next tick (no write in
         # it wakes anyone), and whether that flush must wait one more tick
         # (a write that wakes someone joined it); see _transaction.
         self._soon = False
         self._defer = False
+        # Inline writes waiting for this tick's grouped transaction.
         self._group: list[
             tuple[Callable[[sqlite3.Connection, float], Any], asyncio.Future[Any]]
         ] = []

@@ -232,7 +232,8 @@ def _keep_status(update: str) -> str:
         " WHERE instance_id = :instance_id AND",
         " WHERE instance_id = :instance_id AND status = :status AND",
     )
-    assert lean.count(":status") == 1 and ":name" not in lean, lean
+    if lean.count(":status") != 1 or ":name" in lean:
+        raise AssertionError(f"the guard's text changed; cannot derive: {lean}")
     return lean
 
 

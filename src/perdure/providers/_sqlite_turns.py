@@ -83,8 +83,11 @@ def apply_turn(conn: sqlite3.Connection, now: float, turn: TurnCommit) -> bool:
 
     The guard is `COMMIT_INSTANCE`: lock held, and the stored history the
     one the turn was computed against (`COMMIT_UNLOCKED` for a turn run
-    without the lock); every acknowledged item still held. Write order
-    follows the commit rules of `perdure.providers._base`.
+    without the lock); every acknowledged item still held. A turn that
+    sets no name or version first tries `STEP_INSTANCE` / `STEP_UNLOCKED`,
+    the same guard and writes for a turn that keeps the stored status
+    (nothing indexed is set). Write order follows the commit rules of
+    `perdure.providers._base`.
     """
     if turn.acks and not _acks_held(conn, turn.acks):
         return False
