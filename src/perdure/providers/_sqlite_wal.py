@@ -67,7 +67,11 @@ class WalZeroes:
         try:
             if self._fd is None:
                 self._fd = os.open(self._path, os.O_RDWR)
-            size = os.fstat(self._fd).st_size
+            # The size from lseek, not fstat: on Linux 6.x a stat marks the
+            # file's timestamps as seen, so the next commit's write must
+            # record a new fine-grained ctime, and its fdatasync then cost
+            # ~40 us more here (0.10 -> 0.14 ms a commit).
+            size = os.lseek(self._fd, 0, os.SEEK_END)
             # Zeroes still ahead half a chunk from the end: nothing to do.
             # (Frames that happen to hold 64 zero bytes there only delay
             # the next chunk; stale frames of a reused WAL add one chunk.)
