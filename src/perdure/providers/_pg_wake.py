@@ -46,9 +46,15 @@ def wake(*pairs: tuple[str, str], targeted: str = "", extra: str = "") -> str:
             # reads the notification, a transaction each: _pg_members).
             "SELECT pg_notify(CASE t.target WHEN '' THEN %(ch_orch)s"
             f" ELSE '{PRIVATE}' || t.target END, %(origin)s || ':' || t.target)"
-            " FROM (SELECT DISTINCT coalesce(o.owner, '') AS target FROM sent m"
-            f" LEFT JOIN {targeted}.instances o ON o.instance_id = m.instance_id"
-            f" WHERE m.visible_at <= {NOW} AND o.owner IS DISTINCT FROM %(origin)s"
+            # The owner by a correlated lookup, not a join: a join of the
+            # sent rows (PostgreSQL guesses 100) with "instances" can be
+            # planned as a sequential scan of every instance
+            # (_pg_commit_sql's docstring).
+            " FROM (SELECT DISTINCT coalesce(o.owner, '') AS target FROM"
+            f" (SELECT (SELECT x.owner FROM {targeted}.instances x"
+            " WHERE x.instance_id = m.instance_id) AS owner FROM sent m"
+            f" WHERE m.visible_at <= {NOW}) o"
+            " WHERE o.owner IS DISTINCT FROM %(origin)s"
             f" AND (o.owner IS NOT NULL OR %(spare_orch)s <= {NOW})) t"
         )
     if extra:
