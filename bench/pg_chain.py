@@ -1,7 +1,7 @@
 """Workload A ("chain") on PostgreSQL with K runtime processes.
 
 Usage: python pg_chain.py N [--procs K] [--url URL] [--oc K] [--ac K]
-                           [--start-tasks C | --prestart | --long]
+                           [--start-tasks C | --prestart | --long] [--kept K]
 
 N orchestrations x 3 sequential activities (``x + 1``). K runtime
 subprocesses (role "all") share one fresh schema; this process is only the
@@ -15,7 +15,9 @@ are bound by the database's fsync latency); ``--prestart`` creates them all
 before the runtimes start and times only the runtimes' drain (from the
 first runtime being up to the last completion). ``--long`` runs the long
 workload instead: one instance of N sequential activities, timed from its
-start to its completion (ms and commits per step).
+start to its completion (ms and commits per step). ``--kept K`` puts K
+finished instances (two history events each) in the tables first, as a
+deployment that keeps them would have.
 
 ``cpu`` in the output: the client's CPU seconds over the timed phase and
 each runtime process's from its start-up to its stop (what the work cost,
@@ -39,6 +41,7 @@ import uuid
 from typing import Any
 
 import perdure
+from perdure.providers._pg_schema import quote_ident
 from perdure.providers.postgres import PostgresProvider
 
 
@@ -241,6 +244,7 @@ async def drive(args: argparse.Namespace, url: str) -> dict[str, object]:
         "workload": "chain",
         "storage": "postgres",
         "n": args.n,
+        "kept": args.kept,
         "procs": args.procs,
         "starts": "before" if args.prestart else f"{args.start_tasks} callers",
         "oc": args.oc,
@@ -279,8 +283,32 @@ def long_result(
         "errors": bad,
         "commits_per_step": 0.0,  # filled in by drive's caller
         "before": before,
+        "kept": args.kept,
         "client_calls": sum(calls.values()),
     }
+
+
+async def keep_finished(provider: PostgresProvider, k: int) -> None:
+    """Insert *k* finished instances with two history events each.
+
+    As a deployment without ``retention`` keeps them; the table's size is
+    what a step's statements must not depend on (RESULTS.md, tenth session).
+    """
+    s = quote_ident(provider.schema)
+    async with provider._connection() as conn:
+        await conn.execute(
+            f"INSERT INTO {s}.instances (instance_id, name, version,"
+            " execution_id, status, created_at, updated_at, history_len)"
+            " SELECT 'kept-' || g, 'chain', '', 1, 'Completed', g, g, 2"
+            " FROM generate_series(1, %s) g",
+            (k,),
+        )
+        await conn.execute(
+            f"INSERT INTO {s}.history (instance_id, execution_id, event_id, data)"
+            " SELECT 'kept-' || g, 1, e, '{}'"
+            " FROM generate_series(1, %s) g, generate_series(1, 2) e",
+            (k,),
+        )
 
 
 async def main() -> None:
@@ -305,6 +333,13 @@ async def main() -> None:
         "--long",
         action="store_true",
         help="one instance of N sequential activities instead of N chains",
+    )
+    ap.add_argument(
+        "--kept",
+        type=int,
+        default=0,
+        metavar="K",
+        help="K finished instances in the table before the run (none purged)",
     )
     ap.add_argument("--serve", metavar="URL", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -331,6 +366,8 @@ async def main() -> None:
     provider = PostgresProvider(url)
     await provider.open()
     try:
+        if args.kept:
+            await keep_finished(provider, args.kept)
         result = await drive(args, url)
         if args.long:
             # Counted after the runtimes stopped (drive's finally), so that
