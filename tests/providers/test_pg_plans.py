@@ -1,19 +1,19 @@
 """No provider statement reads a whole table once the tables are mid-sized.
 
-Regression (issue 17): PostgreSQL assumes 100 rows for a JSON or array
-parameter, and for 100 rows it joined ``instances`` (and the queue tables)
-by a hash join over a sequential scan of every row, until a table passed
-~30,000 rows. A sequential workflow commits one turn at a time, so with
-10,000 finished instances kept a step cost 3.2 ms instead of 0.87 (5.6 ms
-at 20,000). Such a cliff is invisible to every functional test, so this one
-audits plans: a real runtime and client run a mixed workload (activities,
-timers, events, a sub-orchestration, a race whose loser is cancelled,
-continue-as-new, heartbeats and lease renewals, cancel, delete, listing)
-on tables holding 20,000 finished instances and 5,000 parked queue rows,
-analyzed as the runtime's own ANALYZE (`_pg_vacuum`) or autovacuum leaves
-them, and PostgreSQL's ``auto_explain`` reports the plan of every statement
-as it runs. None may scan ``instances``, ``history``, ``messages`` or
-``activities`` sequentially.
+Regression (issue 17): PostgreSQL assumes 100 rows for a JSON parameter,
+and for 100 rows it joined ``instances`` by a hash join over a sequential
+scan of every row, until the table passed ~30,000 rows. A sequential
+workflow commits one turn at a time, so with 10,000 finished instances
+kept a step cost 3.1 ms instead of 0.74 (4.6 ms at 20,000). Such a cliff is
+invisible to every functional test, so this one audits plans: a real
+runtime and client run a mixed workload (activities, timers, events, a
+sub-orchestration, a race whose loser is cancelled, continue-as-new,
+heartbeats and lease renewals, completions from a second runtime, cancel,
+delete, listing) on tables holding 20,000 finished instances and 5,000
+parked queue rows, analyzed as the runtime's own ANALYZE (`_pg_vacuum`) or
+autovacuum leaves them, and PostgreSQL's ``auto_explain`` reports the plan
+of every statement as it runs. None may scan ``instances``, ``history``,
+``messages`` or ``activities`` sequentially.
 """
 
 from __future__ import annotations
