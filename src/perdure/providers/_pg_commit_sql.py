@@ -31,7 +31,7 @@ went back to the index). ``ANY`` of an array is an index condition whose
 elements are the batch's few instance ids, so the table is read at the
 rows the batch touches, whatever its size; single instance lookups (a sent
 message's target) are correlated scalar subqueries, which are never turned
-into joins. `tests/providers/test_pg_plans.py` audits the plan of every
+into joins. `tests/providers/test_plans.py` audits the plan of every
 statement the provider runs on tables of that size.
 
 The queue tables (``activities``, ``messages``) keep plain joins: their

@@ -14,13 +14,22 @@ parked queue rows, analyzed as the runtime's own ANALYZE (`_pg_vacuum`) or
 autovacuum leaves them, and PostgreSQL's ``auto_explain`` reports the plan
 of every statement as it runs. None may scan ``instances``, ``history``,
 ``messages`` or ``activities`` sequentially.
+
+The same workload runs on a SQLite file of the same size, each statement
+SQLite runs is traced, and ``EXPLAIN QUERY PLAN`` of each must not scan
+one of those tables either (whole or through an index not searched by a
+key): a missing index would show up here before it shows up as a slow
+deployment.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
+import re
+import sqlite3
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -231,4 +240,76 @@ async def test_no_statement_scans_a_big_table(
         for p in plans
         if any(True for _ in _seq_scans(p["Plan"]))
     }
+    assert not scans, json.dumps(scans, indent=1)
+
+
+def _fill_sqlite(path: str) -> None:
+    """The same finished instances, history and parked queue rows."""
+    with contextlib.closing(sqlite3.connect(path)) as conn, conn:
+        conn.execute(
+            "WITH RECURSIVE g(v) AS (SELECT 1 UNION ALL SELECT v + 1 FROM g"
+            " WHERE v < ?) INSERT INTO instances (instance_id, name, version,"
+            " execution_id, status, created_at, updated_at, history_len)"
+            " SELECT 'done-' || v, 'plans.seq', '', 1, 'Completed', v, v, 2 FROM g",
+            (_ROWS,),
+        )
+        conn.execute(
+            "INSERT INTO history (instance_id, execution_id, event_id, data)"
+            " SELECT instance_id, 1, e.v, '{}' FROM instances,"
+            " (SELECT 1 AS v UNION ALL SELECT 2) e"
+        )
+        conn.execute(
+            "INSERT INTO messages (instance_id, kind, body, visible_at,"
+            " occurred_at) SELECT instance_id, 'event', '{}', 1e12, 1e12"
+            " FROM instances LIMIT ?",
+            (_ROWS // 4,),
+        )
+        conn.execute(
+            "INSERT INTO activities (instance_id, execution_id, event_id, name,"
+            " body, visible_at) SELECT instance_id, 1, 1, 'plans.nobody', '{}',"
+            " 1e12 FROM instances LIMIT ?",
+            (_ROWS // 4,),
+        )
+
+
+# "SCAN t" reads the whole table; "SCAN t USING [COVERING] INDEX i" the
+# whole index. A keyed read is "SEARCH t USING ...".
+_SCAN = re.compile(r"SCAN (\w+)")
+
+
+async def test_no_sqlite_statement_scans_a_big_table(tmp_path: Any) -> None:
+    path = str(tmp_path / "plans.db")
+    url = f"sqlite:///{path}"
+    async with perdure.Client(url) as client:
+        await client.get_status("none")  # creates and migrates the file
+    _fill_sqlite(path)
+
+    statements: set[str] = set()
+    connect = sqlite3.connect
+
+    def traced(*args: Any, **kwargs: Any) -> sqlite3.Connection:
+        conn: sqlite3.Connection = connect(*args, **kwargs)
+        conn.set_trace_callback(statements.add)  # with the values inlined
+        return conn
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(sqlite3, "connect", traced)
+        await _workload(url)
+
+    # The workload reached the statements that matter.
+    for needle in ("INSERT INTO instances", "DELETE FROM activities", "history"):
+        assert any(needle in text for text in statements), needle
+    scans: dict[str, list[str]] = {}
+    with contextlib.closing(connect(path)) as conn:
+        for text in statements:
+            if not re.match(r"(?is)\s*(select|insert|update|delete|with)\b", text):
+                continue  # BEGIN, COMMIT, PRAGMA, SAVEPOINT ...
+            plan = conn.execute("EXPLAIN QUERY PLAN " + text).fetchall()
+            bad = [
+                row[-1]
+                for row in plan
+                if (m := _SCAN.match(row[-1])) and m.group(1) in _BIG
+            ]
+            if bad:
+                scans[text[:200]] = bad
     assert not scans, json.dumps(scans, indent=1)
