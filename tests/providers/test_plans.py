@@ -277,9 +277,9 @@ def _fill_sqlite(path: str) -> None:
 _SCAN = re.compile(r"SCAN (\w+)")
 
 
-async def test_no_sqlite_statement_scans_a_big_table(tmp_path: Any) -> None:
-    path = str(tmp_path / "plans.db")
-    url = f"sqlite:///{path}"
+async def test_no_sqlite_statement_scans_a_big_table(sqlite_url: str) -> None:
+    url = sqlite_url
+    path = url.removeprefix("sqlite:///")
     async with perdure.Client(url) as client:
         await client.get_status("none")  # creates and migrates the file
     _fill_sqlite(path)
