@@ -2,6 +2,7 @@
 
 Usage: python pg_chain.py N [--procs K] [--url URL] [--oc K] [--ac K]
                            [--start-tasks C | --prestart | --long] [--kept K]
+                           [--leased K]
 
 N orchestrations x 3 sequential activities (``x + 1``). K runtime
 subprocesses (role "all") share one fresh schema; this process is only the
@@ -17,7 +18,9 @@ first runtime being up to the last completion). ``--long`` runs the long
 workload instead: one instance of N sequential activities, timed from its
 start to its completion (ms and commits per step). ``--kept K`` puts K
 finished instances (two history events each) in the tables first, as a
-deployment that keeps them would have.
+deployment that keeps them would have. ``--leased K`` puts K activity
+items held by other workers (long-running activities in flight elsewhere)
+in the table for the whole run.
 
 ``cpu`` in the output: the client's CPU seconds over the timed phase and
 each runtime process's from its start-up to its stop (what the work cost,
@@ -245,6 +248,7 @@ async def drive(args: argparse.Namespace, url: str) -> dict[str, object]:
         "storage": "postgres",
         "n": args.n,
         "kept": args.kept,
+        "leased": args.leased,
         "procs": args.procs,
         "starts": "before" if args.prestart else f"{args.start_tasks} callers",
         "oc": args.oc,
@@ -284,6 +288,7 @@ def long_result(
         "commits_per_step": 0.0,  # filled in by drive's caller
         "before": before,
         "kept": args.kept,
+        "leased": args.leased,
         "client_calls": sum(calls.values()),
     }
 
@@ -309,6 +314,32 @@ async def keep_finished(provider: PostgresProvider, k: int) -> None:
             " FROM generate_series(1, %s) g, generate_series(1, 2) e",
             (k,),
         )
+
+
+async def keep_leased(provider: PostgresProvider, k: int) -> None:
+    """Insert *k* activity items held by other workers, with their instances.
+
+    As long-running activities in flight elsewhere would be (leased far
+    ahead, of a name no runtime here serves); how many are in flight is
+    what a step's acknowledgement must not depend on.
+    """
+    s = quote_ident(provider.schema)
+    async with provider._connection() as conn:
+        await conn.execute(
+            f"INSERT INTO {s}.instances (instance_id, name, version,"
+            " execution_id, status, created_at, updated_at, history_len)"
+            " SELECT 'held-' || g, 'chain', '', 1, 'Running', g, g, 2"
+            " FROM generate_series(1, %s) g",
+            (k,),
+        )
+        await conn.execute(
+            f"INSERT INTO {s}.activities (instance_id, execution_id, event_id,"
+            " name, body, visible_at, lock_token, attempt)"
+            " SELECT 'held-' || g, 1, 2, 'elsewhere', '{}', 1e12, 'tok-' || g, 1"
+            " FROM generate_series(1, %s) g",
+            (k,),
+        )
+        await conn.execute(f"ANALYZE {s}.instances, {s}.activities")
 
 
 async def main() -> None:
@@ -341,6 +372,13 @@ async def main() -> None:
         metavar="K",
         help="K finished instances in the table before the run (none purged)",
     )
+    ap.add_argument(
+        "--leased",
+        type=int,
+        default=0,
+        metavar="K",
+        help="K activity items held by other workers during the run",
+    )
     ap.add_argument("--serve", metavar="URL", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.serve:
@@ -368,6 +406,8 @@ async def main() -> None:
     try:
         if args.kept:
             await keep_finished(provider, args.kept)
+        if args.leased:
+            await keep_leased(provider, args.leased)
         result = await drive(args, url)
         if args.long:
             # Counted after the runtimes stopped (drive's finally), so that

@@ -171,7 +171,7 @@ async def _complete(
     for r in results:
         m = r.message
         rows.add(r.id, r.lock_token, r.instance_id, m.kind, m.body, m.visible_at, m.key)
-    got = await raw.fetch(conn, sql, {"r": rows.dumps(), **wake})
+    got = await raw.fetch(conn, sql, {"r": rows.dumps(), "n": len(rows.rows), **wake})
     # The statement returns (delivered, woken); only the first is ours.
     return int(got[0][0] or 0)
 
@@ -288,7 +288,10 @@ _COLUMNS = {
 def commit_params(
     turns: Sequence[TurnCommit], indexes: Sequence[int]
 ) -> dict[str, Any]:
-    """Array parameters committing ``turns[i]`` for each ``i`` in *indexes*.
+    """Parameters committing ``turns[i]`` for each ``i`` in *indexes*.
+
+    One JSON text per row group, and ``one``, the instance id, when
+    *indexes* holds one turn.
 
     Work scheduled and cancelled within one turn, and keyed messages sent
     and dropped within one turn, are left out here: the statement's steps
@@ -297,7 +300,12 @@ def commit_params(
     groups = {name: _Rows(columns) for name, columns in _COLUMNS.items()}
     for idx in indexes:
         _add_turn(groups, idx, turns[idx])
-    return {name: group.dumps() for name, group in groups.items()}
+    params = {name: group.dumps() for name, group in groups.items()}
+    if len(indexes) == 1:
+        # A batch of one turn names its instance: the statement then reaches
+        # its row by the key whatever the table's size (_pg_commit_sql).
+        params["one"] = turns[indexes[0]].instance_id
+    return params
 
 
 def _add_turn(groups: dict[str, _Rows], idx: int, turn: TurnCommit) -> None:

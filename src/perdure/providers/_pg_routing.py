@@ -71,8 +71,15 @@ def _claim(s: str) -> str:
         " routes AS (SELECT r.name, %(n)s::bigint AS want"
         " FROM unnest(%(names)s::text[]) AS r(name)"
         " UNION ALL SELECT lim.name, least(%(n)s::bigint,"
-        f" lim.conc - (SELECT count(*) FROM {s}.activities a WHERE a.name = lim.name"
-        f" AND a.lock_token IS NOT NULL AND a.visible_at > {NOW}),"
+        # Leased items of the name counted up to the limit only (at the
+        # limit the name is full either way): an index-only scan of
+        # activities_leased that stops there, not a count of every item in
+        # flight (a full scan when thousands are, 1 ms against 0.05).
+        " lim.conc - (SELECT count(*) FROM (SELECT 1"
+        f" FROM {s}.activities a WHERE a.name = lim.name"
+        f" AND a.lock_token IS NOT NULL AND a.visible_at > {NOW}"
+        # (In the index's order, so no plan sorts every item in flight.)
+        " ORDER BY a.visible_at DESC LIMIT lim.conc) AS held),"
         f" lim.rate - (SELECT count(*) FROM {s}.activity_limits r,"
         " unnest(r.starts) AS t(at) WHERE r.name = lim.name"
         f" AND t.at > {NOW} - lim.per)) FROM lim),"

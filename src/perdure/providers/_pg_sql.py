@@ -308,11 +308,15 @@ def _fetch_orchestrations(s: str) -> str:
 def _complete_activities(s: str) -> str:
     # Only items still held under the caller's token are deleted, and only
     # those produce a message (if their instance still exists): duplicate
-    # and stale completions are dropped here.
+    # and stale completions are dropped here. LIMIT n (the number of
+    # results) tells the planner how few rows the JSON holds: guessing 100,
+    # it deleted by a hash join over a sequential scan of every activity
+    # row, in flight or dead (0.6 ms with 3,000 items in flight elsewhere,
+    # against 0.13 by the key).
     return (
         "WITH r AS (SELECT * FROM json_to_recordset(%(r)s::json) AS r(id bigint,"
         " token text, iid text, kind text, body text, vis float8, key text,"
-        " pos int)),"
+        " pos int) LIMIT %(n)s),"
         f" done AS (DELETE FROM {s}.activities a USING r"
         " WHERE a.id = r.id AND a.lock_token = r.token RETURNING a.id),"
         f" sent AS (INSERT INTO {s}.messages (instance_id, kind, body, visible_at,"
