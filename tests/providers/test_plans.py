@@ -9,11 +9,14 @@ invisible to every functional test, so this one audits plans: a real
 runtime and client run a mixed workload (activities, timers, events, a
 sub-orchestration, a race whose loser is cancelled, continue-as-new,
 heartbeats and lease renewals, completions from a second runtime, cancel,
-delete, listing) on tables holding 20,000 finished instances and 5,000
-parked queue rows, analyzed as the runtime's own ANALYZE (`_pg_vacuum`) or
-autovacuum leaves them, and PostgreSQL's ``auto_explain`` reports the plan
-of every statement as it runs. None may scan ``instances``, ``history``,
-``messages`` or ``activities`` sequentially.
+delete, listing) on tables holding 20,000 finished instances, 5,000
+parked queue rows and 5,000 activity items leased by other workers,
+analyzed as the runtime's own ANALYZE (`_pg_vacuum`) or autovacuum leaves
+them, and PostgreSQL's ``auto_explain`` reports the plan of every statement
+as it runs. None may scan ``instances``, ``history``, ``messages`` or
+``activities`` sequentially, nor read a whole index of one outside a
+``LIMIT`` (regression, eleventh session: a step's acknowledgement and a
+completion read every item in flight).
 
 The same workload runs on a SQLite file of the same size, each statement
 SQLite runs is traced, and ``EXPLAIN QUERY PLAN`` of each must not scan
@@ -268,7 +271,7 @@ async def test_no_statement_scans_a_big_table(
 
 
 def _fill_sqlite(path: str) -> None:
-    """The same finished instances, history and parked queue rows."""
+    """The same finished instances, history, parked and leased queue rows."""
     with contextlib.closing(sqlite3.connect(path)) as conn, conn:
         conn.execute(
             "WITH RECURSIVE g(v) AS (SELECT 1 UNION ALL SELECT v + 1 FROM g"
@@ -292,6 +295,13 @@ def _fill_sqlite(path: str) -> None:
             "INSERT INTO activities (instance_id, execution_id, event_id, name,"
             " body, visible_at) SELECT instance_id, 1, 1, 'plans.nobody', '{}',"
             " 1e12 FROM instances LIMIT ?",
+            (_ROWS // 4,),
+        )
+        conn.execute(
+            "INSERT INTO activities (instance_id, execution_id, event_id, name,"
+            " body, visible_at, lock_token, attempt) SELECT instance_id, 1, 2,"
+            " 'plans.nobody', '{}', 1e12, 'elsewhere-' || instance_id, 1"
+            " FROM instances LIMIT ?",
             (_ROWS // 4,),
         )
 
