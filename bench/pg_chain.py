@@ -293,6 +293,17 @@ def long_result(
     }
 
 
+async def _instances(conn: Any, s: str, prefix: str, status: str, k: int) -> None:
+    """Insert *k* instances ``<prefix>-1`` .. of status *status* in schema *s*."""
+    await conn.execute(
+        f"INSERT INTO {s}.instances (instance_id, name, version,"
+        " execution_id, status, created_at, updated_at, history_len)"
+        " SELECT %s || '-' || g, 'chain', '', 1, %s, g, g, 2"
+        " FROM generate_series(1, %s) g",
+        (prefix, status, k),
+    )
+
+
 async def keep_finished(provider: PostgresProvider, k: int) -> None:
     """Insert *k* finished instances with two history events each.
 
@@ -301,13 +312,7 @@ async def keep_finished(provider: PostgresProvider, k: int) -> None:
     """
     s = quote_ident(provider.schema)
     async with provider._connection() as conn:
-        await conn.execute(
-            f"INSERT INTO {s}.instances (instance_id, name, version,"
-            " execution_id, status, created_at, updated_at, history_len)"
-            " SELECT 'kept-' || g, 'chain', '', 1, 'Completed', g, g, 2"
-            " FROM generate_series(1, %s) g",
-            (k,),
-        )
+        await _instances(conn, s, "kept", "Completed", k)
         await conn.execute(
             f"INSERT INTO {s}.history (instance_id, execution_id, event_id, data)"
             " SELECT 'kept-' || g, 1, e, '{}'"
@@ -325,13 +330,7 @@ async def keep_leased(provider: PostgresProvider, k: int) -> None:
     """
     s = quote_ident(provider.schema)
     async with provider._connection() as conn:
-        await conn.execute(
-            f"INSERT INTO {s}.instances (instance_id, name, version,"
-            " execution_id, status, created_at, updated_at, history_len)"
-            " SELECT 'held-' || g, 'chain', '', 1, 'Running', g, g, 2"
-            " FROM generate_series(1, %s) g",
-            (k,),
-        )
+        await _instances(conn, s, "held", "Running", k)
         await conn.execute(
             f"INSERT INTO {s}.activities (instance_id, execution_id, event_id,"
             " name, body, visible_at, lock_token, attempt)"

@@ -12,16 +12,22 @@ suite asks of its user, ``backend``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from perdure.providers import Provider
 from perdure.providers.conformance import Backend, kit, provider, run
+from perdure.providers.postgres import PostgresProvider
 from perdure.providers.sqlite import SqliteProvider
+
+FreshPostgres = Callable[..., AbstractAsyncContextManager[PostgresProvider]]
 
 
 def _postgres_backend() -> Iterator[Backend]:
@@ -74,3 +80,24 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]
 
 
 __all__ = ["backend", "kit", "provider", "run"]
+
+
+@pytest.fixture
+def fresh_pg(pg_url: str) -> FreshPostgres:
+    """Open a `PostgresProvider` (its keyword options) on a fresh schema.
+
+    The schema is dropped and the provider closed when the block ends.
+    """
+
+    @contextlib.asynccontextmanager
+    async def opened(**options: Any) -> AsyncIterator[PostgresProvider]:
+        schema = f"perdure_t_{uuid.uuid4().hex[:10]}"
+        provider = PostgresProvider(pg_url, schema=schema, **options)
+        await provider.open()
+        try:
+            yield provider
+        finally:
+            await provider.drop_schema()
+            await provider.close()
+
+    return opened

@@ -16,13 +16,17 @@ from __future__ import annotations
 
 import itertools
 import json
-import uuid
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 from perdure.providers import _pg_raw as raw
 from perdure.providers._pg_commit_sql import GROUPS, CommitSql
 from perdure.providers._pg_schema import quote_ident
 from perdure.providers.postgres import PostgresProvider
+
+# The fresh_pg fixture (conftest): opens a provider on a fresh schema.
+FreshPostgres = Callable[..., AbstractAsyncContextManager[PostgresProvider]]
 
 _STEPS = {
     "a": ("acked AS", "acks AS"),
@@ -80,12 +84,8 @@ def test_the_same_shape_is_the_same_text() -> None:
     assert sql.text(_params(("e", "w")), True) != first
 
 
-async def test_every_shape_runs_on_a_migrated_schema(pg_url: str) -> None:
-    provider = PostgresProvider(
-        pg_url, schema=f"perdure_shapes_{uuid.uuid4().hex[:10]}"
-    )
-    await provider.open()
-    try:
+async def test_every_shape_runs_on_a_migrated_schema(fresh_pg: FreshPostgres) -> None:
+    async with fresh_pg() as provider:
         sql = provider._sql.commit
         empty = {"t": "[]", **dict.fromkeys(GROUPS, "[]")}
         async with provider._connection() as conn:
@@ -98,9 +98,6 @@ async def test_every_shape_runs_on_a_migrated_schema(pg_url: str) -> None:
                     params["one"] = "nobody"
                 rows = await raw.fetch(conn, text, params)
                 assert json.loads(rows[0][0] or "") == [[], 0, [], []], groups
-    finally:
-        await provider.drop_schema()
-        await provider.close()
 
 
 def _loops_over(plan: dict[str, Any], cte: str) -> list[int]:
@@ -114,18 +111,16 @@ def _loops_over(plan: dict[str, Any], cte: str) -> list[int]:
 
 
 async def test_a_batch_checks_its_held_items_once_not_once_per_turn(
-    pg_url: str,
+    fresh_pg: FreshPostgres,
 ) -> None:
     # Regression (issue 17): the guard "every acknowledged item is still
     # held" was correlated to each turn, and the planner, expecting one
     # turn, ran it once per turn, each time reading every acknowledged item
     # of the batch: quadratic in the batch size (5.5 of 7.6 ms of server
     # time for a batch of 110 fused turns).
-    provider = PostgresProvider(pg_url, schema=f"perdure_acks_{uuid.uuid4().hex[:10]}")
-    await provider.open()
-    s = quote_ident(provider.schema)
     n = 40
-    try:
+    async with fresh_pg() as provider:
+        s = quote_ident(provider.schema)
         async with provider._connection() as conn:
             turns, acked = [], []
             for i in range(n):
@@ -167,9 +162,6 @@ async def test_a_batch_checks_its_held_items_once_not_once_per_turn(
             # was deleted with it.
             cursor = await conn.execute(f"SELECT count(*) FROM {s}.activities")
             assert await cursor.fetchone() == (0,)
-    finally:
-        await provider.drop_schema()
-        await provider.close()
 
 
 def _rows_read(plan: dict[str, Any], tables: frozenset[str]) -> dict[str, int]:
@@ -185,18 +177,18 @@ def _rows_read(plan: dict[str, Any], tables: frozenset[str]) -> dict[str, int]:
     return read
 
 
-async def test_a_step_reads_its_own_rows_whatever_is_in_flight(pg_url: str) -> None:
+async def test_a_step_reads_its_own_rows_whatever_is_in_flight(
+    fresh_pg: FreshPostgres,
+) -> None:
     # Regression (issue 17, eleventh session): a sequential workflow's
     # fused step checked "the item it acknowledges is still held" with NOT
     # EXISTS, which PostgreSQL planned as an anti-join over every activity
     # row, and "no due message it did not see" as one over every due
     # message. With 3,000 items in flight elsewhere a step took 1.65 ms
     # instead of 0.99 (`bench/pg_chain.py 2000 --long --leased 3000`).
-    provider = PostgresProvider(pg_url, schema=f"perdure_step_{uuid.uuid4().hex[:10]}")
-    await provider.open()
-    s = quote_ident(provider.schema)
     k = 3000
-    try:
+    async with fresh_pg() as provider:
+        s = quote_ident(provider.schema)
         async with provider._connection() as conn:
             await conn.execute(
                 f"INSERT INTO {s}.instances (instance_id, name, version,"
@@ -267,6 +259,3 @@ async def test_a_step_reads_its_own_rows_whatever_is_in_flight(pg_url: str) -> N
                 f"SELECT count(*) FROM {s}.activities WHERE instance_id = 'x'"
             )
             assert await cursor.fetchone() == (1,)  # the new one, not "mine"
-    finally:
-        await provider.drop_schema()
-        await provider.close()

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import psycopg
@@ -23,18 +23,8 @@ from perdure.providers._pg_conn import TransientStorageError
 from perdure.providers.conformance import Kit
 from perdure.providers.postgres import PostgresProvider
 
-
-@contextlib.asynccontextmanager
-async def opened(url: str, **kw: Any) -> AsyncIterator[PostgresProvider]:
-    provider = PostgresProvider(
-        url, schema=f"perdure_kept_{uuid.uuid4().hex[:10]}", **kw
-    )
-    await provider.open()
-    try:
-        yield provider
-    finally:
-        await provider.drop_schema()
-        await provider.close()
+# The fresh_pg fixture (conftest): opens a provider on a fresh schema.
+FreshPostgres = Callable[..., AbstractAsyncContextManager[PostgresProvider]]
 
 
 async def _step(provider: PostgresProvider, iid: str) -> bool:
@@ -55,8 +45,8 @@ def _kept(provider: PostgresProvider) -> psycopg.AsyncConnection[Any] | None:
     return provider._kept._conn
 
 
-async def test_commits_reuse_one_connection(pg_url: str) -> None:
-    async with opened(pg_url) as provider:
+async def test_commits_reuse_one_connection(fresh_pg: FreshPostgres) -> None:
+    async with fresh_pg() as provider:
         assert await _step(provider, "a")
         conn = _kept(provider)
         assert conn is not None
@@ -67,8 +57,10 @@ async def test_commits_reuse_one_connection(pg_url: str) -> None:
         assert conn.info.backend_pid == pid
 
 
-async def test_a_failed_connection_is_replaced(pg_url: str) -> None:
-    async with opened(pg_url) as provider:
+async def test_a_failed_connection_is_replaced(
+    pg_url: str, fresh_pg: FreshPostgres
+) -> None:
+    async with fresh_pg() as provider:
         assert await _step(provider, "a")
         conn = _kept(provider)
         assert conn is not None
@@ -92,8 +84,8 @@ async def test_a_failed_connection_is_replaced(pg_url: str) -> None:
         assert await _step(provider, "e")
 
 
-async def test_commits_at_once_both_go_through(pg_url: str) -> None:
-    async with opened(pg_url) as provider:
+async def test_commits_at_once_both_go_through(fresh_pg: FreshPostgres) -> None:
+    async with fresh_pg() as provider:
         for n in range(4):
             await provider.create_instance(Kit.new(f"i{n}"))
         items = await provider.fetch_orchestrations(10, 30.0)
@@ -105,16 +97,16 @@ async def test_commits_at_once_both_go_through(pg_url: str) -> None:
         assert list(oks) == [[True, True], [True, True]]
 
 
-async def test_a_small_pool_keeps_nothing(pg_url: str) -> None:
-    async with opened(pg_url, max_size=2) as provider:
+async def test_a_small_pool_keeps_nothing(fresh_pg: FreshPostgres) -> None:
+    async with fresh_pg(max_size=2) as provider:
         assert await _step(provider, "a")
         assert _kept(provider) is None
 
 
 async def test_the_kept_connection_is_refreshed(
-    pg_url: str, monkeypatch: pytest.MonkeyPatch
+    fresh_pg: FreshPostgres, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    async with opened(pg_url) as provider:
+    async with fresh_pg() as provider:
         monkeypatch.setattr(_pg_kept, "REFRESH", 0.0)
         assert await _step(provider, "a")
         assert _kept(provider) is None  # given back after its use
@@ -123,8 +115,8 @@ async def test_the_kept_connection_is_refreshed(
         assert _kept(provider) is not None
 
 
-async def test_a_clients_verbs_reuse_it_too(pg_url: str) -> None:
-    async with opened(pg_url) as provider:
+async def test_a_clients_verbs_reuse_it_too(fresh_pg: FreshPostgres) -> None:
+    async with fresh_pg() as provider:
         await provider.create_instance(Kit.new("a"))
         conn = _kept(provider)
         assert conn is not None
